@@ -1,0 +1,419 @@
+/**
+ * The default agent: a deterministic, offline stand-in for an AI agent.
+ *
+ * Protocol (see runner/src/sandbox/agent-protocol.ts):
+ * - stdin: one line of JSON (the request); stdin then stays open, so only the first line is read.
+ * - stdout: newline-delimited JSON events: `text` deltas, then one final `result`.
+ *
+ * Behaviour: answers `Test response: <message>`, runs fenced sh/bash/python/js code blocks in
+ * /workspace, and understands `/create-agent <name>: <description>` and `/component ...` lines.
+ * Only Node built-ins, and as few of them as possible: it starts once per request.
+ */
+import { spawn } from 'node:child_process';
+
+interface HistoryEntry {
+  role: 'user' | 'agent';
+  text: string;
+}
+
+interface AgentRequest {
+  protocol: 1;
+  runId: string;
+  userId: string;
+  conversationId: string;
+  message: string;
+  history: HistoryEntry[];
+}
+
+interface Component {
+  type: string;
+  [key: string]: unknown;
+}
+
+interface CreatedAgent {
+  name: string;
+  description: string;
+  instructions: string;
+}
+
+interface CodeBlock {
+  lang: string;
+  code: string;
+}
+
+/** A line of the message outside code blocks; `fence` marks an opening fence line. */
+interface ProseLine {
+  text: string;
+  fence: boolean;
+}
+
+const WORKSPACE = '/workspace';
+const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+const MAX_OUTPUT_BYTES = 64 * 1024;
+/** The runner rejects text and deltas longer than 1,000,000 characters. */
+const MAX_REPLY_CHARS = 1_000_000;
+const MAX_COMPONENT_JSON = 64 * 1024;
+const MAX_NAME = 100;
+const MAX_DESCRIPTION = 1000;
+const MAX_INSTRUCTIONS = 20_000;
+const MAX_TABLE_ROWS = 50;
+const MAX_TABLE_COLUMNS = 10;
+const MAX_BUTTONS = 10;
+const REPLY_TRUNCATED = '\n[reply truncated]';
+
+const SHELL = { command: 'sh', args: ['-s'] };
+const BASH = { command: 'bash', args: ['-s'] };
+// -u: unbuffered, so print() output and tracebacks arrive in the order they happen.
+const PYTHON = { command: 'python3', args: ['-u', '-'] };
+const NODE = { command: process.execPath, args: ['-'] };
+const INTERPRETERS: ReadonlyMap<string, { command: string; args: string[] }> = new Map([
+  ['sh', SHELL],
+  ['shell', SHELL],
+  ['bash', BASH],
+  ['python', PYTHON],
+  ['python3', PYTHON],
+  ['py', PYTHON],
+  ['js', NODE],
+  ['javascript', NODE],
+  ['node', NODE],
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function writeEvent(event: object): void {
+  process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+/** The reply so far; every piece is also emitted as a `text` delta. */
+const reply = { text: '', full: false };
+
+function say(delta: string): void {
+  if (reply.full || delta === '') return;
+  const room = MAX_REPLY_CHARS - REPLY_TRUNCATED.length - reply.text.length;
+  if (delta.length > room) {
+    delta = delta.slice(0, Math.max(0, room)) + REPLY_TRUNCATED;
+    reply.full = true;
+  }
+  reply.text += delta;
+  writeEvent({ type: 'text', delta });
+}
+
+function finish(status: 'ok' | 'error', component: Component | null, agent: CreatedAgent | null): void {
+  const line = JSON.stringify({ type: 'result', text: reply.text, status, component, agent }) + '\n';
+  // Writes to pipes and files are synchronous on Linux; the callback makes sure anyway.
+  process.stdout.write(line, () => process.exit(0));
+}
+
+function fail(message: string): void {
+  process.stderr.write(`agent: ${message}\n`);
+  say(message);
+  finish('error', null, null);
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+/** Reads stdin up to the first newline (or EOF), then lets stdin go: the runner keeps it open. */
+function readFirstLine(): Promise<{ line: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const stdin = process.stdin;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const settle = (result: { line: string } | { error: string }): void => {
+      if (done) return;
+      done = true;
+      stdin.off('data', onData);
+      stdin.pause();
+      stdin.destroy();
+      resolve(result);
+    };
+    const lineOf = (buffers: Buffer[]): { line: string } => {
+      const text = Buffer.concat(buffers).toString('utf8');
+      return { line: text.endsWith('\r') ? text.slice(0, -1) : text };
+    };
+    const onData = (chunk: Buffer): void => {
+      const newline = chunk.indexOf(0x0a);
+      if (newline === -1) {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size > MAX_REQUEST_BYTES) settle({ error: `Invalid request: longer than ${MAX_REQUEST_BYTES} bytes.` });
+        return;
+      }
+      chunks.push(chunk.subarray(0, newline));
+      settle(lineOf(chunks));
+    };
+    stdin.on('data', onData);
+    stdin.on('end', () => settle(size > 0 ? lineOf(chunks) : { error: 'Invalid request: no request line on stdin.' }));
+    stdin.on('error', (err) => settle({ error: `Invalid request: cannot read stdin (${describeError(err)}).` }));
+  });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseRequest(line: string): { request: AgentRequest } | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { error: 'Invalid request: the first line of stdin is not JSON.' };
+  }
+  if (!isObject(json)) return { error: 'Invalid request: expected a JSON object.' };
+  if (json.protocol !== 1) {
+    return { error: `Invalid request: unsupported protocol ${JSON.stringify(json.protocol) ?? 'undefined'} (expected 1).` };
+  }
+  for (const key of ['runId', 'userId', 'conversationId', 'message'] as const) {
+    if (typeof json[key] !== 'string') return { error: `Invalid request: "${key}" must be a string.` };
+  }
+  const history = json.history;
+  if (!Array.isArray(history)) return { error: 'Invalid request: "history" must be an array.' };
+  for (const [i, entry] of history.entries()) {
+    if (!isObject(entry) || (entry.role !== 'user' && entry.role !== 'agent') || typeof entry.text !== 'string') {
+      return { error: `Invalid request: history[${i}] must be {"role":"user"|"agent","text":string}.` };
+    }
+  }
+  return { request: json as unknown as AgentRequest };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Message syntax
+
+const OPEN_FENCE = /^ {0,3}(`{3,})[ \t]*([^`\s]*)[^`]*$/;
+
+/** Splits a message into code blocks and the lines outside them (opening fences included). */
+function scanMessage(message: string): { blocks: CodeBlock[]; prose: ProseLine[] } {
+  const blocks: CodeBlock[] = [];
+  const prose: ProseLine[] = [];
+  const lines = message.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? '';
+    const open = OPEN_FENCE.exec(line);
+    if (!open) {
+      prose.push({ text: line, fence: false });
+      continue;
+    }
+    prose.push({ text: line, fence: true });
+    const ticks = open[1]?.length ?? 3;
+    const close = new RegExp(`^ {0,3}\`{${ticks},}[ \\t]*$`);
+    const code: string[] = [];
+    // An unclosed block runs to the end of the message (as in CommonMark).
+    for (i++; i < lines.length && !close.test(lines[i] ?? ''); i++) code.push(lines[i] ?? '');
+    blocks.push({ lang: (open[2] ?? '').toLowerCase(), code: code.join('\n') });
+  }
+  return { blocks, prose };
+}
+
+const CREATE_AGENT = /^\s*\/create-agent(?:\s+(.*))?$/;
+const COMPONENT = /^\s*\/component(?:\s+(.*))?$/;
+
+function isCommand(line: string): boolean {
+  return CREATE_AGENT.test(line) || COMPONENT.test(line);
+}
+
+/** `/create-agent <name>: <description>`, then instruction lines up to a fence or command. */
+function parseCreateAgent(prose: ProseLine[]): { agent: CreatedAgent } | { error: string } | null {
+  const start = prose.findIndex((l) => !l.fence && CREATE_AGENT.test(l.text));
+  if (start === -1) return null;
+  const rest = (CREATE_AGENT.exec(prose[start]?.text ?? '')?.[1] ?? '').trim();
+  const colon = rest.indexOf(':');
+  if (colon === -1) return { error: 'expected "/create-agent <name>: <description>"' };
+  const name = rest.slice(0, colon).trim();
+  const description = rest.slice(colon + 1).trim();
+  if (name.length < 1 || name.length > MAX_NAME) return { error: `the name must be 1-${MAX_NAME} characters` };
+  if (description.length > MAX_DESCRIPTION) {
+    return { error: `the description must be at most ${MAX_DESCRIPTION} characters` };
+  }
+  const lines: string[] = [];
+  for (const line of prose.slice(start + 1)) {
+    if (line.fence || isCommand(line.text)) break;
+    lines.push(line.text);
+  }
+  let instructions = lines.join('\n').trim();
+  if (instructions === '') instructions = `You are ${name}. ${description}`.trim();
+  return { agent: { name, description, instructions: instructions.slice(0, MAX_INSTRUCTIONS) } };
+}
+
+/** Splits one CSV-ish line: commas separate cells, "double quotes" may wrap a cell. */
+function splitCsv(line: string): string[] {
+  const cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  let inQuotes = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (inQuotes) {
+      if (ch === '"' && line[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') {
+        inQuotes = false;
+      } else {
+        cell += ch;
+      }
+    } else if (ch === '"' && cell.trim() === '' && !quoted) {
+      cell = '';
+      quoted = true;
+      inQuotes = true;
+    } else if (ch === ',') {
+      cells.push(quoted ? cell : cell.trim());
+      cell = '';
+      quoted = false;
+    } else if (!quoted) {
+      cell += ch;
+    }
+  }
+  cells.push(quoted ? cell : cell.trim());
+  return cells;
+}
+
+/** The first `/component` line; `unknown` is its kind when it is unknown or malformed. */
+function parseComponent(prose: ProseLine[]): { component: Component } | { unknown: string } | null {
+  const start = prose.findIndex((l) => !l.fence && COMPONENT.test(l.text));
+  if (start === -1) return null;
+  const rest = (COMPONENT.exec(prose[start]?.text ?? '')?.[1] ?? '').trim();
+  const kind = rest.split(/\s/, 1)[0] ?? '';
+  const args = rest.slice(kind.length).trim();
+  let component: Component | null = null;
+  switch (kind.toLowerCase()) {
+    case 'card': {
+      const colon = args.indexOf(':');
+      const title = colon === -1 ? '' : args.slice(0, colon).trim();
+      if (title !== '') component = { type: 'card', title, body: args.slice(colon + 1).trim() };
+      break;
+    }
+    case 'table': {
+      const lines: string[] = [];
+      for (const line of prose.slice(start + 1)) {
+        if (line.fence || line.text.trim() === '') break;
+        lines.push(line.text);
+      }
+      const [header, ...body] = lines;
+      if (header === undefined) break;
+      const columns = splitCsv(header).slice(0, MAX_TABLE_COLUMNS);
+      const rows = body
+        .slice(0, MAX_TABLE_ROWS)
+        .map((line) => columns.map((_, i) => splitCsv(line)[i] ?? ''));
+      component = { type: 'table', columns, rows };
+      break;
+    }
+    case 'buttons': {
+      const labels = args
+        .split('|')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+      if (labels.length >= 1 && labels.length <= MAX_BUTTONS) {
+        component = { type: 'buttons', buttons: labels.map((label) => ({ label, value: label })) };
+      }
+      break;
+    }
+  }
+  if (component === null || JSON.stringify(component).length > MAX_COMPONENT_JSON) return { unknown: kind };
+  return { component };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Code execution
+
+/** Runs one block with its code on stdin; never rejects. */
+function runBlock(command: string, args: string[], code: string): Promise<{ output: string; status: string }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let truncated = false;
+    let settled = false;
+    const settle = (status: string, failure?: string): void => {
+      if (settled) return;
+      settled = true;
+      let output = failure ?? Buffer.concat(chunks).toString('utf8');
+      if (output.endsWith('\n')) output = output.slice(0, -1);
+      if (truncated) output += (output === '' ? '' : '\n') + '[output truncated]';
+      resolve({ output, status });
+    };
+    const onData = (chunk: Buffer): void => {
+      // Past the limit keep reading (and dropping) so the child never blocks on a full pipe.
+      if (kept < MAX_OUTPUT_BYTES) {
+        const part = chunk.subarray(0, MAX_OUTPUT_BYTES - kept);
+        chunks.push(part);
+        kept += part.length;
+        if (part.length < chunk.length) truncated = true;
+      } else {
+        truncated = true;
+      }
+    };
+    let child;
+    try {
+      child = spawn(command, args, { cwd: WORKSPACE, env: process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (err) {
+      settle('exit -1', `cannot start ${command}: ${describeError(err)}`);
+      return;
+    }
+    const started = child;
+    started.on('error', (err) => {
+      // After a successful start an 'error' (e.g. a failed kill) changes nothing: wait for 'close'.
+      if (started.pid === undefined) settle('exit -1', `cannot start ${command}: ${describeError(err)}`);
+    });
+    started.on('close', (exitCode, signal) => settle(signal ? `signal ${signal}` : `exit ${exitCode ?? -1}`));
+    started.stdout.on('data', onData);
+    started.stderr.on('data', onData);
+    // The child may exit without reading all of its code (EPIPE): that is its business.
+    started.stdin.on('error', () => {});
+    try {
+      started.stdin.end(code.endsWith('\n') ? code : code + '\n');
+    } catch {
+      // Reported through 'error'/'close'.
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
+  const input = await readFirstLine();
+  if ('error' in input) return fail(input.error);
+  const parsed = parseRequest(input.line);
+  if ('error' in parsed) return fail(parsed.error);
+  const message = parsed.request.message;
+
+  say(`Test response: ${message}`);
+  const { blocks, prose } = scanMessage(message);
+  for (const block of blocks) {
+    const interpreter = INTERPRETERS.get(block.lang);
+    if (!interpreter) continue;
+    const { output, status } = await runBlock(interpreter.command, interpreter.args, block.code);
+    say(`\n\n\`\`\`output (${block.lang}, ${status})\n${output}\n\`\`\``);
+  }
+
+  let agent: CreatedAgent | null = null;
+  const created = parseCreateAgent(prose);
+  if (created && 'agent' in created) {
+    agent = created.agent;
+    say(`\n\nCreated agent "${agent.name}".`);
+  } else if (created) {
+    say(`\n\nCould not create agent: ${created.error}.`);
+  }
+
+  let component: Component | null = null;
+  const shown = parseComponent(prose);
+  if (shown && 'component' in shown) component = shown.component;
+  else if (shown) say(`\n\nUnknown component "${shown.unknown}"`);
+
+  finish('ok', component, agent);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`agent: unexpected failure: ${describeError(err)}\n`);
+  if (reply.text === '') say('The agent failed unexpectedly.');
+  finish('error', null, null);
+});

@@ -1,0 +1,201 @@
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+/** Parses an integer from an env string; empty means "use the default". */
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+);
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+/**
+ * Every runner setting: env variable name, default and validator. The README's configuration
+ * table mirrors this object; keep them together.
+ */
+const envSchema = z.object({
+  /** TCP port (0 picks a free one). Default 8081. */
+  PORT: int(0, 65535).default(8081),
+  /** Address to bind. Default 0.0.0.0 (in a container); npm start binds 127.0.0.1. */
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Image every sandbox runs. Default agent-platform/agent-default:latest. */
+  AGENT_IMAGE: z.string().min(1).default('agent-platform/agent-default:latest'),
+  /** Shared secret for local development (>= 16 chars). Default: unset. */
+  RUNNER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Expected `aud` of Google-signed ID tokens (usually the runner's URL). Default: unset. */
+  RUNNER_AUDIENCE: z.string().min(1).optional(),
+  /** Comma-separated service-account emails allowed to call. Default: empty. */
+  RUNNER_ALLOWED_INVOKERS: list.default([]),
+  /** Where Google's token-signing certificates are fetched (PEM JSON). */
+  RUNNER_OIDC_CERTS_URL: z.url().default('https://www.googleapis.com/oauth2/v1/certs'),
+  /** Label value that scopes this runner's containers (and its reaper). Default "default". */
+  RUNNER_ID: z
+    .string()
+    .regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'must be 1-64 of [a-zA-Z0-9_.-]')
+    .default('default'),
+  /** Wall-clock cap of one run, killed from the host. Default 30000 (30 s). */
+  RUN_TIMEOUT_MS: int(1_000, 600_000).default(30_000),
+  /** Sandbox memory (swap is set equal, so no swap). Default 512 MiB. */
+  SANDBOX_MEMORY_BYTES: int(64 * MiB, 64 * 1024 * MiB).default(512 * MiB),
+  /** CPUs per sandbox. Default 1. */
+  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
+  /** Max processes/threads per sandbox. Default 128. */
+  SANDBOX_PIDS_LIMIT: int(8, 100_000).default(128),
+  /** Size of the sandbox's /tmp tmpfs. Default 32 MiB. */
+  SANDBOX_TMP_BYTES: int(1 * MiB, 4096 * MiB).default(32 * MiB),
+  /** Largest file a sandbox may write (RLIMIT_FSIZE). Default 32 MiB. */
+  SANDBOX_FILE_SIZE_BYTES: int(1 * MiB, 4096 * MiB).default(32 * MiB),
+  /** Open files per process (RLIMIT_NOFILE). Default 256. */
+  SANDBOX_NOFILE: int(16, 65_536).default(256),
+  /** Container runtime: runc, or runsc for gVisor if the engine has it. Default runc. */
+  SANDBOX_RUNTIME: z
+    .string()
+    .regex(/^[a-z0-9_.-]+$/)
+    .default('runc'),
+  /** Bytes a user's /workspace may hold. Default 64 MiB. */
+  WORKSPACE_BYTES: int(1 * MiB, 16_384 * MiB).default(64 * MiB),
+  /** Files and directories a user's /workspace may hold. Default 8192. */
+  WORKSPACE_INODES: int(64, 1_000_000).default(8192),
+  /** Cap on the agent's stdout (NDJSON) per run. Default 1 MiB. */
+  OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(1 * MiB),
+  /** Sandboxes running at once, all users. Default 4. */
+  MAX_CONCURRENT_RUNS: int(1, 1024).default(4),
+  /** Requests waiting for a slot, all users. Default 32. */
+  MAX_QUEUED_RUNS: int(0, 10_000).default(32),
+  /** Requests of one user waiting behind that user's running one. Default 2. */
+  MAX_QUEUED_PER_USER: int(0, 100).default(2),
+  /** Largest JSON body accepted. Default 262144 (256 KiB). */
+  MAX_BODY_BYTES: int(1024, 16 * MiB).default(256 * 1024),
+  /** Longest `message`, in characters. Default 32000. */
+  MAX_MESSAGE_CHARS: int(1, 1_000_000).default(32_000),
+  /** How often the reaper looks for orphaned containers. Default 60000 (60 s). */
+  REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
+  /** Emit one JSON log line per request. Default true. */
+  LOG_REQUESTS: bool.default(true),
+});
+
+export type RunnerEnv = z.infer<typeof envSchema>;
+
+export interface RunnerConfig {
+  port: number;
+  host: string;
+  agentImage: string;
+  runnerToken: string | undefined;
+  audience: string | undefined;
+  allowedInvokers: string[];
+  oidcCertsUrl: string;
+  runnerId: string;
+  runTimeoutMs: number;
+  sandbox: {
+    memoryBytes: number;
+    nanoCpus: number;
+    pidsLimit: number;
+    tmpBytes: number;
+    fileSizeBytes: number;
+    nofile: number;
+    runtime: string;
+  };
+  workspaceBytes: number;
+  workspaceInodes: number;
+  outputLimitBytes: number;
+  maxConcurrentRuns: number;
+  maxQueuedRuns: number;
+  maxQueuedPerUser: number;
+  maxBodyBytes: number;
+  maxMessageChars: number;
+  reaperIntervalMs: number;
+  logRequests: boolean;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid runner configuration:\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+/** Reads and validates the runner's configuration; throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
+  // Empty strings mean "unset" so that `FOO= npm start` falls back to the default.
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') cleaned[key] = value.trim();
+  }
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '?');
+        // Never echo a secret's value back.
+        const shown = key === 'RUNNER_TOKEN' ? '(hidden)' : JSON.stringify(cleaned[key]);
+        return `${key}=${shown}: ${i.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (!e.RUNNER_TOKEN && !e.RUNNER_AUDIENCE) {
+    problems.push(
+      'no authentication configured: set RUNNER_AUDIENCE and RUNNER_ALLOWED_INVOKERS (Google ID tokens), or RUNNER_TOKEN (local development)',
+    );
+  }
+  if (e.RUNNER_AUDIENCE && e.RUNNER_ALLOWED_INVOKERS.length === 0) {
+    problems.push('RUNNER_ALLOWED_INVOKERS: must list at least one email when RUNNER_AUDIENCE is set');
+  }
+  // tmpfs pages count against the sandbox's memory cgroup: leave room for the processes.
+  const tmpfsBytes = e.WORKSPACE_BYTES + e.SANDBOX_TMP_BYTES;
+  if (e.SANDBOX_MEMORY_BYTES < tmpfsBytes + 64 * MiB) {
+    problems.push(
+      `SANDBOX_MEMORY_BYTES=${e.SANDBOX_MEMORY_BYTES}: must be at least WORKSPACE_BYTES + SANDBOX_TMP_BYTES + 64 MiB (${tmpfsBytes + 64 * MiB}), because both tmpfs count as sandbox memory`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    agentImage: e.AGENT_IMAGE,
+    runnerToken: e.RUNNER_TOKEN,
+    audience: e.RUNNER_AUDIENCE,
+    allowedInvokers: e.RUNNER_ALLOWED_INVOKERS,
+    oidcCertsUrl: e.RUNNER_OIDC_CERTS_URL,
+    runnerId: e.RUNNER_ID,
+    runTimeoutMs: e.RUN_TIMEOUT_MS,
+    sandbox: {
+      memoryBytes: e.SANDBOX_MEMORY_BYTES,
+      nanoCpus: Math.round(e.SANDBOX_CPUS * 1e9),
+      pidsLimit: e.SANDBOX_PIDS_LIMIT,
+      tmpBytes: e.SANDBOX_TMP_BYTES,
+      fileSizeBytes: e.SANDBOX_FILE_SIZE_BYTES,
+      nofile: e.SANDBOX_NOFILE,
+      runtime: e.SANDBOX_RUNTIME,
+    },
+    workspaceBytes: e.WORKSPACE_BYTES,
+    workspaceInodes: e.WORKSPACE_INODES,
+    outputLimitBytes: e.OUTPUT_LIMIT_BYTES,
+    maxConcurrentRuns: e.MAX_CONCURRENT_RUNS,
+    maxQueuedRuns: e.MAX_QUEUED_RUNS,
+    maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxMessageChars: e.MAX_MESSAGE_CHARS,
+    reaperIntervalMs: e.REAPER_INTERVAL_MS,
+    logRequests: e.LOG_REQUESTS,
+  };
+}
+
+/** A copy of the config safe to log: secrets replaced by whether they are set. */
+export function redactedConfig(config: RunnerConfig): Record<string, unknown> {
+  return { ...config, runnerToken: config.runnerToken ? '(set)' : '(unset)' };
+}

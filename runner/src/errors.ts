@@ -1,0 +1,62 @@
+/**
+ * The runner's error vocabulary. Each maps to one HTTP status in http/app.ts and nowhere else.
+ * Sandbox outcomes (timeout, oom, ...) are not errors: they are RunResult statuses.
+ */
+export abstract class RunnerError extends Error {
+  abstract readonly code: string;
+  abstract readonly httpStatus: number;
+}
+
+/** A request field is missing or invalid. */
+export class InvalidRequestError extends RunnerError {
+  override name = 'InvalidRequestError';
+  readonly code = 'invalid_request';
+  readonly httpStatus = 400;
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
+export class BodyTooLargeError extends RunnerError {
+  override name = 'BodyTooLargeError';
+  readonly code = 'body_too_large';
+  readonly httpStatus = 413;
+}
+
+export class UnauthenticatedError extends RunnerError {
+  override name = 'UnauthenticatedError';
+  readonly code = 'unauthenticated';
+  readonly httpStatus = 401;
+}
+
+/** Too many runs queued, for this user or overall; the client should retry later. */
+export class OverloadedError extends RunnerError {
+  override name = 'OverloadedError';
+  readonly code = 'overloaded';
+  readonly httpStatus = 429;
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The Docker engine or the agent image is not available. */
+export class NotReadyError extends RunnerError {
+  override name = 'NotReadyError';
+  readonly code = 'not_ready';
+  readonly httpStatus = 503;
+}
+
+export class NotFoundError extends RunnerError {
+  override name = 'NotFoundError';
+  readonly code = 'not_found';
+  readonly httpStatus = 404;
+}
+
+/** The client went away before the run finished. */
+export class ClientGoneError extends Error {
+  override name = 'ClientGoneError';
+}

@@ -1,0 +1,84 @@
+/**
+ * Every log line the runner writes lives here, so messages stay consistent and nothing logs a
+ * secret by accident. One JSON object per line (Cloud Logging reads `severity` and `message`).
+ * Lines about a container always carry its id and run id.
+ */
+export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
+
+export interface LogSink {
+  write(line: string): void;
+}
+
+const stdoutSink: LogSink = { write: (line) => process.stdout.write(line + '\n') };
+
+export class Logger {
+  readonly #sink: LogSink;
+  constructor(sink: LogSink = stdoutSink) {
+    this.#sink = sink;
+  }
+
+  #emit(severity: Severity, message: string, fields: Record<string, unknown> = {}): void {
+    this.#sink.write(JSON.stringify({ severity, message, time: new Date().toISOString(), ...fields }));
+  }
+
+  started(port: number, host: string, config: Record<string, unknown>): void {
+    this.#emit('INFO', `runner listening on ${host}:${port}`, { port, config });
+  }
+  configInvalid(problems: string[]): void {
+    this.#emit('ERROR', 'runner refused to start: invalid configuration', { problems });
+  }
+  request(method: string, path: string, status: number, ms: number): void {
+    this.#emit('INFO', 'request', { method, path, status, ms });
+  }
+  authRejected(reason: string, path: string): void {
+    this.#emit('WARNING', 'authentication rejected', { reason, path });
+  }
+  runFinished(fields: {
+    runId: string;
+    userId: string;
+    containerId: string | null;
+    status: string;
+    durationMs: number;
+    exitCode: number | null;
+  }): void {
+    this.#emit('INFO', 'run finished', fields);
+  }
+  runFailed(runId: string, containerId: string | null, err: unknown): void {
+    this.#emit('ERROR', 'run failed in the runner', { runId, containerId, error: describe(err) });
+  }
+  agentStderr(runId: string, containerId: string, tail: string): void {
+    this.#emit('DEBUG', 'agent stderr', { runId, containerId, stderrTail: tail });
+  }
+  agentOutputInvalid(runId: string, containerId: string, problem: string): void {
+    this.#emit('WARNING', 'agent output invalid', { runId, containerId, problem });
+  }
+  workspaceSaveFailed(runId: string, containerId: string, reason: string): void {
+    this.#emit('WARNING', 'workspace not saved', { runId, containerId, reason });
+  }
+  containerRemoveFailed(containerId: string, err: unknown): void {
+    this.#emit('WARNING', 'container removal failed; the reaper will retry', {
+      containerId,
+      error: describe(err),
+    });
+  }
+  reaped(containerIds: string[], reason: 'startup' | 'periodic' | 'shutdown'): void {
+    if (containerIds.length > 0) this.#emit('INFO', 'reaped orphaned sandboxes', { containerIds, reason });
+  }
+  reaperFailed(err: unknown): void {
+    this.#emit('WARNING', 'reaper pass failed', { error: describe(err) });
+  }
+  workspaceDeleted(userId: string): void {
+    this.#emit('INFO', 'workspace deleted', { userId });
+  }
+  unexpected(where: string, err: unknown): void {
+    this.#emit('ERROR', `unexpected error in ${where}`, { error: describe(err) });
+  }
+  shuttingDown(signal: string): void {
+    this.#emit('INFO', `shutting down on ${signal}`);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

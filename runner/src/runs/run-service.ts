@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import type { RunnerConfig } from '../config.ts';
+import type { RunGate } from '../concurrency/run-gate.ts';
+import type { Logger } from '../logs.ts';
+import type { RunResult } from '../sandbox/run-result.ts';
+import type { SandboxRunner } from '../sandbox/sandbox-runner.ts';
+import type { Workspaces } from '../sandbox/workspaces.ts';
+import type { RunRequest } from './run-request.ts';
+
+/** Admission (gate) plus execution (sandbox) plus the run's bookkeeping. */
+export class RunService {
+  readonly #config: RunnerConfig;
+  readonly #gate: RunGate;
+  readonly #sandboxes: SandboxRunner;
+  readonly #workspaces: Workspaces;
+  readonly #log: Logger;
+
+  constructor(
+    config: RunnerConfig,
+    gate: RunGate,
+    sandboxes: SandboxRunner,
+    workspaces: Workspaces,
+    log: Logger,
+  ) {
+    this.#config = config;
+    this.#gate = gate;
+    this.#sandboxes = sandboxes;
+    this.#workspaces = workspaces;
+    this.#log = log;
+  }
+
+  async run(req: RunRequest, signal: AbortSignal, onText?: (delta: string) => void): Promise<RunResult> {
+    const runId = randomUUID();
+    const t0 = performance.now();
+    const release = await this.#gate.acquire(req.userId, signal);
+    const queueMs = performance.now() - t0;
+    let containerId: string | null = null;
+    try {
+      const outcome = await this.#sandboxes.run({
+        runId,
+        userId: req.userId,
+        conversationId: req.conversationId,
+        message: req.message,
+        history: req.history,
+        timeoutMs: req.timeoutMs ?? this.#config.runTimeoutMs,
+        signal,
+        ...(onText ? { onText } : {}),
+      });
+      containerId = outcome.containerId;
+      const durationMs = Math.round(performance.now() - t0);
+      this.#log.runFinished({
+        runId,
+        userId: req.userId,
+        containerId,
+        status: outcome.status,
+        durationMs,
+        exitCode: outcome.exitCode,
+      });
+      const r = (ms: number) => Math.round(ms * 10) / 10;
+      return {
+        runId,
+        status: outcome.status,
+        text: outcome.text,
+        component: outcome.component,
+        agent: outcome.agent,
+        exitCode: outcome.exitCode,
+        durationMs,
+        timings: {
+          queueMs: r(queueMs),
+          createMs: r(outcome.timings.createMs),
+          agentMs: r(outcome.timings.agentMs),
+          saveMs: r(outcome.timings.saveMs),
+          cleanupMs: r(outcome.timings.cleanupMs),
+        },
+      };
+    } catch (err) {
+      this.#log.runFailed(runId, containerId, err);
+      throw err;
+    } finally {
+      release();
+    }
+  }
+
+  /** Deletes a user's workspace once any run of theirs has finished. */
+  async deleteWorkspace(userId: string, signal: AbortSignal): Promise<boolean> {
+    const release = await this.#gate.acquire(userId, signal);
+    try {
+      const existed = await this.#workspaces.remove(userId);
+      this.#log.workspaceDeleted(userId);
+      return existed;
+    } finally {
+      release();
+    }
+  }
+}

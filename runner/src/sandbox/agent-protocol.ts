@@ -1,0 +1,85 @@
+import { z } from 'zod';
+
+/**
+ * The contract between the runner and an agent image.
+ *
+ * stdin: one line of JSON (AgentRequest), then stdin stays open until the runner has saved
+ * the workspace; the agent must not wait for EOF before answering.
+ * stdout: newline-delimited JSON events; the last `result` event is the answer.
+ */
+export interface AgentRequest {
+  protocol: 1;
+  runId: string;
+  userId: string;
+  conversationId: string;
+  message: string;
+  history: HistoryEntry[];
+}
+
+export const historyEntrySchema = z.object({
+  role: z.enum(['user', 'agent']),
+  text: z.string().max(100_000),
+});
+export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+const MAX_COMPONENT_JSON = 64 * 1024;
+
+/** A UI component the agent wants shown; its `type` names an entry of the component vocabulary. */
+export const componentSchema = z
+  .looseObject({ type: z.string().min(1).max(64) })
+  .refine((c) => JSON.stringify(c).length <= MAX_COMPONENT_JSON, {
+    message: `component is larger than ${MAX_COMPONENT_JSON} bytes of JSON`,
+  });
+export type AgentComponent = z.infer<typeof componentSchema>;
+
+/** An agent the agent created (what clients show as "agent created"). */
+export const createdAgentSchema = z.object({
+  name: z.string().min(1).max(100),
+  description: z.string().max(1000),
+  instructions: z.string().max(20_000),
+});
+export type CreatedAgent = z.infer<typeof createdAgentSchema>;
+
+export const textEventSchema = z.object({
+  type: z.literal('text'),
+  delta: z.string().max(1_000_000),
+});
+
+export const resultEventSchema = z.object({
+  type: z.literal('result'),
+  text: z.string().max(1_000_000),
+  status: z.enum(['ok', 'error']).optional(),
+  component: componentSchema.nullable().optional(),
+  agent: createdAgentSchema.nullable().optional(),
+});
+export type ResultEvent = z.infer<typeof resultEventSchema>;
+
+/** Written by the runner's sandbox entrypoint (not the agent) when the agent process exits. */
+export const exitEventSchema = z.object({
+  type: z.literal('agent-exit'),
+  code: z.number().int(),
+});
+
+export const agentEventSchema = z.discriminatedUnion('type', [
+  textEventSchema,
+  resultEventSchema,
+  exitEventSchema,
+]);
+export type AgentEvent = z.infer<typeof agentEventSchema>;
+
+/** Parses one stdout line; returns an error message instead of throwing. */
+export function parseAgentLine(line: string): { event: AgentEvent } | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { error: 'agent wrote a line that is not JSON' };
+  }
+  const parsed = agentEventSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    return { error: `agent wrote an invalid event${where}: ${issue?.message ?? 'unknown'}` };
+  }
+  return { event: parsed.data };
+}

@@ -1,0 +1,98 @@
+import type { ContainerCreateOptions } from 'dockerode';
+import type { RunnerConfig } from '../config.ts';
+import { sandboxLabels } from './labels.ts';
+
+/** The unprivileged user every sandbox process runs as. */
+export const SANDBOX_UID = 10001;
+/** Where the user's files live during a run (a size-capped tmpfs). */
+export const WORKSPACE_DIR = '/workspace';
+/** Where the user's persistent workspace volume is mounted; only root may write there. */
+export const STORE_DIR = '/.workspace-store';
+export const STORE_FILE = 'workspace.tar';
+
+/**
+ * The sandbox's PID 1 child: restore the workspace snapshot into the tmpfs, run the agent,
+ * report its exit code as an event, then stay idle (blocked on stdin, no CPU) until the runner
+ * has saved the workspace and closes stdin. Arguments after the script are the agent's argv.
+ */
+const ENTRY_SCRIPT = [
+  `if [ -f ${STORE_DIR}/${STORE_FILE} ]; then tar -xf ${STORE_DIR}/${STORE_FILE} -C ${WORKSPACE_DIR} 2>/dev/null || echo 'sandbox: workspace restore incomplete' >&2; fi`,
+  `cd ${WORKSPACE_DIR}`,
+  // The agent reads the first stdin line only; `cat` then waits for the runner's EOF.
+  `"$@"`,
+  'code=$?',
+  `printf '{"type":"agent-exit","code":%d}\\n' "$code"`,
+  'cat >/dev/null',
+  'exit "$code"',
+].join('\n');
+
+export interface SandboxSpecInput {
+  runId: string;
+  userId: string;
+  volumeName: string;
+  /** The agent image's own command (Entrypoint + Cmd), run by the entry script. */
+  agentArgv: string[];
+}
+
+/** Container options for one sandbox. Every hardening property is set here and nowhere else. */
+export function sandboxSpec(config: RunnerConfig, input: SandboxSpecInput): ContainerCreateOptions {
+  const s = config.sandbox;
+  return {
+    Image: config.agentImage,
+    name: `agent-sandbox-${input.runId}`,
+    Labels: sandboxLabels(config.runnerId, input.userId, input.runId),
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    Entrypoint: ['/bin/sh', '-c', ENTRY_SCRIPT, 'sandbox-entry'],
+    Cmd: input.agentArgv,
+    WorkingDir: WORKSPACE_DIR,
+    // Explicit environment: nothing of the runner's own environment reaches a sandbox.
+    Env: [
+      `HOME=${WORKSPACE_DIR}`,
+      'PATH=/usr/local/bin:/usr/bin:/bin',
+      'LANG=C.UTF-8',
+      'TMPDIR=/tmp',
+      'PYTHONDONTWRITEBYTECODE=1',
+    ],
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    OpenStdin: true,
+    StdinOnce: true,
+    Tty: false,
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      Privileged: false,
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      Init: true,
+      Runtime: s.runtime,
+      Memory: s.memoryBytes,
+      MemorySwap: s.memoryBytes, // equal to Memory: no swap
+      NanoCpus: s.nanoCpus,
+      PidsLimit: s.pidsLimit,
+      Ulimits: [
+        { Name: 'fsize', Soft: s.fileSizeBytes, Hard: s.fileSizeBytes },
+        { Name: 'nofile', Soft: s.nofile, Hard: s.nofile },
+        { Name: 'core', Soft: 0, Hard: 0 },
+      ],
+      Tmpfs: {
+        '/tmp': `rw,nosuid,nodev,noexec,size=${s.tmpBytes},mode=1777`,
+        [WORKSPACE_DIR]: `rw,nosuid,nodev,exec,size=${config.workspaceBytes},nr_inodes=${config.workspaceInodes},uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
+      },
+      Mounts: [
+        {
+          Type: 'volume',
+          Source: input.volumeName,
+          Target: STORE_DIR,
+          ReadOnly: false,
+        },
+      ],
+      IpcMode: 'private',
+      LogConfig: { Type: 'none', Config: {} },
+      RestartPolicy: { Name: 'no' },
+      AutoRemove: false,
+    },
+  };
+}
