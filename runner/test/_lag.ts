@@ -1,0 +1,10 @@
+import { startRunner, postRun, fence, uniqueId, removeLeftovers } from './helpers/runner-process.ts';
+const r = await startRunner({ MAX_CONCURRENT_RUNS: '4' });
+const code = process.argv[2]!;
+const runs = Array.from({ length: Number(process.argv[3] ?? 1) }, () => postRun(r, { userId: uniqueId('u'), message: fence('sh', code), timeoutMs: 20000 }));
+let worst = 0; let stop = false;
+const poll = (async () => { while (!stop) { const t = performance.now(); await fetch(`${r.url}/healthz`); worst = Math.max(worst, performance.now() - t); await new Promise(res => setTimeout(res, 20)); } })();
+const res = await Promise.all(runs);
+stop = true; await poll;
+console.log(res.map(x => `${x.body.status} ${x.body.durationMs}`), 'worst healthz ms', Math.round(worst));
+await r.stop(); await removeLeftovers(r.runnerId);

@@ -1,0 +1,16 @@
+import { startRunner, postRun, fence, uniqueId, removeLeftovers, leftovers, docker } from './helpers/runner-process.ts';
+const env = JSON.parse(process.env.SMOKE_ENV ?? '{}') as Record<string,string>;
+const r = await startRunner(env);
+const code = process.argv[2]!;
+const lang = process.argv[3] ?? 'sh';
+const t0 = Date.now();
+const res = await postRun(r, { userId: uniqueId('u'), message: fence(lang, code), timeoutMs: Number(process.argv[4] ?? 10000) });
+console.log('elapsed', Date.now() - t0);
+console.log(res.status, JSON.stringify({ ...res.body, text: undefined }));
+console.log(res.body.text.slice(0, 4000));
+const h = await postRun(r, { userId: uniqueId('u'), message: 'hello' });
+console.log('after:', h.body.status, h.body.text);
+await r.stop();
+console.log(await leftovers(r.runnerId));
+await removeLeftovers(r.runnerId);
+console.log(r.logs.filter(l => !l.includes('listening')).join('\n').slice(0, 3000));
