@@ -80,6 +80,8 @@ const envSchema = z.object({
   MAX_MESSAGE_CHARS: int(1, 1_000_000).default(32_000),
   /** How often the reaper looks for orphaned containers. Default 60000 (60 s). */
   REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
+  /** Sandboxes younger than this are never reaped (their create call may be in flight). Default 30000. */
+  REAPER_MIN_AGE_MS: int(0, 86_400_000).default(30_000),
   /** Emit one JSON log line per request. Default true. */
   LOG_REQUESTS: bool.default(true),
 });
@@ -114,6 +116,7 @@ export interface RunnerConfig {
   maxBodyBytes: number;
   maxMessageChars: number;
   reaperIntervalMs: number;
+  reaperMinAgeMs: number;
   logRequests: boolean;
 }
 
@@ -191,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     reaperIntervalMs: e.REAPER_INTERVAL_MS,
+    reaperMinAgeMs: e.REAPER_MIN_AGE_MS,
     logRequests: e.LOG_REQUESTS,
   };
 }

@@ -33,7 +33,13 @@ async function main(): Promise<void> {
     retryAfterSeconds: 2,
   });
   const runs = new RunService(config, gate, sandboxes, workspaces, log);
-  const reaper = new Reaper(docker, config.runnerId, log, () => sandboxes.activeContainerIds());
+  const reaper = new Reaper(
+    docker,
+    config.runnerId,
+    log,
+    () => sandboxes.activeContainerIds(),
+    config.reaperMinAgeMs,
+  );
   try {
     await reaper.reap('startup');
   } catch (err) {

@@ -39,12 +39,19 @@ after(async () => {
 
 const validBody = () => ({ userId: uniqueId('u'), conversationId: 'c1', message: 'hello' });
 
-async function post(path: string, init: { auth?: string; body?: string; contentType?: string; method?: string }) {
+async function post(
+  path: string,
+  init: { auth?: string; body?: string; contentType?: string; method?: string },
+) {
   const headers: Record<string, string> = { 'content-type': init.contentType ?? 'application/json' };
   if (init.auth !== undefined) headers.authorization = init.auth;
-  const res = await fetch(`${runner.url}${path}`, { method: init.method ?? 'POST', headers, body: init.body });
+  const res = await fetch(`${runner.url}${path}`, {
+    method: init.method ?? 'POST',
+    headers,
+    body: init.body,
+  });
   const text = await res.text();
-  let json: unknown = null;
+  let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
@@ -116,16 +123,15 @@ describe('authentication', () => {
     ['a token of an email not allowed', () => `Bearer ${google.idToken({ email: 'intruder@example.com' })}`],
     ['a token whose email is not verified', () => `Bearer ${google.idToken({ email_verified: false })}`],
     ['a token without email', () => `Bearer ${google.idToken({ email: undefined })}`],
-    [
-      'a token with a bad signature',
-      () => `Bearer ${google.sign(claims(), { key: google.otherKey })}`,
-    ],
+    ['a token with a bad signature', () => `Bearer ${google.sign(claims(), { key: google.otherKey })}`],
     ['a token with an unknown key id', () => `Bearer ${google.sign(claims(), { kid: 'unknown-kid' })}`],
     [
       'a token with its payload altered after signing',
       () => {
         const [h, , s] = google.idToken().split('.');
-        const forged = Buffer.from(JSON.stringify({ ...claims(), email: INVOKER, admin: true })).toString('base64url');
+        const forged = Buffer.from(JSON.stringify({ ...claims(), email: INVOKER, admin: true })).toString(
+          'base64url',
+        );
         return `Bearer ${h}.${forged}.${s}`;
       },
     ],
@@ -162,15 +168,40 @@ describe('bad requests get 400 naming the field', () => {
   const auth = () => `Bearer ${runner.token}`;
   const cases: Array<[string, () => unknown, string | null, string]> = [
     ['a missing userId', () => ({ conversationId: 'c', message: 'm' }), 'userId', 'invalid_request'],
-    ['a numeric userId', () => ({ userId: 42, conversationId: 'c', message: 'm' }), 'userId', 'invalid_request'],
-    ['a userId with a path', () => ({ userId: '../etc', conversationId: 'c', message: 'm' }), 'userId', 'invalid_request'],
+    [
+      'a numeric userId',
+      () => ({ userId: 42, conversationId: 'c', message: 'm' }),
+      'userId',
+      'invalid_request',
+    ],
+    [
+      'a userId with a path',
+      () => ({ userId: '../etc', conversationId: 'c', message: 'm' }),
+      'userId',
+      'invalid_request',
+    ],
     ['a missing conversationId', () => ({ userId: 'u', message: 'm' }), 'conversationId', 'invalid_request'],
     ['a missing message', () => ({ userId: 'u', conversationId: 'c' }), 'message', 'invalid_request'],
     ['an empty message', () => ({ ...validBody(), message: '' }), 'message', 'invalid_request'],
     ['a blank message', () => ({ ...validBody(), message: ' \n\t ' }), 'message', 'invalid_request'],
-    ['a message over the limit', () => ({ ...validBody(), message: 'x'.repeat(1001) }), 'message', 'invalid_request'],
-    ['a message of the wrong type', () => ({ ...validBody(), message: ['hi'] }), 'message', 'invalid_request'],
-    ['a malformed history', () => ({ ...validBody(), history: [{ role: 'system', text: 'x' }] }), 'history.0.role', 'invalid_request'],
+    [
+      'a message over the limit',
+      () => ({ ...validBody(), message: 'x'.repeat(1001) }),
+      'message',
+      'invalid_request',
+    ],
+    [
+      'a message of the wrong type',
+      () => ({ ...validBody(), message: ['hi'] }),
+      'message',
+      'invalid_request',
+    ],
+    [
+      'a malformed history',
+      () => ({ ...validBody(), history: [{ role: 'system', text: 'x' }] }),
+      'history.0.role',
+      'invalid_request',
+    ],
     ['a timeout above the cap', () => ({ ...validBody(), timeoutMs: 20001 }), 'timeoutMs', 'invalid_request'],
     ['a fractional timeout', () => ({ ...validBody(), timeoutMs: 1500.5 }), 'timeoutMs', 'invalid_request'],
     ['a JSON array', () => [validBody()], null, 'invalid_request'],
@@ -226,7 +257,11 @@ describe('bad requests get 400 naming the field', () => {
 
 describe('start-up configuration', () => {
   const start = (env: Record<string, string>) =>
-    spawnSync(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 15_000 });
+    spawnSync(process.execPath, [MAIN], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
 
   test('refuses to start with no authentication configured', () => {
     const r = start({ PORT: '0' });

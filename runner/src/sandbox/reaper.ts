@@ -3,9 +3,6 @@ import type { Logger } from '../logs.ts';
 import { sandboxFilter } from './labels.ts';
 import { statusCode } from './workspaces.ts';
 
-/** A container younger than this may belong to a run whose create call has not returned yet. */
-const MIN_ORPHAN_AGE_S = 30;
-
 /**
  * Removes this runner's sandboxes that no run owns: all of them at start-up (a previous process
  * died mid-run), and periodically those not in `active` and older than MIN_ORPHAN_AGE_S.
@@ -15,9 +12,11 @@ export class Reaper {
   readonly #runnerId: string;
   readonly #log: Logger;
   readonly #active: () => Set<string>;
+  readonly #minAgeMs: number;
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(docker: Docker, runnerId: string, log: Logger, active: () => Set<string>) {
+  constructor(docker: Docker, runnerId: string, log: Logger, active: () => Set<string>, minAgeMs: number) {
+    this.#minAgeMs = minAgeMs;
     this.#docker = docker;
     this.#runnerId = runnerId;
     this.#log = log;
@@ -30,7 +29,7 @@ export class Reaper {
     const active = this.#active();
     const nowS = Date.now() / 1000;
     const victims = list.filter(
-      (c) => reason !== 'periodic' || (!active.has(c.Id) && nowS - c.Created >= MIN_ORPHAN_AGE_S),
+      (c) => reason !== 'periodic' || (!active.has(c.Id) && (nowS - c.Created) * 1000 >= this.#minAgeMs),
     );
     const removed: string[] = [];
     await Promise.all(

@@ -27,12 +27,26 @@ function makeKeyAndCert(): { key: string; cert: string } {
     execFileSync(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=fake-google-signer',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=fake-google-signer',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
       ],
       { stdio: 'ignore' },
     );
-    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
+    return {
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -58,7 +72,9 @@ export async function startFakeGoogle(defaults: { audience: string; email: strin
   const sign: FakeGoogle['sign'] = (claims, opts = {}) => {
     const header = { alg: 'RS256', kid: opts.kid ?? kid, typ: 'JWT' };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-    const signature = createSign('RSA-SHA256').update(input).sign(opts.key ?? signer.key);
+    const signature = createSign('RSA-SHA256')
+      .update(input)
+      .sign(opts.key ?? signer.key);
     return `${input}.${b64url(signature)}`;
   };
   return {

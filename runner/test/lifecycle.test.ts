@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AGENT_IMAGE,
+  docker,
+  fence,
+  leftovers,
+  postRun,
+  removeLeftovers,
+  startRunner,
+  uniqueId,
+  type RunnerProcess,
+} from './helpers/runner-process.ts';
+
+const SANDBOX_LABEL = 'dev.agent-platform.kind=sandbox';
+
+async function sandboxes(runnerId: string): Promise<string[]> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`dev.agent-platform.runner-id=${runnerId}`, SANDBOX_LABEL] },
+  });
+  return list.map((c) => c.Id);
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  ms = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('concurrency limits', () => {
+  let runner: RunnerProcess;
+  before(async () => {
+    runner = await startRunner({ MAX_CONCURRENT_RUNS: '2', MAX_QUEUED_RUNS: '2', MAX_QUEUED_PER_USER: '1' });
+  });
+  after(async () => {
+    await runner.stop();
+    const left = await leftovers(runner.runnerId);
+    await removeLeftovers(runner.runnerId);
+    assert.deepEqual(left.containers, []);
+  });
+
+  test("one user's runs execute one at a time, in order", async () => {
+    const userId = uniqueId('u');
+    const step = (n: number) =>
+      fence(
+        'sh',
+        `echo "start ${n} $(date +%s%N)" >> order.log; sleep 0.4; echo "end ${n} $(date +%s%N)" >> order.log`,
+      );
+    const first = postRun(runner, { userId, message: `one\n${step(1)}` });
+    await waitFor('first sandbox', async () => (await sandboxes(runner.runnerId)).length === 1);
+    const second = postRun(runner, { userId, message: `two\n${step(2)}` });
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    assert.ok(b.body.timings.queueMs! > 100, `the second run waited (queueMs=${b.body.timings.queueMs})`);
+    const read = await postRun(runner, { userId, message: `log\n${fence('sh', 'cat order.log')}` });
+    const events = [...read.body.text.matchAll(/^(start|end) (\d) (\d+)$/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(events, ['start 1', 'end 1', 'start 2', 'end 2']);
+  });
+
+  test("a user's queue beyond its bound gets 429 with Retry-After", async () => {
+    const userId = uniqueId('u');
+    const slow = `slow\n${fence('sh', 'sleep 1.5')}`;
+    const running = postRun(runner, { userId, message: slow });
+    await waitFor('sandbox', async () => (await sandboxes(runner.runnerId)).length === 1);
+    const queued = postRun(runner, { userId, message: 'queued' });
+    await sleep(100);
+    const rejected = await postRun(runner, { userId, message: 'too many' });
+    assert.equal(rejected.status, 429);
+    assert.ok(Number(rejected.headers.get('retry-after')) >= 1);
+    assert.equal((rejected.body as unknown as { error: { code: string } }).error.code, 'overloaded');
+    assert.equal((await running).status, 200);
+    assert.equal((await queued).status, 200);
+  });
+
+  test('the global cap bounds running sandboxes; beyond the queue, 429', async () => {
+    const slow = `slow\n${fence('sh', 'sleep 2')}`;
+    let maxSeen = 0;
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        maxSeen = Math.max(maxSeen, (await sandboxes(runner.runnerId)).length);
+        await sleep(30);
+      }
+    })();
+    const first = [0, 1, 2, 3].map(() => postRun(runner, { userId: uniqueId('u'), message: slow }));
+    await waitFor('two sandboxes', async () => (await sandboxes(runner.runnerId)).length === 2);
+    await sleep(200);
+    const fifth = await postRun(runner, { userId: uniqueId('u'), message: 'one too many' });
+    const results = await Promise.all(first);
+    polling = false;
+    await poller;
+    assert.equal(fifth.status, 429);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200, 200],
+    );
+    assert.equal(maxSeen, 2, 'never more than MAX_CONCURRENT_RUNS sandboxes at once');
+  });
+});
+
+describe('cleanup', () => {
+  let runner: RunnerProcess;
+  before(async () => {
+    runner = await startRunner({ REAPER_INTERVAL_MS: '1000', REAPER_MIN_AGE_MS: '1000' });
+  });
+  after(async () => {
+    await runner.stop();
+    await removeLeftovers(runner.runnerId);
+  });
+
+  test('a client that disconnects mid-run ends the run and frees the sandbox', async () => {
+    const ac = new AbortController();
+    const pending = fetch(`${runner.url}/v1/runs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${runner.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: uniqueId('u'), conversationId: 'c', message: fence('sh', 'sleep 30') }),
+      signal: ac.signal,
+    }).catch((err: unknown) => err);
+    await waitFor('sandbox', async () => (await sandboxes(runner.runnerId)).length === 1);
+    ac.abort();
+    assert.ok((await pending) instanceof Error);
+    await waitFor('sandbox removal', async () => (await sandboxes(runner.runnerId)).length === 0, 5_000);
+    const after = await postRun(runner, { userId: uniqueId('u'), message: 'still there?' });
+    assert.equal(after.body.status, 'ok');
+  });
+
+  test('the periodic reaper removes an orphaned sandbox', async () => {
+    const orphan = await docker.createContainer({
+      Image: AGENT_IMAGE,
+      Cmd: ['sleep', '300'],
+      Labels: {
+        'dev.agent-platform.managed-by': 'agent-platform-runner',
+        'dev.agent-platform.runner-id': runner.runnerId,
+        'dev.agent-platform.kind': 'sandbox',
+        'dev.agent-platform.owner': 'nobody',
+        'dev.agent-platform.run-id': 'orphan',
+      },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await orphan.start();
+    await waitFor('reaper', async () => !(await sandboxes(runner.runnerId)).includes(orphan.id), 10_000);
+  });
+
+  test('deleting a workspace removes its files and its volume', async () => {
+    const userId = uniqueId('u');
+    await postRun(runner, { userId, message: fence('sh', 'echo keep > kept.txt') });
+    const before = await postRun(runner, { userId, message: fence('sh', 'cat kept.txt') });
+    assert.match(before.body.text, /^keep$/m);
+    const del = await fetch(`${runner.url}/v1/users/${userId}/workspace`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${runner.token}` },
+    });
+    assert.equal(del.status, 200);
+    assert.deepEqual(await del.json(), { deleted: true });
+    const vols = await docker.listVolumes({ filters: { label: [`dev.agent-platform.owner=${userId}`] } });
+    assert.equal((vols.Volumes ?? []).length, 0);
+    const again = await fetch(`${runner.url}/v1/users/${userId}/workspace`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${runner.token}` },
+    });
+    assert.deepEqual(await again.json(), { deleted: false });
+    const afterDel = await postRun(runner, { userId, message: fence('sh', 'cat kept.txt') });
+    assert.match(afterDel.body.text, /No such file/);
+  });
+});
+
+describe('crash recovery', () => {
+  test('a runner killed mid-run leaves nothing behind once restarted', async () => {
+    const runnerId = uniqueId('crash');
+    const first = await startRunner({ RUNNER_ID: runnerId });
+    try {
+      void postRun(first, { userId: uniqueId('u'), message: fence('sh', 'sleep 60') }).catch(() => undefined);
+      const [orphan] = await waitFor('sandbox', async () => {
+        const ids = await sandboxes(runnerId);
+        return ids.length === 1 ? ids : null;
+      });
+      await first.stop('SIGKILL');
+      assert.deepEqual(await sandboxes(runnerId), [orphan], 'the killed runner left its sandbox');
+      const second = await startRunner({ RUNNER_ID: runnerId });
+      try {
+        assert.deepEqual(await sandboxes(runnerId), [], 'the start-up reaper removed it');
+        const res = await postRun(second, { userId: uniqueId('u'), message: 'hello again' });
+        assert.equal(res.body.status, 'ok');
+      } finally {
+        await second.stop();
+      }
+      assert.deepEqual(await sandboxes(runnerId), []);
+    } finally {
+      await first.stop('SIGKILL');
+      await removeLeftovers(runnerId);
+    }
+  });
+
+  test('SIGTERM during a run removes its sandbox before exit', async () => {
+    const runner = await startRunner();
+    try {
+      void postRun(runner, { userId: uniqueId('u'), message: fence('sh', 'sleep 60') }).catch(
+        () => undefined,
+      );
+      await waitFor('sandbox', async () => (await sandboxes(runner.runnerId)).length === 1);
+      await runner.stop('SIGTERM');
+      assert.deepEqual(await sandboxes(runner.runnerId), []);
+    } finally {
+      await removeLeftovers(runner.runnerId);
+    }
+  });
+});
+
+describe('timings', () => {
+  test('each result says where the time went', async () => {
+    const runner = await startRunner();
+    try {
+      const res = await postRun(runner, { userId: uniqueId('u'), message: 'hello' });
+      const t = res.body.timings;
+      for (const key of ['queueMs', 'createMs', 'agentMs', 'saveMs', 'cleanupMs']) {
+        assert.equal(typeof t[key], 'number', key);
+        assert.ok(t[key]! >= 0, key);
+      }
+      assert.ok(res.body.durationMs >= t.createMs! + t.agentMs!);
+    } finally {
+      await runner.stop();
+      await removeLeftovers(runner.runnerId);
+    }
+  });
+});
