@@ -66,8 +66,8 @@ const envSchema = z.object({
   WORKSPACE_BYTES: int(1 * MiB, 16_384 * MiB).default(64 * MiB),
   /** Files and directories a user's /workspace may hold. Default 8192. */
   WORKSPACE_INODES: int(64, 1_000_000).default(8192),
-  /** Cap on the agent's stdout (NDJSON) per run. Default 1 MiB. */
-  OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(1 * MiB),
+  /** Cap on the agent's stdout (NDJSON) per run; a reply appears twice (deltas and result). Default 4 MiB. */
+  OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(4 * MiB),
   /** Sandboxes running at once, all users. Default 4. */
   MAX_CONCURRENT_RUNS: int(1, 1024).default(4),
   /** Requests waiting for a slot, all users. Default 32. */
@@ -158,11 +158,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.RUNNER_AUDIENCE && e.RUNNER_ALLOWED_INVOKERS.length === 0) {
     problems.push('RUNNER_ALLOWED_INVOKERS: must list at least one email when RUNNER_AUDIENCE is set');
   }
-  // tmpfs pages count against the sandbox's memory cgroup: leave room for the processes.
-  const tmpfsBytes = e.WORKSPACE_BYTES + e.SANDBOX_TMP_BYTES;
+  // tmpfs pages (/workspace, /tmp, and 16 MiB of /dev/shm) count against the sandbox's memory
+  // cgroup: leave room for the processes.
+  const tmpfsBytes = e.WORKSPACE_BYTES + e.SANDBOX_TMP_BYTES + 16 * MiB;
   if (e.SANDBOX_MEMORY_BYTES < tmpfsBytes + 64 * MiB) {
     problems.push(
-      `SANDBOX_MEMORY_BYTES=${e.SANDBOX_MEMORY_BYTES}: must be at least WORKSPACE_BYTES + SANDBOX_TMP_BYTES + 64 MiB (${tmpfsBytes + 64 * MiB}), because both tmpfs count as sandbox memory`,
+      `SANDBOX_MEMORY_BYTES=${e.SANDBOX_MEMORY_BYTES}: must be at least WORKSPACE_BYTES + SANDBOX_TMP_BYTES + 16 MiB (/dev/shm) + 64 MiB (${tmpfsBytes + 64 * MiB}), because both tmpfs count as sandbox memory`,
     );
   }
   if (problems.length > 0) throw new ConfigError(problems);

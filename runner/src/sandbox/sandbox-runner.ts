@@ -39,7 +39,7 @@ export interface SandboxOutcome {
   timings: { createMs: number; agentMs: number; saveMs: number; cleanupMs: number };
 }
 
-type Ending = 'exited' | 'stream-closed' | 'timeout' | 'output_limit' | 'aborted';
+type Ending = 'exited' | 'stream-closed' | 'timeout' | 'output_limit' | 'protocol_error' | 'aborted';
 
 const STDERR_TAIL_BYTES = 4096;
 /** After the agent has exited, how long the entry script may take to finish. */
@@ -191,7 +191,7 @@ export class SandboxRunner {
         clearTimeout(timer);
         input.signal.removeEventListener('abort', onAbort);
         stdout.removeAllListeners('data');
-        if (ending === 'timeout' || ending === 'output_limit' || ending === 'aborted') {
+        if (ending !== 'exited' && ending !== 'stream-closed') {
           container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
         }
         resolve(c);
@@ -200,7 +200,10 @@ export class SandboxRunner {
         if (line.trim() === '') return;
         const parsed = parseAgentLine(line);
         if ('error' in parsed) {
-          c.protocolError ??= parsed.error;
+          // The run's answer is lost anyway; stopping here also bounds the runner's CPU (a flood
+          // of short invalid lines cost ~4 s of event-loop time per MiB when parsed one by one).
+          c.protocolError = parsed.error;
+          finish('protocol_error');
           return;
         }
         const e = parsed.event;
@@ -219,12 +222,15 @@ export class SandboxRunner {
           return;
         }
         pending += chunk.toString('utf8');
-        let nl = pending.indexOf('\n');
+        // Scan with an index and cut once: re-slicing the rest after every line is quadratic.
+        let start = 0;
+        let nl = pending.indexOf('\n', start);
         while (nl >= 0 && !done) {
-          onLine(pending.slice(0, nl));
-          pending = pending.slice(nl + 1);
-          nl = pending.indexOf('\n');
+          onLine(pending.slice(start, nl));
+          start = nl + 1;
+          nl = pending.indexOf('\n', start);
         }
+        pending = pending.slice(start);
       });
       stdout.on('end', () => {
         if (!done && pending.length > 0) onLine(pending);

@@ -9,6 +9,8 @@ export const WORKSPACE_DIR = '/workspace';
 /** Where the user's persistent workspace volume is mounted; only root may write there. */
 export const STORE_DIR = '/.workspace-store';
 export const STORE_FILE = 'workspace.tar';
+/** Size of the sandbox's /dev/shm (counted in the memory check of config.ts). */
+export const SHM_BYTES = 16 * 1024 * 1024;
 
 /**
  * The sandbox's PID 1 child: restore the workspace snapshot into the tmpfs, run the agent,
@@ -90,6 +92,8 @@ export function sandboxSpec(config: RunnerConfig, input: SandboxSpecInput): Cont
         },
       ],
       IpcMode: 'private',
+      // /dev/shm is a tmpfs charged to the sandbox's memory; Docker's default is 64 MiB.
+      ShmSize: SHM_BYTES,
       LogConfig: { Type: 'none', Config: {} },
       RestartPolicy: { Name: 'no' },
       AutoRemove: false,

@@ -1,0 +1,494 @@
+/**
+ * Hardening of the sandbox, property by property. Each property is checked from inside (a code
+ * block that the default agent runs in /workspace prints what a process sees) and, where Docker
+ * records it, from the host (the real container, inspected while a run is in progress).
+ *
+ * The runner is started with non-default limits so that each value is seen to travel from the
+ * runner's environment into the container.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Docker from 'dockerode';
+import {
+  docker,
+  fence,
+  leftovers,
+  postRun,
+  removeLeftovers,
+  startRunner,
+  uniqueId,
+  type RunResultBody,
+  type RunnerProcess,
+} from './helpers/runner-process.ts';
+
+const MiB = 1024 * 1024;
+const LIMITS = {
+  memoryBytes: 256 * MiB,
+  cpus: 0.5,
+  pids: 64,
+  nofile: 128,
+  tmpBytes: 4 * MiB,
+  fileSizeBytes: 12 * MiB, // larger than the workspace, so only a sparse file can reach it
+  workspaceBytes: 8 * MiB,
+};
+const CANARY = `canary-${randomBytes(12).toString('hex')}`;
+const LABEL = 'dev.agent-platform';
+const ZERO_CAPS = '0000000000000000';
+
+let runner: RunnerProcess;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+interface OutputBlock {
+  lang: string;
+  /** `exit <code>` or `signal <name>`, as the agent reports it. */
+  status: string;
+  output: string;
+}
+
+/** The ```output blocks the default agent appends to its reply, in order. */
+function outputBlocks(text: string): OutputBlock[] {
+  const blocks: OutputBlock[] = [];
+  const re = /```output \(([^,]+), ([^)]+)\)\n([\s\S]*?)\n```/g;
+  for (const m of text.matchAll(re)) {
+    blocks.push({ lang: m[1] ?? '', status: m[2] ?? '', output: m[3] ?? '' });
+  }
+  return blocks;
+}
+
+async function run(
+  userId: string,
+  message: string,
+  timeoutMs = 15_000,
+): Promise<{ body: RunResultBody; blocks: OutputBlock[] }> {
+  const res = await postRun(runner, { userId, message, timeoutMs });
+  assert.equal(res.status, 200, `POST /v1/runs answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return { body: res.body, blocks: outputBlocks(res.body.text) };
+}
+
+/** Runs one sh block (stderr merged into stdout, so the order is kept) and returns its output. */
+async function sh(userId: string, script: string): Promise<{ body: RunResultBody; block: OutputBlock }> {
+  const { body, blocks } = await run(userId, fence('sh', `exec 2>&1\n${script}`));
+  assert.equal(body.status, 'ok', body.text);
+  assert.equal(blocks.length, 1, body.text);
+  return { body, block: blocks[0]! };
+}
+
+/** Splits output printed as `==name==` headers followed by content. */
+function sections(output: string): Map<string, string> {
+  const map = new Map<string, string>();
+  let name: string | null = null;
+  let lines: string[] = [];
+  for (const line of output.split('\n')) {
+    const header = /^==([a-z0-9-]+)==$/.exec(line);
+    if (header) {
+      if (name !== null) map.set(name, lines.join('\n').trim());
+      name = header[1]!;
+      lines = [];
+    } else {
+      lines.push(line);
+    }
+  }
+  if (name !== null) map.set(name, lines.join('\n').trim());
+  return map;
+}
+
+/** `Key:\tvalue` lines (as in /proc/self/status) to a map. */
+function keyValues(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z]+):\s*(.*)$/.exec(line);
+    if (m) map.set(m[1]!, m[2]!.trim());
+  }
+  return map;
+}
+
+/** The /proc/mounts entry for a mount point: filesystem type and options. */
+function mountOf(mounts: string, target: string): { type: string; options: string[] } {
+  const line = mounts.split('\n').find((l) => l.split(' ')[1] === target);
+  assert.ok(line, `${target} is not in /proc/mounts:\n${mounts}`);
+  const [, , type, options] = line.split(' ');
+  return { type: type!, options: options!.split(',') };
+}
+
+/** Polls until this user's sandbox is running, and inspects it. */
+async function inspectRunningSandbox(userId: string): Promise<Docker.ContainerInspectInfo> {
+  const filters = { label: [`${LABEL}.runner-id=${runner.runnerId}`, `${LABEL}.owner=${userId}`] };
+  for (let i = 0; i < 400; i++) {
+    const [found] = await docker.listContainers({ filters });
+    if (found) {
+      const info = await docker.getContainer(found.Id).inspect();
+      if (info.State.Running) return info;
+    }
+    await sleep(25);
+  }
+  throw new Error(`no running sandbox for ${userId} appeared`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe: one run prints every property from inside while the test inspects its container.
+
+/** Every section the probe prints; the sandbox stays up for 2 s at the end for the host side. */
+const PROBE = `
+s() { printf '\\n==%s==\\n' "$1"; }
+s uid; id -u
+s gid; id -g
+s groups; id -G
+s status; grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status
+s pid1; tr '\\0' ' ' < /proc/1/cmdline
+s mounts; cat /proc/mounts
+s rootfs-write
+for p in /x /etc/x /usr/x /usr/local/bin/x /opt/agent/x /var/x; do touch "$p"; done
+echo overwritten > /opt/agent/agent.js
+s tmp-write; echo tmp-ok > /tmp/probe && cat /tmp/probe
+s tmp-full; head -c ${LIMITS.tmpBytes + MiB} /dev/zero > /tmp/fill; echo "rc=$?"; rm -f /tmp/fill
+s tmp-exec; cp /bin/true /tmp/true-copy && /tmp/true-copy; echo "rc=$?"
+s pids-max; cat /sys/fs/cgroup/pids/pids.max
+s mem-limit; cat /sys/fs/cgroup/memory/memory.limit_in_bytes
+s memsw-limit; cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes
+s cpu-quota; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us
+s cpu-period; cat /sys/fs/cgroup/cpu/cpu.cfs_period_us
+s limits; cat /proc/self/limits
+s ulimit-f; ulimit -f
+s ulimit-n; ulimit -n
+s big-file; dd if=/dev/zero of=/workspace/sparse bs=1 count=1 seek=${LIMITS.fileSizeBytes + MiB}; echo "rc=$?"
+ls -l /workspace/sparse 2>/dev/null | awk '{print "size=" $5}'; rm -f /workspace/sparse
+s net-dev; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '
+s net-class; ls /sys/class/net
+s env; env
+s docker-sock; ls /var/run/docker.sock /run/docker.sock; echo "rc=$?"
+s sockets; find / \\( -path /proc -o -path /sys \\) -prune -o -type s -print 2>/dev/null
+s store; ls -ldn /.workspace-store; touch /.workspace-store/x; echo "rc=$?"
+s workspace; echo ws-ok > /workspace/probe.txt && cat /workspace/probe.txt; ls -ldn /workspace
+s end; sleep 2
+`;
+
+const NOFILE_PROBE = `
+import os
+fds = []
+try:
+    while True:
+        fds.append(os.open('/dev/null', os.O_RDONLY))
+except OSError as e:
+    print(e.errno, e.strerror)
+    print('highest', max(fds))
+`;
+
+const probeUser = uniqueId('u');
+let probe: Map<string, string>;
+let probeBody: RunResultBody;
+let nofileOutput: string;
+let host: Docker.ContainerInspectInfo;
+
+before(async () => {
+  runner = await startRunner({
+    SANDBOX_MEMORY_BYTES: String(LIMITS.memoryBytes),
+    SANDBOX_CPUS: String(LIMITS.cpus),
+    SANDBOX_PIDS_LIMIT: String(LIMITS.pids),
+    SANDBOX_NOFILE: String(LIMITS.nofile),
+    SANDBOX_TMP_BYTES: String(LIMITS.tmpBytes),
+    SANDBOX_FILE_SIZE_BYTES: String(LIMITS.fileSizeBytes),
+    WORKSPACE_BYTES: String(LIMITS.workspaceBytes),
+    RUN_TIMEOUT_MS: '20000',
+    SECRET_CANARY: CANARY,
+  });
+  const message = fence('python', NOFILE_PROBE) + '\n' + fence('sh', `exec 2>&1\n${PROBE}`);
+  const pending = run(probeUser, message);
+  const inspected = inspectRunningSandbox(probeUser);
+  // Settle both before asserting, so neither rejection goes unhandled.
+  const [ran, seen] = await Promise.allSettled([pending, inspected]);
+  if (ran.status === 'rejected') throw ran.reason;
+  if (seen.status === 'rejected') throw seen.reason;
+  host = seen.value;
+  probeBody = ran.value.body;
+  assert.equal(probeBody.status, 'ok', probeBody.text);
+  assert.equal(ran.value.blocks.length, 2, probeBody.text);
+  nofileOutput = ran.value.blocks[0]!.output;
+  probe = sections(ran.value.blocks[1]!.output);
+});
+
+after(async () => {
+  await runner.stop();
+  const left = await leftovers(runner.runnerId);
+  await removeLeftovers(runner.runnerId);
+  assert.deepEqual(left.containers, [], 'sandbox containers were left behind after the runner stopped');
+});
+
+function section(name: string): string {
+  const value = probe.get(name);
+  assert.ok(value !== undefined, `the probe printed no ${name} section:\n${probeBody.text}`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('identity and privileges', () => {
+  test('processes run as the unprivileged user 10001, not root', () => {
+    assert.equal(section('uid'), '10001');
+    assert.equal(section('gid'), '10001');
+    assert.equal(section('groups'), '10001');
+    assert.equal(host.Config.User, '10001:10001');
+  });
+
+  test('no capabilities: effective, permitted, bounding, inheritable and ambient sets are empty', () => {
+    const status = keyValues(section('status'));
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+      assert.equal(status.get(set), ZERO_CAPS, `${set} in /proc/self/status`);
+    }
+    assert.deepEqual(host.HostConfig.CapDrop, ['ALL']);
+    assert.ok(!host.HostConfig.CapAdd || (host.HostConfig.CapAdd as string[]).length === 0, 'CapAdd is set');
+  });
+
+  test('no_new_privs is set and the default seccomp filter applies', () => {
+    const status = keyValues(section('status'));
+    assert.equal(status.get('NoNewPrivs'), '1');
+    assert.equal(status.get('Seccomp'), '2', 'Seccomp: 2 means a seccomp filter is in force');
+    assert.deepEqual(host.HostConfig.SecurityOpt, ['no-new-privileges:true']);
+  });
+
+  test('the container is not privileged and has no devices added', () => {
+    assert.equal(host.HostConfig.Privileged, false);
+    assert.ok(!host.HostConfig.Devices || (host.HostConfig.Devices as unknown[]).length === 0);
+    assert.equal(host.HostConfig.IpcMode, 'private');
+    assert.ok(host.HostConfig.PidMode === '' || host.HostConfig.PidMode === undefined, 'PidMode is set');
+  });
+
+  test('PID 1 is docker-init (HostConfig.Init), so orphans are reaped and signals forwarded', () => {
+    assert.match(section('pid1'), /^\/sbin\/docker-init -- \/bin\/sh -c /);
+    assert.equal(host.HostConfig.Init, true);
+  });
+
+  test('the container runtime is runc by default (SANDBOX_RUNTIME)', () => {
+    assert.equal(host.HostConfig.Runtime, 'runc');
+  });
+
+  test('labels name the manager, runner, owner and run', () => {
+    const labels = host.Config.Labels;
+    assert.equal(labels[`${LABEL}.managed-by`], 'agent-platform-runner');
+    assert.equal(labels[`${LABEL}.runner-id`], runner.runnerId);
+    assert.equal(labels[`${LABEL}.owner`], probeUser);
+    assert.equal(labels[`${LABEL}.run-id`], probeBody.runId, 'run-id label is the runId of the result');
+    assert.equal(labels[`${LABEL}.kind`], 'sandbox');
+  });
+});
+
+describe('filesystems', () => {
+  test('the root filesystem is read-only: writes to /, /etc, /usr, /opt/agent fail with EROFS', () => {
+    assert.ok(mountOf(section('mounts'), '/').options.includes('ro'), 'root is not mounted ro');
+    const out = section('rootfs-write');
+    for (const p of ['/x', '/etc/x', '/usr/x', '/usr/local/bin/x', '/opt/agent/x', '/var/x']) {
+      assert.match(
+        out,
+        new RegExp(`touch: cannot touch '/?${p.replace(/\//g, '\\/')}': Read-only file system`),
+      );
+    }
+    assert.match(out, /cannot create \/opt\/agent\/agent\.js: Read-only file system/);
+    assert.equal(host.HostConfig.ReadonlyRootfs, true);
+  });
+
+  test('/tmp is a writable, size-capped, noexec tmpfs', () => {
+    const tmp = mountOf(section('mounts'), '/tmp');
+    assert.equal(tmp.type, 'tmpfs');
+    for (const opt of ['rw', 'noexec', 'nosuid', 'nodev', `size=${LIMITS.tmpBytes / 1024}k`]) {
+      assert.ok(tmp.options.includes(opt), `/tmp options ${tmp.options.join(',')} lack ${opt}`);
+    }
+    assert.equal(section('tmp-write'), 'tmp-ok');
+    assert.match(section('tmp-full'), /No space left on device\s*\nrc=1$/);
+    assert.match(section('tmp-exec'), /\/tmp\/true-copy: Permission denied\s*\nrc=126$/);
+    assert.equal(host.HostConfig.Tmpfs?.['/tmp'], `rw,nosuid,nodev,noexec,size=${LIMITS.tmpBytes},mode=1777`);
+  });
+
+  test('/workspace is a writable tmpfs of WORKSPACE_BYTES owned by the sandbox user', () => {
+    // runc gives a tmpfs the mode of the directory it covers, so the agent image makes
+    // /workspace 0700 itself (the mode= option alone has no effect).
+    const ws = mountOf(section('mounts'), '/workspace');
+    assert.equal(ws.type, 'tmpfs');
+    for (const opt of ['rw', 'nosuid', 'nodev', `size=${LIMITS.workspaceBytes / 1024}k`, 'uid=10001']) {
+      assert.ok(ws.options.includes(opt), `/workspace options ${ws.options.join(',')} lack ${opt}`);
+    }
+    assert.match(section('workspace'), /^ws-ok\ndrwx------ \d+ 10001 10001 .* \/workspace$/);
+  });
+
+  test('the persistent store /.workspace-store is owned by root and not writable by the sandbox user', () => {
+    const out = section('store');
+    assert.match(out, /^drwxr-xr-x \d+ 0 0 .* \/\.workspace-store$/m);
+    assert.match(out, /touch: cannot touch '\/\.workspace-store\/x': Permission denied\s*\nrc=1$/);
+    // Only the user's own volume is mounted; no bind mounts at all.
+    assert.deepEqual(
+      host.Mounts.map((m) => [m.Type, m.Destination]),
+      [['volume', '/.workspace-store']],
+    );
+  });
+});
+
+describe('resource limits', () => {
+  test('pids limit: HostConfig.PidsLimit and pids.max inside', () => {
+    assert.equal(host.HostConfig.PidsLimit, LIMITS.pids);
+    assert.equal(section('pids-max'), String(LIMITS.pids));
+  });
+
+  test('memory limit with MemorySwap equal to Memory (no swap)', () => {
+    assert.equal(host.HostConfig.Memory, LIMITS.memoryBytes);
+    assert.equal(host.HostConfig.MemorySwap, LIMITS.memoryBytes);
+    assert.equal(section('mem-limit'), String(LIMITS.memoryBytes));
+    assert.equal(section('memsw-limit'), String(LIMITS.memoryBytes));
+  });
+
+  test('CPU limit: NanoCpus and the CFS quota inside', () => {
+    assert.equal(host.HostConfig.NanoCpus, LIMITS.cpus * 1e9);
+    const quota = Number(section('cpu-quota'));
+    const period = Number(section('cpu-period'));
+    assert.ok(period > 0, section('cpu-period'));
+    assert.equal(quota / period, LIMITS.cpus);
+  });
+
+  test('ulimits: fsize, nofile and core, inside and in HostConfig', () => {
+    const limits = section('limits');
+    const row = (name: string) => {
+      const line = limits.split('\n').find((l) => l.startsWith(name));
+      assert.ok(line, `${name} missing from /proc/self/limits`);
+      return line.slice(name.length).trim().split(/\s+/).slice(0, 2);
+    };
+    assert.deepEqual(row('Max file size'), [String(LIMITS.fileSizeBytes), String(LIMITS.fileSizeBytes)]);
+    assert.deepEqual(row('Max open files'), [String(LIMITS.nofile), String(LIMITS.nofile)]);
+    assert.deepEqual(row('Max core file size'), ['0', '0']);
+    // dash reports `ulimit -f` in 512-byte blocks.
+    assert.equal(section('ulimit-f'), String(LIMITS.fileSizeBytes / 512));
+    assert.equal(section('ulimit-n'), String(LIMITS.nofile));
+    const ulimits = new Map((host.HostConfig.Ulimits ?? []).map((u) => [u.Name, [u.Soft, u.Hard]]));
+    assert.deepEqual(ulimits.get('fsize'), [LIMITS.fileSizeBytes, LIMITS.fileSizeBytes]);
+    assert.deepEqual(ulimits.get('nofile'), [LIMITS.nofile, LIMITS.nofile]);
+    assert.deepEqual(ulimits.get('core'), [0, 0]);
+  });
+
+  test('a file larger than SANDBOX_FILE_SIZE_BYTES cannot be written (SIGXFSZ)', () => {
+    // A sparse file: the write lands past the limit without filling the 8 MiB workspace.
+    const out = section('big-file');
+    assert.match(out, /File size limit exceeded/);
+    assert.match(out, /rc=153/, '128 + SIGXFSZ (25)');
+    assert.match(out, /^size=0$/m, 'nothing was written');
+  });
+
+  test('opening more than SANDBOX_NOFILE files fails with EMFILE', () => {
+    const [errno, highest] = nofileOutput.split('\n');
+    assert.equal(errno, '24 Too many open files', nofileOutput);
+    assert.equal(highest, `highest ${LIMITS.nofile - 1}`, nofileOutput);
+  });
+});
+
+describe('network', () => {
+  test('only the loopback interface exists; NetworkMode none', () => {
+    assert.equal(section('net-dev'), 'lo');
+    assert.equal(section('net-class'), 'lo');
+    assert.equal(host.HostConfig.NetworkMode, 'none');
+    assert.equal((host.Config as { NetworkDisabled?: boolean }).NetworkDisabled, true);
+    for (const [name, net] of Object.entries(host.NetworkSettings.Networks)) {
+      assert.equal(net.IPAddress, '', `network ${name} gave the sandbox an address`);
+    }
+  });
+});
+
+describe('environment and host access', () => {
+  test("the environment holds none of the runner's variables", () => {
+    const env = section('env');
+    const names = env
+      .split('\n')
+      .map((l) => l.split('=', 1)[0]!)
+      .sort();
+    const allowed = new Set([
+      'HOME',
+      'HOSTNAME',
+      'LANG',
+      'NODE_VERSION', // from the agent image's ENV
+      'OLDPWD',
+      'PATH',
+      'PWD',
+      'PYTHONDONTWRITEBYTECODE',
+      'SHLVL',
+      'TMPDIR',
+    ]);
+    assert.deepEqual(
+      names.filter((n) => !allowed.has(n)),
+      [],
+      env,
+    );
+    assert.match(env, /^HOME=\/workspace$/m);
+    for (const secret of [CANARY, runner.token, runner.runnerId]) {
+      assert.ok(!probeBody.text.includes(secret), `the reply contains ${secret}`);
+      assert.ok(!host.Config.Env.some((e) => e.includes(secret)), `Config.Env contains ${secret}`);
+    }
+  });
+
+  test('no Docker socket inside, and none bound from the host', () => {
+    const out = section('docker-sock');
+    assert.match(out, /cannot access '\/var\/run\/docker\.sock': No such file or directory/);
+    assert.match(out, /cannot access '\/run\/docker\.sock': No such file or directory/);
+    assert.match(out, /rc=2$/);
+    assert.equal(section('sockets'), '', 'no unix socket anywhere on the sandbox filesystem');
+    assert.ok(!host.HostConfig.Binds || host.HostConfig.Binds.length === 0, 'Binds are set');
+    assert.ok(!host.Mounts.some((m) => m.Type === 'bind' || m.Source.includes('docker.sock')));
+  });
+});
+
+describe('workspace persistence and isolation', () => {
+  test('files persist to the next run of the same user and are not visible to another user', async () => {
+    const owner = uniqueId('u');
+    const other = uniqueId('u');
+    const secret = randomBytes(16).toString('hex');
+    await sh(owner, `mkdir -p /workspace/dir && echo ${secret} > /workspace/dir/note.txt && echo written`);
+
+    const again = await sh(owner, 'cat /workspace/dir/note.txt');
+    assert.equal(again.block.output, secret);
+
+    const stranger = await sh(other, 'ls -A /workspace; cat /workspace/dir/note.txt; echo "rc=$?"');
+    assert.match(
+      stranger.block.output,
+      /^cat: \/workspace\/dir\/note\.txt: No such file or directory\nrc=1$/,
+    );
+    assert.ok(!stranger.block.output.includes(secret));
+  });
+
+  test('writing past WORKSPACE_BYTES fails with ENOSPC inside while the run still returns', async () => {
+    const user = uniqueId('u');
+    const size = LIMITS.workspaceBytes + 2 * MiB; // below the file size limit: the tmpfs stops it
+    const full = await sh(user, `head -c ${size} /dev/zero > /workspace/big; echo "rc=$?"`);
+    assert.equal(full.body.status, 'ok');
+    assert.match(full.block.output, /No space left on device\s*\nrc=1$/);
+
+    // The user's next run works and can free the space again.
+    const next = await sh(
+      user,
+      'rm -f /workspace/big && echo freed && head -c 1048576 /dev/zero > /workspace/small; echo "rc=$?"',
+    );
+    assert.equal(next.block.output, 'freed\nrc=0');
+  });
+
+  test('the saved snapshot cannot be changed or removed by the sandbox user', async () => {
+    const user = uniqueId('u');
+    await sh(user, 'echo kept > /workspace/kept.txt');
+    const attack = await sh(
+      user,
+      [
+        'ls -ln /.workspace-store',
+        'echo junk >> /.workspace-store/workspace.tar; echo "append rc=$?"',
+        'rm -f /.workspace-store/workspace.tar; echo "rm rc=$?"',
+        'mv /.workspace-store/workspace.tar /workspace/; echo "mv rc=$?"',
+      ].join('\n'),
+    );
+    const out = attack.block.output;
+    assert.match(out, /^-rw-r--r-- 1 0 0 \d+ .* workspace\.tar$/m);
+    assert.match(out, /Permission denied\s*\nappend rc=[12]$/m);
+    assert.match(out, /Permission denied\s*\nrm rc=1$/m);
+    assert.match(out, /Permission denied\s*\nmv rc=1$/m);
+    const later = await sh(user, 'cat /workspace/kept.txt');
+    assert.equal(later.block.output, 'kept');
+  });
+});
+
+test('no sandbox container is left behind by any run', async () => {
+  const left = await leftovers(runner.runnerId);
+  assert.deepEqual(left.containers, []);
+});

@@ -1,0 +1,348 @@
+/**
+ * Hostile code in the sandbox: each attack is contained, reported with the right status, leaves
+ * no container behind, and the runner keeps serving (a plain run answers and /healthz is 200).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  docker,
+  fence,
+  leftovers,
+  postRun,
+  removeLeftovers,
+  startRunner,
+  uniqueId,
+  type RunResultBody,
+  type RunnerProcess,
+} from './helpers/runner-process.ts';
+
+const MiB = 1024 * 1024;
+const MEMORY_BYTES = 256 * MiB;
+const PIDS_LIMIT = 64;
+const OUTPUT_LIMIT = 1 * MiB;
+const CANARY = `canary-${randomBytes(12).toString('hex')}`;
+const LABEL = 'dev.agent-platform';
+
+let runner: RunnerProcess;
+
+before(async () => {
+  runner = await startRunner({
+    SANDBOX_MEMORY_BYTES: String(MEMORY_BYTES),
+    SANDBOX_PIDS_LIMIT: String(PIDS_LIMIT),
+    RUN_TIMEOUT_MS: '20000',
+    OUTPUT_LIMIT_BYTES: String(OUTPUT_LIMIT),
+    SECRET_CANARY: CANARY,
+  });
+});
+
+after(async () => {
+  await runner.stop();
+  const left = await leftovers(runner.runnerId);
+  await removeLeftovers(runner.runnerId);
+  assert.deepEqual(left.containers, [], 'sandbox containers were left behind after the runner stopped');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+interface OutputBlock {
+  lang: string;
+  /** `exit <code>` or `signal <name>`, as the agent reports it. */
+  status: string;
+  output: string;
+}
+
+/** The ```output blocks the default agent appends to its reply, in order. */
+function outputBlocks(text: string): OutputBlock[] {
+  const blocks: OutputBlock[] = [];
+  const re = /```output \(([^,]+), ([^)]+)\)\n([\s\S]*?)\n```/g;
+  for (const m of text.matchAll(re)) {
+    blocks.push({ lang: m[1] ?? '', status: m[2] ?? '', output: m[3] ?? '' });
+  }
+  return blocks;
+}
+
+async function run(userId: string, message: string, timeoutMs = 15_000): Promise<RunResultBody> {
+  const res = await postRun(runner, { userId, message, timeoutMs });
+  assert.equal(res.status, 200, `POST /v1/runs answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** Runs one sh block (stderr merged into stdout) that must complete; returns its output. */
+async function sh(userId: string, script: string): Promise<{ body: RunResultBody; block: OutputBlock }> {
+  const body = await run(userId, fence('sh', `exec 2>&1\n${script}`));
+  assert.equal(body.status, 'ok', body.text);
+  const blocks = outputBlocks(body.text);
+  assert.equal(blocks.length, 1, body.text);
+  return { body, block: blocks[0]! };
+}
+
+async function sandboxesOfThisRunner(): Promise<string[]> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`${LABEL}.runner-id=${runner.runnerId}`] },
+  });
+  return list.map((c) => c.Id);
+}
+
+/** After an attack: its sandbox is gone, a plain run answers ok and /healthz is 200. */
+async function assertStillServing(): Promise<void> {
+  assert.deepEqual(await sandboxesOfThisRunner(), [], 'the sandbox of the attack is still there');
+  const hello = await run(uniqueId('u'), 'hello');
+  assert.equal(hello.status, 'ok', hello.text);
+  assert.equal(hello.text, 'Test response: hello');
+  const health = await fetch(`${runner.url}/healthz`);
+  assert.equal(health.status, 200);
+  assert.deepEqual(await health.json(), { status: 'ok', service: 'runner' });
+}
+
+/** Samples the pids cgroup of this user's sandbox (via the Docker API) until `done`. */
+async function samplePids(
+  userId: string,
+  done: () => boolean,
+): Promise<Array<{ current: number; limit: number }>> {
+  const filters = { label: [`${LABEL}.runner-id=${runner.runnerId}`, `${LABEL}.owner=${userId}`] };
+  const samples: Array<{ current: number; limit: number }> = [];
+  while (!done()) {
+    const [found] = await docker.listContainers({ filters });
+    if (found) {
+      try {
+        const stats = await docker.getContainer(found.Id).stats({ stream: false, 'one-shot': true });
+        const pids = stats.pids_stats;
+        if (pids?.current !== undefined && pids.limit !== undefined) {
+          samples.push({ current: pids.current, limit: pids.limit });
+        }
+      } catch {
+        // The sandbox went away between list and stats.
+      }
+    }
+    await sleep(100);
+  }
+  return samples;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+test('fork bomb: capped by the pids limit, stopped by the timeout, sandbox removed', async () => {
+  const user = uniqueId('u');
+  let finished = false;
+  const pending = run(user, fence('bash', ':(){ :|:& };:'), 4000).finally(() => {
+    finished = true;
+  });
+  const [result, samples] = await Promise.all([pending, samplePids(user, () => finished)]);
+
+  // The bomb never ends by itself: bash keeps forking into the full pids cgroup (fork fails
+  // with EAGAIN but the survivors retry), so the run ends by the host-side timeout.
+  assert.equal(result.status, 'timeout', result.text);
+  assert.equal(result.text, 'The run took longer than 4000 ms and was stopped.');
+  assert.equal(result.exitCode, 137, 'killed with SIGKILL');
+  assert.ok(samples.length > 0, 'no pids sample taken while the bomb ran');
+  for (const s of samples) {
+    assert.equal(s.limit, PIDS_LIMIT);
+    assert.ok(s.current <= PIDS_LIMIT, `pids.current ${s.current} above the limit`);
+  }
+  assert.equal(Math.max(...samples.map((s) => s.current)), PIDS_LIMIT, 'the bomb filled the pids cgroup');
+  await assertStillServing();
+});
+
+test('memory hog: the OOM killer stops it and the run reports oom', async () => {
+  const user = uniqueId('u');
+  const hog = 'x = []\nwhile True:\n    x.append(bytearray(10 * 1024 * 1024))';
+  const result = await run(user, fence('python', hog) + '\n' + fence('sh', 'echo after the hog'));
+  assert.equal(result.status, 'oom', result.text);
+  assert.equal(
+    result.text,
+    `The sandbox ran out of memory (limit ${MEMORY_BYTES / MiB} MiB) and was stopped.`,
+  );
+  // The kernel kills the biggest process, python; the agent itself survives and exits 0, and
+  // the runner reports oom from State.OOMKilled of the exited container.
+  assert.equal(result.exitCode, 0);
+  assert.equal(result.component, null);
+  await assertStillServing();
+});
+
+test('infinite loop: stopped by the timeout', async () => {
+  const result = await run(uniqueId('u'), fence('python', 'while True:\n    pass'), 3000);
+  assert.equal(result.status, 'timeout', result.text);
+  assert.equal(result.text, 'The run took longer than 3000 ms and was stopped.');
+  assert.equal(result.exitCode, 137);
+  await assertStillServing();
+});
+
+test("output flood through the agent: many code blocks exceed the runner's output limit", async () => {
+  // The agent keeps at most 64 KiB of each block's output, but 16 such blocks produce more
+  // than 1 MiB of text events.
+  const blocks = Array.from({ length: 16 }, () => fence('sh', 'yes | head -c 200000')).join('\n');
+  const result = await run(uniqueId('u'), blocks);
+  assert.equal(result.status, 'output_limit', result.text.slice(0, 200));
+  assert.equal(result.text, `The agent's output exceeded ${OUTPUT_LIMIT} bytes; the run was stopped.`);
+  assert.equal(result.exitCode, 137);
+  await assertStillServing();
+});
+
+test("output flood written straight to the agent's stdout is stopped at the output limit", async () => {
+  // $PPID of the block's shell is the agent; its fd 1 is the sandbox's stdout.
+  // Valid events, so that only the byte cap can stop them (an invalid line ends the run at once).
+  const event = JSON.stringify({ type: 'text', delta: 'flood' });
+  const result = await run(uniqueId('u'), fence('sh', `yes '${event}' > /proc/$PPID/fd/1`), 15_000);
+  assert.equal(result.status, 'output_limit', result.text.slice(0, 200));
+  assert.equal(result.text, `The agent's output exceeded ${OUTPUT_LIMIT} bytes; the run was stopped.`);
+  assert.equal(result.exitCode, 137);
+  await assertStillServing();
+});
+
+test('a flood of invalid lines ends the run at the first one, as an error', async () => {
+  const result = await run(uniqueId('u'), fence('sh', 'yes > /proc/$PPID/fd/1'), 15_000);
+  assert.equal(result.status, 'error');
+  assert.equal(result.text, "The agent's output was malformed: agent wrote a line that is not JSON.");
+  await assertStillServing();
+});
+
+test("malformed output on the agent's stdout makes the run an error", async () => {
+  const result = await run(uniqueId('u'), fence('sh', "printf 'not json\\n' > /proc/$PPID/fd/1"));
+  assert.equal(result.status, 'error');
+  assert.equal(result.text, "The agent's output was malformed: agent wrote a line that is not JSON.");
+  await assertStillServing();
+});
+
+test('network: no DNS, no route, no connection to the outside', async () => {
+  const python = [
+    'import socket',
+    'for target in (("1.1.1.1", 53), ("2606:4700:4700::1111", 53)):',
+    '    try:',
+    '        socket.create_connection(target, timeout=2)',
+    '        print("CONNECTED", target[0])',
+    '    except OSError as e:',
+    '        print("FAIL", target[0], e.errno, e.strerror)',
+    'try:',
+    '    socket.getaddrinfo("example.com", 80)',
+    '    print("RESOLVED")',
+    'except OSError as e:',
+    '    print("FAIL dns", e.strerror)',
+  ].join('\n');
+  const js = [
+    "import net from 'node:net';",
+    'try {',
+    "  await fetch('http://example.com', { signal: AbortSignal.timeout(3000) });",
+    "  console.log('CONNECTED fetch');",
+    '} catch (e) {',
+    "  console.log('FAIL fetch', e.cause?.code ?? e.name);",
+    '}',
+    'await new Promise((done) => {',
+    "  const s = net.connect(53, '1.1.1.1');",
+    "  s.on('connect', () => { console.log('CONNECTED net'); s.destroy(); done(); });",
+    "  s.on('error', (e) => { console.log('FAIL net', e.code); done(); });",
+    '});',
+  ].join('\n');
+  const result = await run(uniqueId('u'), fence('python', python) + '\n' + fence('js', js));
+  assert.equal(result.status, 'ok', result.text);
+  const [py, node] = outputBlocks(result.text);
+  assert.equal(
+    py?.output,
+    [
+      'FAIL 1.1.1.1 101 Network is unreachable',
+      'FAIL 2606:4700:4700::1111 101 Network is unreachable',
+      'FAIL dns Temporary failure in name resolution',
+    ].join('\n'),
+  );
+  assert.equal(node?.output, 'FAIL fetch EAI_AGAIN\nFAIL net ENETUNREACH');
+  await assertStillServing();
+});
+
+test('writes outside /workspace fail', async () => {
+  const { block } = await sh(
+    uniqueId('u'),
+    [
+      'for p in /x /etc/passwd-x /opt/agent/x /usr/local/bin/x /.workspace-store/x; do touch "$p"; done',
+      'echo pwned > /opt/agent/agent.js',
+      'echo pwned >> /etc/passwd',
+      'mkdir /evil',
+      'ln -s /workspace /opt/agent/link',
+      'echo "done"',
+    ].join('\n'),
+  );
+  const out = block.output;
+  assert.match(out, /cannot touch '\/x': Read-only file system/);
+  assert.match(out, /cannot touch '\/etc\/passwd-x': Read-only file system/);
+  assert.match(out, /cannot touch '\/opt\/agent\/x': Read-only file system/);
+  assert.match(out, /cannot touch '\/usr\/local\/bin\/x': Read-only file system/);
+  assert.match(out, /cannot touch '\/\.workspace-store\/x': Permission denied/);
+  assert.match(out, /cannot create \/opt\/agent\/agent\.js: Read-only file system/);
+  // Appending to an existing file fails the permission check before the read-only mount one.
+  assert.match(out, /cannot create \/etc\/passwd: Permission denied/);
+  assert.match(out, /mkdir: cannot create directory ['‘]\/evil['’]: Read-only file system/);
+  assert.match(out, /ln: failed to create symbolic link '\/opt\/agent\/link': Read-only file system/);
+  assert.match(out, /done$/);
+  // The agent is intact for the next run.
+  await assertStillServing();
+});
+
+test("another user's workspace cannot be found or read", async () => {
+  const owner = uniqueId('u');
+  const intruder = uniqueId('u');
+  const secret = randomBytes(16).toString('hex');
+  const file = `secret-${randomBytes(6).toString('hex')}.txt`;
+  await sh(owner, `echo ${secret} > /workspace/${file} && echo stored`);
+  // Positive control: the owner sees it on the next run.
+  const mine = await sh(owner, `cat /workspace/${file}`);
+  assert.equal(mine.block.output, secret);
+
+  const { block } = await sh(
+    intruder,
+    [
+      `find / -name '${file}' 2>/dev/null`,
+      'echo "--store"; ls -A /.workspace-store',
+      'echo "--tar"; tar -tf /.workspace-store/workspace.tar',
+      'echo "--grep"',
+      `grep -rl '${secret}' /workspace /.workspace-store /tmp /dev/shm /var/tmp 2>/dev/null`,
+      'echo "--volumes"; ls /var/lib/docker 2>&1',
+      'echo "--end"',
+    ].join('\n'),
+  );
+  assert.ok(!block.output.includes(secret), block.output);
+  assert.ok(!block.output.includes(file), block.output);
+  assert.equal(
+    block.output,
+    [
+      '--store',
+      '--tar',
+      'tar: /.workspace-store/workspace.tar: Cannot open: No such file or directory',
+      'tar: Error is not recoverable: exiting now',
+      '--grep',
+      '--volumes',
+      "ls: cannot access '/var/lib/docker': No such file or directory",
+      '--end',
+    ].join('\n'),
+  );
+  await assertStillServing();
+});
+
+test("the runner's secrets are nowhere in the sandbox", async () => {
+  const { body, block } = await sh(
+    uniqueId('u'),
+    [
+      'echo "--env"; env',
+      'echo "--pid1"; tr "\\0" "\\n" < /proc/1/environ',
+      'echo "--all"; for p in /proc/[0-9]*; do tr "\\0" "\\n" < "$p/environ"; done 2>/dev/null',
+      'echo "--cmdlines"; for p in /proc/[0-9]*; do tr "\\0" " " < "$p/cmdline"; echo; done 2>/dev/null',
+    ].join('\n'),
+  );
+  // Positive control: the environments were readable at all.
+  assert.match(block.output, /--pid1\n(.*\n)*HOME=\/workspace\n/);
+  for (const secret of [CANARY, runner.token, 'RUNNER_TOKEN', 'SECRET_CANARY', 'DOCKER_HOST']) {
+    assert.ok(!body.text.includes(secret), `the sandbox saw ${secret}`);
+  }
+  // Only the sandbox's own processes are visible: docker-init, the entry script, the agent.
+  const cmdlines = block.output.split('--cmdlines\n')[1] ?? '';
+  assert.match(cmdlines, /^\/sbin\/docker-init -- /m);
+  assert.match(cmdlines, /^node \/opt\/agent\/agent\.js $/m);
+  assert.doesNotMatch(cmdlines, /dockerd|containerd|src\/main\.ts/);
+  await assertStillServing();
+});
+
+test('no sandbox container is left behind by any attack', async () => {
+  const left = await leftovers(runner.runnerId);
+  assert.deepEqual(left.containers, []);
+});
