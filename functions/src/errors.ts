@@ -1,0 +1,92 @@
+/**
+ * The functions' domain errors. Translated exactly once at each boundary: to HttpsError in
+ * http/callables.ts and to an HTTP status in http/api.ts (both through http/translate.ts).
+ * Messages are short, safe for clients, and say what to do.
+ */
+export type DomainCode =
+  | 'invalid-argument'
+  | 'unauthenticated'
+  | 'not-found'
+  | 'resource-exhausted'
+  | 'unavailable'
+  | 'deadline-exceeded'
+  | 'aborted'
+  | 'internal';
+
+export abstract class DomainError extends Error {
+  abstract readonly code: DomainCode;
+}
+
+export class InvalidInputError extends DomainError {
+  override name = 'InvalidInputError';
+  readonly code = 'invalid-argument';
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
+export class NotSignedInError extends DomainError {
+  override name = 'NotSignedInError';
+  readonly code = 'unauthenticated';
+  constructor() {
+    super('sign in first');
+  }
+}
+
+/** Also what another user's conversation looks like: its existence is not revealed. */
+export class ConversationNotFoundError extends DomainError {
+  override name = 'ConversationNotFoundError';
+  readonly code = 'not-found';
+  constructor() {
+    super('no such conversation');
+  }
+}
+
+export class RateLimitedError extends DomainError {
+  override name = 'RateLimitedError';
+  readonly code = 'resource-exhausted';
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The runner could not be reached, refused for capacity, or is not ready. */
+export class RunnerUnavailableError extends DomainError {
+  override name = 'RunnerUnavailableError';
+  readonly code = 'unavailable';
+  constructor(message = 'the agent runner is unavailable; try again shortly') {
+    super(message);
+  }
+}
+
+export class RunnerTimeoutError extends DomainError {
+  override name = 'RunnerTimeoutError';
+  readonly code = 'deadline-exceeded';
+  constructor() {
+    super('the agent did not answer in time');
+  }
+}
+
+/** A retry of a request that is still being processed. */
+export class RequestInProgressError extends DomainError {
+  override name = 'RequestInProgressError';
+  readonly code = 'aborted';
+  constructor() {
+    super('this request is still being processed; retry shortly');
+  }
+}
+
+/** Our own machinery broke (e.g. the runner answered something unexpected). Details go to logs. */
+export class InternalError extends DomainError {
+  override name = 'InternalError';
+  readonly code = 'internal';
+  readonly detail: string;
+  constructor(detail: string) {
+    super('internal error');
+    this.detail = detail;
+  }
+}

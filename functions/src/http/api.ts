@@ -1,0 +1,132 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { onRequest } from 'firebase-functions/v2/https';
+import { deps } from '../deps.ts';
+import { InvalidInputError, NotSignedInError } from '../errors.ts';
+import { CORS_ORIGINS, MAX_MESSAGE_CHARS } from '../params.ts';
+import {
+  getConversationSchema,
+  listConversationsSchema,
+  parseInput,
+  sendMessageSchema,
+} from '../conversations/schemas.ts';
+import { toHttpError } from './translate.ts';
+
+/**
+ * The REST API for clients that do not use the Firebase SDK. Identity comes only from a verified
+ * Firebase ID token (`Authorization: Bearer`); the old trusted X-User-Id header is gone.
+ */
+export function createApi(): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.use((req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin) {
+      const allowed = CORS_ORIGINS.value()
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean);
+      if (!allowed.includes(origin)) {
+        res.status(403).json({ error: { code: 'permission-denied', message: 'origin not allowed' } });
+        return;
+      }
+      res.set({
+        'access-control-allow-origin': origin,
+        vary: 'Origin',
+        'access-control-allow-headers': 'authorization, content-type',
+        'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+        'access-control-max-age': '3600',
+      });
+      if (req.method === 'OPTIONS') {
+        res.status(204).end();
+        return;
+      }
+    }
+    next();
+  });
+
+  const health = (_req: Request, res: Response) => {
+    res.json({ status: 'ok', service: 'api-server' });
+  };
+  app.get('/health', health);
+  app.get('/api/health', health);
+
+  app.use('/api', express.json({ limit: '64kb' }));
+
+  const uidOf = async (req: Request): Promise<string> => {
+    const m = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
+    if (!m?.[1]) throw new NotSignedInError();
+    try {
+      return (await deps().auth.verifyIdToken(m[1])).uid;
+    } catch {
+      throw new NotSignedInError();
+    }
+  };
+
+  const route =
+    (name: string, handler: (uid: string, req: Request) => Promise<unknown>) =>
+    async (req: Request, res: Response) => {
+      try {
+        const uid = await uidOf(req);
+        res.json(await handler(uid, req));
+      } catch (err) {
+        const out = toHttpError(err, name);
+        res.status(out.status).set(out.headers).json(out.body);
+      }
+    };
+
+  app.post(
+    '/api/conversation',
+    route('POST /api/conversation', (uid, req) =>
+      deps().service.sendMessage(uid, parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body)),
+    ),
+  );
+  app.get(
+    '/api/conversations',
+    route('GET /api/conversations', (uid, req) => {
+      const input = parseInput(listConversationsSchema, {
+        ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
+        ...(typeof req.query.cursor === 'string' ? { cursor: req.query.cursor } : {}),
+      });
+      return deps().service.listConversations(uid, input.limit, input.cursor);
+    }),
+  );
+  app.get(
+    '/api/conversations/:id',
+    route('GET /api/conversations/:id', (uid, req) => {
+      const input = parseInput(getConversationSchema, {
+        conversationId: req.params.id,
+        ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
+        ...(typeof req.query.cursor === 'string' ? { cursor: req.query.cursor } : {}),
+      });
+      return deps().service.getConversation(uid, input.conversationId, input.limit, input.cursor);
+    }),
+  );
+  app.delete(
+    '/api/conversations/:id',
+    route('DELETE /api/conversations/:id', async (uid, req) => {
+      const input = parseInput(getConversationSchema.pick({ conversationId: true }), { conversationId: req.params.id });
+      await deps().service.deleteConversation(uid, input.conversationId);
+      return { deleted: true };
+    }),
+  );
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: { code: 'not-found', message: 'no such route' } });
+  });
+  // Body parser errors (invalid JSON, too large) arrive here.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const type = typeof err === 'object' && err !== null && 'type' in err ? (err as { type: unknown }).type : null;
+    const domain =
+      type === 'entity.too.large'
+        ? new InvalidInputError('the request body is too large')
+        : type === 'entity.parse.failed'
+          ? new InvalidInputError('the request body is not valid JSON')
+          : err;
+    const out = toHttpError(domain, 'api');
+    res.status(type === 'entity.too.large' ? 413 : out.status).set(out.headers).json(out.body);
+  });
+  return app;
+}
+
+export const api = onRequest({ memory: '256MiB', timeoutSeconds: 120 }, createApi());

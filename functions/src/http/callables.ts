@@ -1,0 +1,58 @@
+import { onCall, type CallableRequest } from 'firebase-functions/v2/https';
+import { deps } from '../deps.ts';
+import { NotSignedInError } from '../errors.ts';
+import { ENFORCE_APP_CHECK, MAX_MESSAGE_CHARS } from '../params.ts';
+import {
+  conversationIdSchema,
+  emptySchema,
+  getConversationSchema,
+  listConversationsSchema,
+  parseInput,
+  sendMessageSchema,
+} from '../conversations/schemas.ts';
+import { toHttpsError } from './translate.ts';
+
+const options = { enforceAppCheck: ENFORCE_APP_CHECK, memory: '256MiB' as const, timeoutSeconds: 120 };
+
+/** Wraps a handler: requires sign-in, translates every error once. */
+function callable<T>(name: string, handler: (uid: string, data: unknown) => Promise<T>) {
+  return onCall(options, async (request: CallableRequest<unknown>) => {
+    try {
+      const uid = request.auth?.uid;
+      if (!uid) throw new NotSignedInError();
+      return await handler(uid, request.data);
+    } catch (err) {
+      throw toHttpsError(err, name);
+    }
+  });
+}
+
+export const sendMessage = callable('sendMessage', (uid, data) =>
+  deps().service.sendMessage(uid, parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), data)),
+);
+
+export const listConversations = callable('listConversations', (uid, data) => {
+  const input = parseInput(listConversationsSchema, data);
+  return deps().service.listConversations(uid, input.limit, input.cursor);
+});
+
+export const getConversation = callable('getConversation', (uid, data) => {
+  const input = parseInput(getConversationSchema, data);
+  return deps().service.getConversation(uid, input.conversationId, input.limit, input.cursor);
+});
+
+export const deleteConversation = callable('deleteConversation', async (uid, data) => {
+  const input = parseInput(conversationIdSchema, data);
+  await deps().service.deleteConversation(uid, input.conversationId);
+  return { deleted: true };
+});
+
+export const listAgents = callable('listAgents', (uid, data) => {
+  parseInput(emptySchema, data);
+  return deps().service.listAgents(uid);
+});
+
+export const deleteWorkspace = callable('deleteWorkspace', (uid, data) => {
+  parseInput(emptySchema, data);
+  return deps().service.deleteWorkspace(uid);
+});

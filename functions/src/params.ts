@@ -1,0 +1,20 @@
+import { defineBoolean, defineInt, defineString } from 'firebase-functions/params';
+
+/** Base URL of the runner, e.g. https://runner.example.com. Default: empty (then RUNNER_SERVICE). */
+export const RUNNER_URL = defineString('RUNNER_URL', { default: '' });
+/** Cloud Run service name (projects/P/locations/R/services/S) whose URL is the runner's. Default: empty. */
+export const RUNNER_SERVICE = defineString('RUNNER_SERVICE', { default: '' });
+/** Audience of the ID tokens sent to the runner. Default: empty, meaning the runner URL. */
+export const RUNNER_AUDIENCE = defineString('RUNNER_AUDIENCE', { default: '' });
+/** Milliseconds to wait for the runner's answer to one message. Default 45000. */
+export const RUNNER_TIMEOUT_MS = defineInt('RUNNER_TIMEOUT_MS', { default: 45_000 });
+/** Messages one user may send per minute. Default 20. */
+export const MESSAGES_PER_MINUTE = defineInt('MESSAGES_PER_MINUTE', { default: 20 });
+/** Longest message in characters. Default 8000. */
+export const MAX_MESSAGE_CHARS = defineInt('MAX_MESSAGE_CHARS', { default: 8000 });
+/** Reject callable requests without a valid App Check token. Default false. */
+export const ENFORCE_APP_CHECK = defineBoolean('ENFORCE_APP_CHECK', { default: false });
+/** Comma-separated web origins allowed by the REST API's CORS. Default: the local Hosting emulator. */
+export const CORS_ORIGINS = defineString('CORS_ORIGINS', {
+  default: 'http://127.0.0.1:5000,http://localhost:5000',
+});

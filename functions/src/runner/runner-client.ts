@@ -1,0 +1,128 @@
+import { GoogleAuth } from 'google-auth-library';
+import { z } from 'zod';
+import { InternalError, RunnerTimeoutError, RunnerUnavailableError } from '../errors.ts';
+import type { RunnerLocation } from './runner-url.ts';
+
+/** The runner's run result (its POST /v1/runs contract), validated on arrival. */
+export const runResultSchema = z.object({
+  runId: z.string().min(1).max(100),
+  status: z.enum(['ok', 'error', 'timeout', 'oom', 'output_limit']),
+  text: z.string().max(4_000_000),
+  component: z.looseObject({ type: z.string().min(1).max(64) }).nullable(),
+  agent: z
+    .object({
+      name: z.string().min(1).max(100),
+      description: z.string().max(1000),
+      instructions: z.string().max(20_000),
+    })
+    .nullable(),
+  exitCode: z.number().int().nullable(),
+  durationMs: z.number().nonnegative(),
+  timings: z.record(z.string(), z.number()).optional(),
+});
+export type RunResult = z.infer<typeof runResultSchema>;
+
+export interface RunRequest {
+  userId: string;
+  conversationId: string;
+  message: string;
+  history: Array<{ role: 'user' | 'agent'; text: string }>;
+}
+
+export interface RunnerClientOptions {
+  location: () => Promise<RunnerLocation>;
+  timeoutMs: number;
+  /** Shared secret, used only under the emulators. */
+  devToken?: string | undefined;
+  fetchImpl?: typeof fetch;
+}
+
+/**
+ * Talks to the runner. Authenticates with a Google ID token for the runner's audience (cached
+ * client per instance), or with the development secret under the emulators. Translates every
+ * runner answer into a result or a domain error, here and nowhere else.
+ */
+export class RunnerClient {
+  readonly #opts: RunnerClientOptions;
+  readonly #fetch: typeof fetch;
+  #idTokenClient: Promise<{ getRequestHeaders(url?: string): Promise<Headers> }> | null = null;
+
+  constructor(opts: RunnerClientOptions) {
+    this.#opts = opts;
+    this.#fetch = opts.fetchImpl ?? fetch;
+  }
+
+  async run(req: RunRequest): Promise<RunResult> {
+    const body = await this.#call('POST', '/v1/runs', req, true);
+    const parsed = runResultSchema.safeParse(body);
+    if (!parsed.success) {
+      throw new InternalError(`runner answered an invalid result: ${parsed.error.issues[0]?.message}`);
+    }
+    return parsed.data;
+  }
+
+  async deleteWorkspace(userId: string): Promise<boolean> {
+    const body = await this.#call('DELETE', `/v1/users/${encodeURIComponent(userId)}/workspace`, undefined, false);
+    return z.object({ deleted: z.boolean() }).parse(body).deleted;
+  }
+
+  async #headers(loc: RunnerLocation): Promise<Record<string, string>> {
+    if (this.#opts.devToken) return { authorization: `Bearer ${this.#opts.devToken}` };
+    this.#idTokenClient ??= new GoogleAuth().getIdTokenClient(loc.audience).catch((err: unknown) => {
+      this.#idTokenClient = null;
+      throw err;
+    });
+    const headers = await (await this.#idTokenClient).getRequestHeaders(loc.url);
+    const auth = headers.get('authorization');
+    if (!auth) throw new InternalError('could not obtain an ID token for the runner');
+    return { authorization: auth };
+  }
+
+  /**
+   * One HTTP call. Retries once, only when the connection was refused before anything was sent
+   * (so a retry can never duplicate a run).
+   */
+  async #call(method: string, path: string, json: unknown, isRun: boolean): Promise<unknown> {
+    const loc = await this.#opts.location();
+    const headers = { ...(await this.#headers(loc)), 'content-type': 'application/json' };
+    let res: Response | undefined;
+    for (let attempt = 0; attempt < 2 && !res; attempt++) {
+      try {
+        res = await this.#fetch(`${loc.url}${path}`, {
+          method,
+          headers,
+          ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+          signal: AbortSignal.timeout(this.#opts.timeoutMs),
+        });
+      } catch (err) {
+        if (isTimeout(err)) throw new RunnerTimeoutError();
+        if (attempt === 0 && isConnectionRefused(err)) {
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        throw new RunnerUnavailableError();
+      }
+    }
+    if (!res) throw new RunnerUnavailableError();
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch (err) {
+      if (isTimeout(err)) throw new RunnerTimeoutError();
+      throw new InternalError(`runner answered ${res.status} without JSON`);
+    }
+    if (res.ok) return body;
+    if (res.status === 429) throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
+    if (res.status === 503 || res.status === 502 || res.status === 504) throw new RunnerUnavailableError();
+    throw new InternalError(`runner answered ${res.status}${isRun ? ' to a run' : ''}: ${JSON.stringify(body).slice(0, 300)}`);
+  }
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+}
+
+function isConnectionRefused(err: unknown): boolean {
+  const cause = err instanceof Error ? (err.cause as { code?: string } | undefined) : undefined;
+  return cause?.code === 'ECONNREFUSED';
+}
