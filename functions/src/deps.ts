@@ -2,7 +2,13 @@ import { getApps, initializeApp } from 'firebase-admin/app';
 import { getAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore } from 'firebase-admin/firestore';
 import { ConversationService } from './conversations/conversation-service.ts';
-import { MESSAGES_PER_MINUTE, RUNNER_AUDIENCE, RUNNER_SERVICE, RUNNER_TIMEOUT_MS, RUNNER_URL } from './params.ts';
+import {
+  MESSAGES_PER_MINUTE,
+  RUNNER_AUDIENCE,
+  RUNNER_SERVICE,
+  RUNNER_TIMEOUT_MS,
+  RUNNER_URL,
+} from './params.ts';
 import { RunnerClient } from './runner/runner-client.ts';
 import { resolveRunner, type RunnerLocation } from './runner/runner-url.ts';
 
@@ -36,7 +42,9 @@ export function deps(): Deps {
     // The shared secret is for the emulators only; deployed functions use Google ID tokens.
     devToken: process.env.FUNCTIONS_EMULATOR === 'true' ? process.env.RUNNER_TOKEN : undefined,
   });
-  const service = new ConversationService(db, runner, () => ({ messagesPerMinute: MESSAGES_PER_MINUTE.value() }));
+  const service = new ConversationService(db, runner, () => ({
+    messagesPerMinute: MESSAGES_PER_MINUTE.value(),
+  }));
   cached = { service, auth: getAuth(app) };
   return cached;
 }

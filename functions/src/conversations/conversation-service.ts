@@ -1,4 +1,10 @@
-import { FieldPath, FieldValue, Timestamp, type DocumentReference, type Firestore } from 'firebase-admin/firestore';
+import {
+  FieldPath,
+  FieldValue,
+  Timestamp,
+  type DocumentReference,
+  type Firestore,
+} from 'firebase-admin/firestore';
 import {
   ConversationNotFoundError,
   DomainError,
@@ -78,7 +84,11 @@ export class ConversationService {
         const retry = Math.max(1, Math.ceil((rate!.windowStartMs + WINDOW_MS - now) / 1000));
         throw new RateLimitedError(`at most ${limit} messages per minute; try again in ${retry} s`, retry);
       }
-      tx.set(user, { rate: { windowStartMs: fresh ? now : rate.windowStartMs, count: count + 1 } }, { merge: true });
+      tx.set(
+        user,
+        { rate: { windowStartMs: fresh ? now : rate.windowStartMs, count: count + 1 } },
+        { merge: true },
+      );
 
       if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
       const convRef = convSnap ? convSnap.ref : convs.doc();
@@ -96,7 +106,11 @@ export class ConversationService {
       });
       const preview = input.message.slice(0, PREVIEW_CHARS);
       if (convSnap) {
-        tx.update(convRef, { messageCount: seq + 1, updatedAt: FieldValue.serverTimestamp(), lastMessagePreview: preview });
+        tx.update(convRef, {
+          messageCount: seq + 1,
+          updatedAt: FieldValue.serverTimestamp(),
+          lastMessagePreview: preview,
+        });
       } else {
         tx.set(convRef, {
           title: input.message.trim().split('\n')[0]!.slice(0, TITLE_CHARS),
@@ -136,7 +150,10 @@ export class ConversationService {
     return this.#storeReply(uid, conversationRef, messageRef, requestRef, input.requestId ?? null, result);
   }
 
-  async #history(conv: DocumentReference, beforeSeq: number): Promise<Array<{ role: 'user' | 'agent'; text: string }>> {
+  async #history(
+    conv: DocumentReference,
+    beforeSeq: number,
+  ): Promise<Array<{ role: 'user' | 'agent'; text: string }>> {
     if (beforeSeq === 0) return [];
     const snap = await conv
       .collection('messages')
@@ -144,9 +161,10 @@ export class ConversationService {
       .orderBy('seq', 'desc')
       .limit(HISTORY_MESSAGES)
       .get();
-    return snap.docs
-      .reverse()
-      .map((d) => ({ role: d.get('role') as 'user' | 'agent', text: String(d.get('text')).slice(0, 100_000) }));
+    return snap.docs.reverse().map((d) => ({
+      role: d.get('role') as 'user' | 'agent',
+      text: String(d.get('text')).slice(0, 100_000),
+    }));
   }
 
   async #storeReply(
@@ -203,7 +221,11 @@ export class ConversationService {
     return out;
   }
 
-  async #markFailed(messageRef: DocumentReference, requestRef: DocumentReference | null, err: unknown): Promise<void> {
+  async #markFailed(
+    messageRef: DocumentReference,
+    requestRef: DocumentReference | null,
+    err: unknown,
+  ): Promise<void> {
     const code = err instanceof DomainError ? err.code : 'internal';
     const batch = this.#db.batch();
     batch.update(messageRef, { status: 'failed', error: code });
@@ -222,8 +244,10 @@ export class ConversationService {
       .orderBy(FieldPath.documentId(), 'desc')
       .limit(limit);
     if (cursor) {
-      const [ms, id] = decodeCursor(cursor, (v): v is [number, string] =>
-        Array.isArray(v) && v.length === 2 && Number.isInteger(v[0]) && typeof v[1] === 'string',
+      const [ms, id] = decodeCursor(
+        cursor,
+        (v): v is [number, string] =>
+          Array.isArray(v) && v.length === 2 && Number.isInteger(v[0]) && typeof v[1] === 'string',
       );
       q = q.startAfter(Timestamp.fromMillis(ms), id);
     }

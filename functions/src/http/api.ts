@@ -105,7 +105,9 @@ export function createApi(): express.Express {
   app.delete(
     '/api/conversations/:id',
     route('DELETE /api/conversations/:id', async (uid, req) => {
-      const input = parseInput(getConversationSchema.pick({ conversationId: true }), { conversationId: req.params.id });
+      const input = parseInput(getConversationSchema.pick({ conversationId: true }), {
+        conversationId: req.params.id,
+      });
       await deps().service.deleteConversation(uid, input.conversationId);
       return { deleted: true };
     }),
@@ -116,7 +118,8 @@ export function createApi(): express.Express {
   });
   // Body parser errors (invalid JSON, too large) arrive here.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const type = typeof err === 'object' && err !== null && 'type' in err ? (err as { type: unknown }).type : null;
+    const type =
+      typeof err === 'object' && err !== null && 'type' in err ? (err as { type: unknown }).type : null;
     const domain =
       type === 'entity.too.large'
         ? new InvalidInputError('the request body is too large')
@@ -124,7 +127,10 @@ export function createApi(): express.Express {
           ? new InvalidInputError('the request body is not valid JSON')
           : err;
     const out = toHttpError(domain, 'api');
-    res.status(type === 'entity.too.large' ? 413 : out.status).set(out.headers).json(out.body);
+    res
+      .status(type === 'entity.too.large' ? 413 : out.status)
+      .set(out.headers)
+      .json(out.body);
   });
   return app;
 }

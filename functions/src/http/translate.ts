@@ -20,7 +20,9 @@ export function toDomain(err: unknown, where: string): DomainError {
     if (err instanceof InternalError) logger.error(`${where}: ${err.detail}`);
     return err;
   }
-  logger.error(`${where}: unexpected error`, { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  logger.error(`${where}: unexpected error`, {
+    error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+  });
   return new InternalError('unexpected');
 }
 
@@ -30,7 +32,11 @@ export function toHttpsError(err: unknown, where: string): HttpsError {
   const details: Record<string, unknown> = {};
   if (d instanceof InvalidInputError && d.field) details.field = d.field;
   if (d instanceof RateLimitedError) details.retryAfterSeconds = d.retryAfterSeconds;
-  return new HttpsError(d.code as FunctionsErrorCode, d.message, Object.keys(details).length ? details : undefined);
+  return new HttpsError(
+    d.code as FunctionsErrorCode,
+    d.message,
+    Object.keys(details).length ? details : undefined,
+  );
 }
 
 /** The one translation to REST responses: status, headers and a JSON body with a stable code. */
@@ -41,6 +47,12 @@ export function toHttpError(err: unknown, where: string) {
   return {
     status: HTTP_STATUS[d.code],
     headers,
-    body: { error: { code: d.code, message: d.message, ...(d instanceof InvalidInputError && d.field ? { field: d.field } : {}) } },
+    body: {
+      error: {
+        code: d.code,
+        message: d.message,
+        ...(d instanceof InvalidInputError && d.field ? { field: d.field } : {}),
+      },
+    },
   };
 }

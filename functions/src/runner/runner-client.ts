@@ -62,7 +62,12 @@ export class RunnerClient {
   }
 
   async deleteWorkspace(userId: string): Promise<boolean> {
-    const body = await this.#call('DELETE', `/v1/users/${encodeURIComponent(userId)}/workspace`, undefined, false);
+    const body = await this.#call(
+      'DELETE',
+      `/v1/users/${encodeURIComponent(userId)}/workspace`,
+      undefined,
+      false,
+    );
     return z.object({ deleted: z.boolean() }).parse(body).deleted;
   }
 
@@ -112,9 +117,12 @@ export class RunnerClient {
       throw new InternalError(`runner answered ${res.status} without JSON`);
     }
     if (res.ok) return body;
-    if (res.status === 429) throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
+    if (res.status === 429)
+      throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
     if (res.status === 503 || res.status === 502 || res.status === 504) throw new RunnerUnavailableError();
-    throw new InternalError(`runner answered ${res.status}${isRun ? ' to a run' : ''}: ${JSON.stringify(body).slice(0, 300)}`);
+    throw new InternalError(
+      `runner answered ${res.status}${isRun ? ' to a run' : ''}: ${JSON.stringify(body).slice(0, 300)}`,
+    );
   }
 }
 

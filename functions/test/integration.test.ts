@@ -1,0 +1,433 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FirebaseError } from 'firebase/app';
+import Docker from 'dockerode';
+import { adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
+
+/**
+ * End to end on the real emulators (Auth, Functions, Firestore, Hosting) and the real runner on
+ * the real Docker engine. scripts/test.sh starts the emulators with functions/.env.local pointing
+ * RUNNER_URL at 127.0.0.1:$RUNNER_TEST_PORT; this file owns that runner process.
+ */
+const PORT = process.env.RUNNER_TEST_PORT;
+const TOKEN = process.env.RUNNER_TEST_TOKEN;
+const RUNNER_ID = process.env.RUNNER_TEST_ID ?? 'functions-test';
+const docker = new Docker();
+
+let runner: RunnerProcess;
+let alice: TestUser;
+let bob: TestUser;
+
+async function startTestRunner(): Promise<RunnerProcess> {
+  assert.ok(PORT && TOKEN, 'RUNNER_TEST_PORT and RUNNER_TEST_TOKEN must be set (scripts/test.sh does it)');
+  return startRunner({ PORT, RUNNER_TOKEN: TOKEN, RUNNER_ID, MAX_QUEUED_PER_USER: '4' });
+}
+
+async function sandboxCount(): Promise<number> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`dev.agent-platform.runner-id=${RUNNER_ID}`, 'dev.agent-platform.kind=sandbox'] },
+  });
+  return list.length;
+}
+
+const extraUsers: TestUser[] = [];
+/** A fresh signed-up user per test keeps each under the per-minute rate limit. */
+async function user(): Promise<TestUser> {
+  const u = await newUser();
+  extraUsers.push(u);
+  return u;
+}
+
+before(async () => {
+  runner = await startTestRunner();
+  [alice, bob] = await Promise.all([newUser(), newUser()]);
+});
+
+after(async () => {
+  await runner?.stop();
+  await Promise.all([alice?.close(), bob?.close(), ...extraUsers.map((u) => u.close())]);
+  const vols = await docker.listVolumes({
+    filters: { label: [`dev.agent-platform.runner-id=${RUNNER_ID}`] },
+  });
+  await Promise.all(
+    (vols.Volumes ?? []).map((v) =>
+      docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
+  assert.equal(await sandboxCount(), 0, 'no sandbox outlives the tests');
+});
+
+interface SendResult {
+  conversationId: string;
+  messageId: string;
+  text: string;
+  status: string;
+  component: Record<string, unknown> | null;
+  agentCreated: boolean;
+  agentId: string | null;
+}
+
+const send = (u: TestUser, data: Record<string, unknown>) =>
+  u
+    .call<Record<string, unknown>, SendResult>('sendMessage')(data)
+    .then((r) => r.data);
+
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<FirebaseError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof FirebaseError, `expected a FirebaseError, got ${String(err)}`);
+    assert.equal(err.code, `functions/${code}`, err.message);
+    return err;
+  }
+  assert.fail(`expected functions/${code}`);
+}
+
+describe("the old system's verified scenario, through Hosting", () => {
+  test('GET /health', async () => {
+    const res = await rest('GET', '/health');
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json, { status: 'ok', service: 'api-server' });
+  });
+
+  test('POST /api/conversation with a user token: reply, stored, container cleaned up', async () => {
+    const res = await rest('POST', '/api/conversation', {
+      token: alice.idToken,
+      body: { message: 'Hello agent' },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    const body = res.json as unknown as SendResult;
+    assert.equal(body.text, 'Test response: Hello agent');
+    assert.equal(body.status, 'ok');
+    assert.equal(body.component, null);
+    assert.equal(body.agentCreated, false);
+    assert.match(body.conversationId, /^[A-Za-z0-9]{20}$/);
+    assert.equal(await sandboxCount(), 0);
+
+    const db = adminDb();
+    const conv = await db.doc(`users/${alice.uid}/conversations/${body.conversationId}`).get();
+    assert.equal(conv.get('messageCount'), 2);
+    assert.equal(conv.get('title'), 'Hello agent');
+    const msgs = await conv.ref.collection('messages').orderBy('seq').get();
+    assert.deepEqual(
+      msgs.docs.map((d) => [d.get('role'), d.get('text'), d.get('status')]),
+      [
+        ['user', 'Hello agent', 'done'],
+        ['agent', 'Test response: Hello agent', 'ok'],
+      ],
+    );
+    assert.equal(msgs.docs[1]!.id, body.messageId);
+    assert.ok(msgs.docs[1]!.get('runId'));
+  });
+
+  test('the old X-User-Id header grants nothing', async () => {
+    const res = await rest('POST', '/api/conversation', {
+      headers: { 'x-user-id': alice.uid },
+      body: { message: 'hi' },
+    });
+    assert.equal(res.status, 401);
+    assert.deepEqual(res.json, { error: { code: 'unauthenticated', message: 'sign in first' } });
+  });
+
+  test('a forged token is rejected', async () => {
+    const [h, p] = alice.idToken.split('.');
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, user_id: bob.uid, sub: bob.uid })).toString('base64url')}.`;
+    const viaRest = await rest('GET', '/api/conversations', { token: 'not-a-token' });
+    assert.equal(viaRest.status, 401);
+    const forgedRest = await rest('GET', '/api/conversations', { token: forged.replace(/\.$/, '.c2ln') });
+    // The Auth emulator accepts unsigned tokens (alg none) by design, but not a token with a
+    // signature that does not match; production verifies Google's signatures.
+    assert.equal(forgedRest.status, 401);
+  });
+});
+
+describe('callables', () => {
+  test('unauthenticated calls are rejected', async () => {
+    const res = await fetch(`http://127.0.0.1:5001/demo-agent-platform/us-central1/sendMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data: { message: 'hi' } }),
+    });
+    assert.equal(res.status, 401);
+    const body = (await res.json()) as { error: { status: string } };
+    assert.equal(body.error.status, 'UNAUTHENTICATED');
+  });
+
+  test('sendMessage starts and continues a conversation; getConversation pages in order', async () => {
+    const u = await user();
+    const first = await send(u, { message: 'first' });
+    const second = await send(u, { conversationId: first.conversationId, message: 'second' });
+    assert.equal(second.conversationId, first.conversationId);
+    assert.equal(second.text, 'Test response: second');
+    const get = u.call<
+      Record<string, unknown>,
+      { messages: Array<{ role: string; text: string }>; nextCursor: string | null }
+    >('getConversation');
+    const page1 = (await get({ conversationId: first.conversationId, limit: 3 })).data;
+    assert.deepEqual(
+      page1.messages.map((m) => m.text),
+      ['first', 'Test response: first', 'second'],
+    );
+    assert.ok(page1.nextCursor);
+    const page2 = (await get({ conversationId: first.conversationId, limit: 3, cursor: page1.nextCursor }))
+      .data;
+    assert.deepEqual(
+      page2.messages.map((m) => m.text),
+      ['Test response: second'],
+    );
+    assert.equal(page2.nextCursor, null);
+  });
+
+  test('listConversations pages newest first', async () => {
+    const u = await newUser();
+    try {
+      const a = await send(u, { message: 'conversation A' });
+      const b = await send(u, { message: 'conversation B' });
+      const list = u.call<
+        Record<string, unknown>,
+        { conversations: Array<{ id: string; title: string }>; nextCursor: string | null }
+      >('listConversations');
+      const p1 = (await list({ limit: 1 })).data;
+      assert.deepEqual(
+        p1.conversations.map((c) => c.id),
+        [b.conversationId],
+      );
+      const p2 = (await list({ limit: 1, cursor: p1.nextCursor })).data;
+      assert.deepEqual(
+        p2.conversations.map((c) => c.id),
+        [a.conversationId],
+      );
+      const p3 = (await list({ limit: 1, cursor: p2.nextCursor })).data;
+      assert.deepEqual(p3.conversations, []);
+    } finally {
+      await u.close();
+    }
+  });
+
+  test('a retry with the same requestId returns the first result and makes no second message or run', async () => {
+    const u = await user();
+    const requestId = `req-${Date.now()}-abcdef`;
+    const before = await sandboxRuns();
+    const [r1, r2] = await Promise.allSettled([
+      send(u, { message: 'only once', requestId }),
+      sleep(50).then(() => send(u, { message: 'only once', requestId })),
+    ]);
+    // The second may arrive while the first runs ("aborted", retry later) or after it.
+    assert.equal(r1.status, 'fulfilled');
+    const first = (r1 as PromiseFulfilledResult<SendResult>).value;
+    if (r2.status === 'rejected') assert.equal((r2.reason as FirebaseError).code, 'functions/aborted');
+    const again = await send(u, { message: 'only once', requestId });
+    assert.deepEqual(again, first);
+    const msgs = await adminDb()
+      .collection(`users/${u.uid}/conversations/${first.conversationId}/messages`)
+      .where('requestId', '==', requestId)
+      .get();
+    assert.equal(msgs.size, 2, 'one user message and one reply');
+    assert.equal((await sandboxRuns()) - before, 1, 'exactly one run');
+  });
+
+  test('an agent run that creates an agent', async () => {
+    const u = await user();
+    const r = await send(u, {
+      message: '/create-agent Recipe Bot: Suggests recipes\nAsk about allergies first.',
+    });
+    assert.equal(r.agentCreated, true);
+    assert.ok(r.agentId);
+    const agents = (
+      await u.call<undefined, { agents: Array<{ id: string; name: string; instructions: string }> }>(
+        'listAgents',
+      )()
+    ).data.agents;
+    const created = agents.find((a) => a.id === r.agentId);
+    assert.equal(created?.name, 'Recipe Bot');
+    assert.equal(created?.instructions, 'Ask about allergies first.');
+  });
+
+  test('a component reaches the client', async () => {
+    const u = await user();
+    const r = await send(u, { message: '/component card Weather: Sunny' });
+    assert.deepEqual(r.component, { type: 'card', title: 'Weather', body: 'Sunny' });
+  });
+
+  test('a sandbox failure is a status, stored', async () => {
+    const u = await user();
+    const r = await send(u, {
+      message: '```python\nx=[]\nwhile True: x.append(bytearray(50*1024*1024))\n```',
+    });
+    assert.equal(r.status, 'oom');
+    const reply = await adminDb()
+      .doc(`users/${u.uid}/conversations/${r.conversationId}/messages/${r.messageId}`)
+      .get();
+    assert.equal(reply.get('status'), 'oom');
+  });
+
+  test('deleteWorkspace wipes the caller’s files', async () => {
+    const u = await newUser();
+    try {
+      const w = await send(u, { message: '```sh\necho data > f.txt\n```' });
+      const del = await u.call<undefined, { deleted: boolean }>('deleteWorkspace')();
+      assert.deepEqual(del.data, { deleted: true });
+      const r = await send(u, { conversationId: w.conversationId, message: '```sh\ncat f.txt\n```' });
+      assert.match(r.text, /No such file/);
+    } finally {
+      await u.close();
+    }
+  });
+
+  test('deleteConversation removes the conversation and all its messages', async () => {
+    const u = await user();
+    const r = await send(u, { message: 'to be deleted' });
+    await u.call('deleteConversation')({ conversationId: r.conversationId });
+    const db = adminDb();
+    assert.equal((await db.doc(`users/${u.uid}/conversations/${r.conversationId}`).get()).exists, false);
+    assert.equal(
+      (await db.collection(`users/${u.uid}/conversations/${r.conversationId}/messages`).get()).size,
+      0,
+    );
+    await rejectsWith(u.call('getConversation')({ conversationId: r.conversationId }), 'not-found');
+  });
+});
+
+describe("user A cannot touch user B's conversations", () => {
+  let bobsConversation: string;
+  before(async () => {
+    bobsConversation = (await send(bob, { message: 'bob private' })).conversationId;
+  });
+
+  test('callables: read, continue, delete all look like not-found', async () => {
+    await rejectsWith(alice.call('getConversation')({ conversationId: bobsConversation }), 'not-found');
+    await rejectsWith(send(alice, { conversationId: bobsConversation, message: 'hijack' }), 'not-found');
+    await rejectsWith(alice.call('deleteConversation')({ conversationId: bobsConversation }), 'not-found');
+    const list = (
+      await alice.call<Record<string, unknown>, { conversations: Array<{ id: string }> }>(
+        'listConversations',
+      )({})
+    ).data;
+    assert.ok(!list.conversations.some((c) => c.id === bobsConversation));
+  });
+
+  test('REST: read, continue, delete all look like not-found', async () => {
+    assert.equal(
+      (await rest('GET', `/api/conversations/${bobsConversation}`, { token: alice.idToken })).status,
+      404,
+    );
+    assert.equal(
+      (
+        await rest('POST', '/api/conversation', {
+          token: alice.idToken,
+          body: { conversationId: bobsConversation, message: 'x' },
+        })
+      ).status,
+      404,
+    );
+    assert.equal(
+      (await rest('DELETE', `/api/conversations/${bobsConversation}`, { token: alice.idToken })).status,
+      404,
+    );
+    const own = await rest('GET', `/api/conversations/${bobsConversation}`, { token: bob.idToken });
+    assert.equal(own.status, 200);
+    const msgs = (own.json as { messages: Array<{ text: string }> }).messages;
+    assert.deepEqual(
+      msgs.map((m) => m.text),
+      ['bob private', 'Test response: bob private'],
+    );
+  });
+});
+
+describe('bad input gets invalid-argument naming the field', () => {
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ['missing message', {}, 'message'],
+    ['empty message', { message: '' }, 'message'],
+    ['blank message', { message: '   ' }, 'message'],
+    ['message too long', { message: 'x'.repeat(8001) }, 'message'],
+    ['message not a string', { message: 42 }, 'message'],
+    ['conversationId with a slash', { message: 'hi', conversationId: 'a/b' }, 'conversationId'],
+    ['requestId too short', { message: 'hi', requestId: 'abc' }, 'requestId'],
+  ];
+  for (const [name, data, field] of cases) {
+    test(`sendMessage: ${name}`, async () => {
+      const err = await rejectsWith(send(alice, data), 'invalid-argument');
+      assert.equal((err as FirebaseError & { details?: { field?: string } }).details?.field, field);
+    });
+  }
+  test('page sizes and cursors', async () => {
+    await rejectsWith(alice.call('listConversations')({ limit: 0 }), 'invalid-argument');
+    await rejectsWith(alice.call('listConversations')({ limit: 101 }), 'invalid-argument');
+    await rejectsWith(alice.call('listConversations')({ cursor: 'garbage' }), 'invalid-argument');
+    await rejectsWith(
+      alice.call('getConversation')({ conversationId: 'x', limit: 'ten' }),
+      'invalid-argument',
+    );
+    await rejectsWith(alice.call('getConversation')({}), 'invalid-argument');
+  });
+  test('REST: invalid JSON and an empty message', async () => {
+    const bad = await rest('POST', '/api/conversation', { token: alice.idToken, body: '{"message":' });
+    assert.equal(bad.status, 400);
+    const empty = await rest('POST', '/api/conversation', { token: alice.idToken, body: { message: '' } });
+    assert.equal(empty.status, 400);
+    assert.equal((empty.json as { error: { field: string } }).error.field, 'message');
+  });
+  test('CORS: a configured origin is allowed, another is refused', async () => {
+    const ok = await rest('OPTIONS', '/api/conversations', { headers: { origin: 'http://127.0.0.1:5000' } });
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'http://127.0.0.1:5000');
+    const evil = await rest('GET', '/api/conversations', {
+      token: alice.idToken,
+      headers: { origin: 'https://evil.example' },
+    });
+    assert.equal(evil.status, 403);
+  });
+});
+
+describe('limits and failures', () => {
+  test('per-user rate limit: resource-exhausted beyond MESSAGES_PER_MINUTE', async () => {
+    const u = await newUser();
+    try {
+      const limit = Number(process.env.MESSAGES_PER_MINUTE_TEST ?? 5);
+      for (let i = 0; i < limit; i++) await send(u, { message: `m${i}` });
+      const err = await rejectsWith(send(u, { message: 'one too many' }), 'resource-exhausted');
+      assert.match(err.message, /messages per minute/);
+    } finally {
+      await u.close();
+    }
+  });
+
+  test('the runner stopped mid-way: a clear error and no pending message', async () => {
+    const after = await user();
+    const u = await newUser();
+    try {
+      const pending = send(u, { message: '```sh\nsleep 20\n```' });
+      const deadline = Date.now() + 15_000;
+      while ((await sandboxCount()) === 0 && Date.now() < deadline) await sleep(50);
+      await runner.stop('SIGKILL');
+      await rejectsWith(pending, 'unavailable');
+      const convs = await adminDb().collection(`users/${u.uid}/conversations`).get();
+      const msgs = await convs.docs[0]!.ref.collection('messages').get();
+      assert.deepEqual(
+        msgs.docs.map((d) => [d.get('role'), d.get('status')]),
+        [['user', 'failed']],
+      );
+      // While the runner is down, a new message fails fast and cleanly too.
+      await rejectsWith(send(u, { message: 'anyone there?' }), 'unavailable');
+    } finally {
+      runner = await startTestRunner(); // its start-up reaper removes the orphaned sandbox
+      await u.close();
+    }
+    assert.equal(await sandboxCount(), 0);
+    const r = await send(after, { message: 'back again' });
+    assert.equal(r.status, 'ok');
+  });
+});
+
+/** Runs counted from the runner's own log lines ("run finished"). */
+async function sandboxRuns(): Promise<number> {
+  await sleep(20);
+  return runner.logs.filter((l) => l.includes('"run finished"')).length;
+}
