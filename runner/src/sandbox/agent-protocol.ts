@@ -58,6 +58,8 @@ export type ResultEvent = z.infer<typeof resultEventSchema>;
 export const exitEventSchema = z.object({
   type: z.literal('agent-exit'),
   code: z.number().int(),
+  /** Whether /workspace changed during the run (absent: assume it did). */
+  workspaceChanged: z.boolean().optional(),
 });
 
 export const agentEventSchema = z.discriminatedUnion('type', [

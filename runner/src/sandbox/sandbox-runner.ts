@@ -142,7 +142,7 @@ export class SandboxRunner {
       timings.agentMs = now() - tAgent;
       if (collected.ending === 'aborted') throw new ClientGoneError('client disconnected');
 
-      if (collected.ending === 'exited') {
+      if (collected.ending === 'exited' && collected.workspaceChanged) {
         const tSave = now();
         await this.#saveWorkspace(container, input.runId);
         timings.saveMs = now() - tSave;
@@ -178,6 +178,7 @@ export class SandboxRunner {
         ending: 'stream-closed',
         result: null,
         agentExitCode: null,
+        workspaceChanged: false,
         protocolError: null,
         stderrTail: '',
       };
@@ -211,6 +212,7 @@ export class SandboxRunner {
         else if (e.type === 'result') c.result = e;
         else {
           c.agentExitCode = e.code;
+          c.workspaceChanged = e.workspaceChanged ?? true;
           finish('exited');
         }
       };
@@ -341,6 +343,7 @@ interface Collected {
   ending: Ending;
   result: ResultEvent | null;
   agentExitCode: number | null;
+  workspaceChanged: boolean;
   protocolError: string | null;
   stderrTail: string;
 }

@@ -9,6 +9,7 @@ export const WORKSPACE_DIR = '/workspace';
 /** Where the user's persistent workspace volume is mounted; only root may write there. */
 export const STORE_DIR = '/.workspace-store';
 export const STORE_FILE = 'workspace.tar';
+const MARKER = '/tmp/.sandbox-restored';
 /** Size of the sandbox's /dev/shm (counted in the memory check of config.ts). */
 export const SHM_BYTES = 16 * 1024 * 1024;
 
@@ -19,11 +20,15 @@ export const SHM_BYTES = 16 * 1024 * 1024;
  */
 const ENTRY_SCRIPT = [
   `if [ -f ${STORE_DIR}/${STORE_FILE} ]; then tar -xf ${STORE_DIR}/${STORE_FILE} -C ${WORKSPACE_DIR} 2>/dev/null || echo 'sandbox: workspace restore incomplete' >&2; fi`,
+  // Anything in /workspace newer than this marker (files, or directories whose entries changed)
+  // means the workspace must be saved; saving costs ~110 ms, most runs change nothing.
+  `: > ${MARKER}`,
   `cd ${WORKSPACE_DIR}`,
   // The agent reads the first stdin line only; `cat` then waits for the runner's EOF.
   `"$@"`,
   'code=$?',
-  `printf '{"type":"agent-exit","code":%d}\\n' "$code"`,
+  `changed=false; [ -n "$(find ${WORKSPACE_DIR} -newer ${MARKER} -print -quit 2>/dev/null)" ] && changed=true`,
+  `printf '{"type":"agent-exit","code":%d,"workspaceChanged":%s}\\n' "$code" "$changed"`,
   'cat >/dev/null',
   'exit "$code"',
 ].join('\n');
