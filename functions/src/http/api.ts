@@ -77,9 +77,10 @@ export function createApi(): express.Express {
 
   app.post(
     '/api/conversation',
-    route('POST /api/conversation', (uid, req) =>
-      deps().service.sendMessage(uid, parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body)),
-    ),
+    route('POST /api/conversation', (uid, req) => {
+      const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body);
+      return deps().service.sendMessage(uid, input);
+    }),
   );
   app.get(
     '/api/conversations',

@@ -27,9 +27,10 @@ function callable<T>(name: string, handler: (uid: string, data: unknown) => Prom
   });
 }
 
-export const sendMessage = callable('sendMessage', (uid, data) =>
-  deps().service.sendMessage(uid, parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), data)),
-);
+export const sendMessage = callable('sendMessage', (uid, data) => {
+  const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), data);
+  return deps().service.sendMessage(uid, input);
+});
 
 export const listConversations = callable('listConversations', (uid, data) => {
   const input = parseInput(listConversationsSchema, data);

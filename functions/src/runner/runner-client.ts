@@ -68,7 +68,9 @@ export class RunnerClient {
       undefined,
       false,
     );
-    return z.object({ deleted: z.boolean() }).parse(body).deleted;
+    const parsed = z.object({ deleted: z.boolean() }).safeParse(body);
+    if (!parsed.success) throw new InternalError('runner answered an invalid workspace deletion');
+    return parsed.data.deleted;
   }
 
   async #headers(loc: RunnerLocation): Promise<Record<string, string>> {
@@ -109,6 +111,15 @@ export class RunnerClient {
       }
     }
     if (!res) throw new RunnerUnavailableError();
+    // Capacity and gateway answers (often HTML from a proxy) are mapped before reading a body.
+    if (res.status === 429) {
+      await res.body?.cancel();
+      throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
+    }
+    if (res.status === 502 || res.status === 503 || res.status === 504) {
+      await res.body?.cancel();
+      throw new RunnerUnavailableError();
+    }
     let body: unknown;
     try {
       body = await res.json();
