@@ -18,6 +18,7 @@ npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 echo "[test] type-check (sources and tests)"
 npx tsc -p runner/tsconfig.test.json
 npx tsc -p functions/tsconfig.test.json
+npx tsc -p tsconfig.scripts.json
 echo "[test] build"
 npm run build --silent
 echo "[test] images"
@@ -67,4 +68,4 @@ export FIREBASE_AUTH_EMULATOR_HOST=127.0.0.1:9099
 export GCLOUD_PROJECT=demo-agent-platform
 
 echo "[test] tests"
-node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-runner/test/*.test.ts functions/test/*.test.ts}
+node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts}

@@ -1,4 +1,5 @@
 /** Cloud Functions (v2) of the agent platform. */
+import './global-options.ts';
 export {
   sendMessage,
   listConversations,

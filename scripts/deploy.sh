@@ -1,0 +1,699 @@
+#!/usr/bin/env bash
+# Deploys the agent platform to one Google Cloud / Firebase project:
+#   - the runner on a Compute Engine VM (Container-Optimized OS) that owns its Docker engine,
+#     with Caddy in front of it for HTTPS (Let's Encrypt) on the runner's domain;
+#   - the runner and agent images to Artifact Registry;
+#   - the service accounts: agent-functions@ (the functions run as it; the runner accepts only its
+#     Google-signed ID tokens) and agent-runner@ (the VM; pulls images, writes logs);
+#   - Cloud Functions, Firestore rules and Hosting with `firebase deploy`, the functions' params in
+#     functions/.env.<project> (read by firebase-tools for that project).
+# It does NOT create the DNS record of the runner's domain, a load balancer, the Firebase project,
+# or billing. `--dry-run` prints every command and file it would write, and runs and writes nothing.
+# Run `scripts/deploy.sh --help` for the options.
+set -Eeuo pipefail
+
+# --- constants ----------------------------------------------------------------------------------
+REPO_NAME=agent-platform                 # Artifact Registry repository
+FUNCTIONS_SA_NAME=agent-functions        # must match setGlobalOptions({ serviceAccount }) in functions/src
+RUNNER_SA_NAME=agent-runner
+VM_NAME=agent-runner
+VM_TAG=agent-runner                      # network tag the firewall rule targets
+ADDRESS_NAME=agent-runner-ip
+FIREWALL_RULE=agent-runner-web
+NETWORK=default
+CADDY_IMAGE=docker.io/library/caddy:2
+LOCAL_RUNNER_IMAGE=agent-platform/runner:latest        # built by scripts/images.sh
+LOCAL_AGENT_IMAGE=agent-platform/agent-default:latest  # built by scripts/images.sh
+APIS=(run.googleapis.com artifactregistry.googleapis.com compute.googleapis.com
+  cloudfunctions.googleapis.com cloudbuild.googleapis.com firestore.googleapis.com
+  secretmanager.googleapis.com iam.googleapis.com)
+STEPS=(
+  "check tools and access"
+  "enable Google Cloud APIs"
+  "Firestore database"
+  "Artifact Registry repository"
+  "build images (npm run images)"
+  "tag and push images"
+  "service accounts and IAM bindings"
+  "static address and firewall rule"
+  "runner VM (Container-Optimized OS)"
+  "functions parameters"
+  "firebase deploy (functions, Firestore rules, Hosting)"
+  "verify and summary"
+)
+# Every param of functions/src/params.ts. firebase deploy runs non-interactively, and then every
+# param needs a value in a .env file (defaults are only offered at a prompt).
+PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUNNER_TIMEOUT_MS MESSAGES_PER_MINUTE
+  MAX_MESSAGE_CHARS ENFORCE_APP_CHECK CORS_ORIGINS)
+
+# This script uses only bash builtins until it runs a command for real, so that --dry-run needs
+# nothing on PATH. Keep it that way (the test runs it with an empty PATH).
+src="${BASH_SOURCE[0]}"
+if [[ $src == */* ]]; then ROOT="${src%/*}/.."; else ROOT=..; fi
+cd "$ROOT"
+ROOT="$PWD"
+
+usage() {
+  printf '%s\n' \
+    "Usage: scripts/deploy.sh --project PROJECT [--region us-central1] [--zone us-central1-a]" \
+    "                         [--runner-domain runner.example.com] [--dry-run] [--skip-runner] [--skip-firebase]" \
+    "" \
+    "Deploys the runner (Compute Engine VM with Docker, behind Caddy for HTTPS), its images" \
+    "(Artifact Registry), the service accounts, and Cloud Functions + Firestore rules + Hosting." \
+    "" \
+    "  --project ID             Google Cloud / Firebase project id (required; not a demo- project)" \
+    "  --region REGION          Artifact Registry, VM and static address region (default us-central1)" \
+    "  --zone ZONE              VM zone (default us-central1-a; REGION-b for other regions)" \
+    "  --runner-domain DOMAIN   The runner's public name; RUNNER_URL and the ID-token audience are" \
+    "                           https://DOMAIN. Required unless --skip-runner and functions/.env.PROJECT" \
+    "                           already has RUNNER_URL. You create its DNS A record (printed at the end)." \
+    "  --machine-type TYPE      VM machine type (default e2-standard-2)" \
+    "  --firestore-location LOC Location of a new Firestore database (default: REGION; permanent)" \
+    "  --skip-runner            Skip images, registry, VM and firewall (steps 4-6, 8, 9)" \
+    "  --skip-firebase          Skip Firestore database, functions params and firebase deploy (3, 10, 11)" \
+    "  --dry-run                Print every command and file content; run nothing, write nothing" \
+    "  -h, --help               This help" \
+    "" \
+    "Exit codes: 0 done, 1 a step failed (the message names it and what to check), 2 bad arguments."
+}
+
+usage_error() {
+  printf 'deploy.sh: %s\n' "$1" >&2
+  printf 'Run scripts/deploy.sh --help for usage.\n' >&2
+  exit 2
+}
+
+# --- arguments ----------------------------------------------------------------------------------
+PROJECT=""
+REGION=us-central1
+ZONE=""
+RUNNER_DOMAIN=""
+MACHINE_TYPE=e2-standard-2
+FIRESTORE_LOCATION=""
+DRY_RUN=0
+SKIP_RUNNER=0
+SKIP_FIREBASE=0
+
+need_value() { # need_value OPTION ARGC
+  if (($2 < 2)); then usage_error "$1 needs a value"; fi
+}
+while (($# > 0)); do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --dry-run) DRY_RUN=1 ;;
+    --skip-runner) SKIP_RUNNER=1 ;;
+    --skip-firebase) SKIP_FIREBASE=1 ;;
+    --project | --region | --zone | --runner-domain | --machine-type | --firestore-location)
+      need_value "$1" $#
+      case "$1" in
+        --project) PROJECT="$2" ;;
+        --region) REGION="$2" ;;
+        --zone) ZONE="$2" ;;
+        --runner-domain) RUNNER_DOMAIN="$2" ;;
+        --machine-type) MACHINE_TYPE="$2" ;;
+        --firestore-location) FIRESTORE_LOCATION="$2" ;;
+      esac
+      shift
+      ;;
+    --project=* | --region=* | --zone=* | --runner-domain=* | --machine-type=* | --firestore-location=*)
+      opt="${1%%=*}"
+      val="${1#*=}"
+      set -- "$opt" "$val" "${@:2}"
+      continue
+      ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+  shift
+done
+
+if [[ -z $PROJECT ]]; then usage_error "--project is required (the Google Cloud / Firebase project id)"; fi
+if [[ $PROJECT == demo-* ]]; then
+  usage_error "project '$PROJECT' is a demo- project: those exist only in the Firebase emulators and cannot be deployed to. Use a real project id."
+fi
+if ! [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]]; then
+  usage_error "invalid project id '$PROJECT': 6-30 characters, lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+fi
+if ! [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]]; then
+  usage_error "invalid region '$REGION' (expected something like us-central1)"
+fi
+ZONE_NOTE=""
+if [[ -z $ZONE ]]; then
+  if [[ $REGION == us-central1 ]]; then ZONE=us-central1-a; else
+    ZONE="$REGION-b"
+    ZONE_NOTE=" (derived from --region; pass --zone to choose)"
+  fi
+fi
+if ! [[ $ZONE =~ ^[a-z]+-[a-z]+[0-9]+-[a-z]$ ]]; then
+  usage_error "invalid zone '$ZONE' (expected something like us-central1-a)"
+fi
+if [[ ${ZONE%-*} != "$REGION" ]]; then
+  usage_error "zone '$ZONE' is not in region '$REGION'"
+fi
+if ! [[ $MACHINE_TYPE =~ ^[a-z0-9-]+$ ]]; then usage_error "invalid machine type '$MACHINE_TYPE'"; fi
+FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-$REGION}"
+if ! [[ $FIRESTORE_LOCATION =~ ^[a-z0-9-]+$ ]]; then
+  usage_error "invalid Firestore location '$FIRESTORE_LOCATION'"
+fi
+RUNNER_DOMAIN="${RUNNER_DOMAIN,,}"
+if [[ -n $RUNNER_DOMAIN ]] &&
+  ! [[ $RUNNER_DOMAIN =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]]; then
+  usage_error "invalid --runner-domain '$RUNNER_DOMAIN' (a DNS name like runner.example.com, without https://)"
+fi
+
+ENV_FILE="functions/.env.$PROJECT"
+STEPS[9]="functions parameters ($ENV_FILE)"
+# Reads KEY=... lines of an existing functions/.env.<project> (builtins only; nothing is written).
+declare -A EXISTING_ENV_LINE=()
+EXISTING_ENV_ORDER=()
+if [[ -f $ENV_FILE ]]; then
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+      key="${BASH_REMATCH[1]}"
+      [[ -v EXISTING_ENV_LINE[$key] ]] || EXISTING_ENV_ORDER+=("$key")
+      EXISTING_ENV_LINE[$key]="$line"
+    fi
+  done <"$ENV_FILE"
+fi
+
+if [[ -n $RUNNER_DOMAIN ]]; then
+  RUNNER_URL="https://$RUNNER_DOMAIN"
+elif ((SKIP_RUNNER)) && [[ -v EXISTING_ENV_LINE[RUNNER_URL] ]]; then
+  RUNNER_URL="${EXISTING_ENV_LINE[RUNNER_URL]#*=}"
+  RUNNER_URL="${RUNNER_URL%\"}"
+  RUNNER_URL="${RUNNER_URL#\"}"
+  RUNNER_URL="${RUNNER_URL%/}"
+  if ! [[ $RUNNER_URL =~ ^https://[^/]+$ ]]; then
+    usage_error "RUNNER_URL in $ENV_FILE is '$RUNNER_URL', not https://<domain>; pass --runner-domain"
+  fi
+else
+  usage_error "--runner-domain is required: the functions call the runner at https://<runner-domain>, which is also the audience of their ID tokens (with --skip-runner, RUNNER_URL may come from $ENV_FILE)"
+fi
+RUNNER_AUDIENCE="$RUNNER_URL"
+RUNNER_HOST="${RUNNER_URL#https://}"
+
+FUNCTIONS_SA="$FUNCTIONS_SA_NAME@$PROJECT.iam.gserviceaccount.com"
+RUNNER_SA="$RUNNER_SA_NAME@$PROJECT.iam.gserviceaccount.com"
+REGISTRY_HOST="$REGION-docker.pkg.dev"
+REGISTRY="$REGISTRY_HOST/$PROJECT/$REPO_NAME"
+TZ=UTC printf -v DEPLOY_TAG '%(%Y%m%d-%H%M%S)T' -1
+RUNNER_IMAGE="$REGISTRY/runner:$DEPLOY_TAG"
+AGENT_IMAGE="$REGISTRY/agent-default:$DEPLOY_TAG"
+HOSTING_URL="https://$PROJECT.web.app"
+
+# The functions' region: fixed by the source (default us-central1), and by firebase.json's rewrites.
+FUNCTIONS_REGION=us-central1
+if [[ -f firebase.json ]]; then
+  region_re='"region"[[:space:]]*:[[:space:]]*"([a-z0-9-]+)"'
+  while IFS= read -r line; do
+    if [[ $line =~ $region_re ]]; then FUNCTIONS_REGION="${BASH_REMATCH[1]}"; break; fi
+  done <firebase.json
+fi
+
+# --- output and error handling ------------------------------------------------------------------
+STEP_NO=0
+STEP_TITLE="start"
+STEP_HINT="Check the arguments and the message above."
+LAST_CMD="(none)"
+TMP_FILES=()
+# Set by `capture` (placeholders in dry-run).
+PROJECT_NUMBER="" ARCH="" RUNNER_IP="" DEPLOYED_SA=""
+
+say() { printf '[deploy] %s\n' "$*"; }
+warn() { printf '[deploy] warning: %s\n' "$*" >&2; }
+
+SAFE_WORD_RE='^[-A-Za-z0-9_./:=,@%+^]+$'
+# Formats a command for display, quoting only what needs it. Sets CMD_TEXT.
+fmt_cmd() {
+  local a out=""
+  for a in "$@"; do
+    if [[ $a =~ $SAFE_WORD_RE ]]; then out+="${out:+ }$a"; else
+      out+="${out:+ }'${a//\'/\'\\\'\'}'"
+    fi
+  done
+  CMD_TEXT="$out"
+}
+
+# run CMD...: prints `+ CMD`, then runs it (not in dry-run).
+run() {
+  fmt_cmd "$@"
+  LAST_CMD="$CMD_TEXT"
+  printf '+ %s\n' "$CMD_TEXT"
+  if ((DRY_RUN)); then return 0; fi
+  "$@"
+}
+
+# run_retry CMD...: like run, retrying (IAM changes on a new service account can take a minute).
+run_retry() {
+  fmt_cmd "$@"
+  LAST_CMD="$CMD_TEXT"
+  printf '+ %s\n' "$CMD_TEXT"
+  if ((DRY_RUN)); then return 0; fi
+  local attempt
+  for attempt in 1 2 3 4 5 6; do
+    if "$@"; then return 0; fi
+    if ((attempt < 6)); then
+      warn "attempt $attempt failed; retrying in 10 s (new service accounts take a moment to propagate)"
+      sleep 10
+    fi
+  done
+  return 1
+}
+
+# exists CMD...: prints `+ CMD` and tells whether the resource it describes exists. In dry-run it
+# runs nothing and answers "no", so the create command that follows is printed.
+exists() {
+  fmt_cmd "$@"
+  LAST_CMD="$CMD_TEXT"
+  printf '+ %s\n' "$CMD_TEXT"
+  if ((DRY_RUN)); then
+    printf '  -> dry-run: assumed not found\n'
+    return 1
+  fi
+  if "$@" >/dev/null 2>&1; then
+    printf '  -> exists\n'
+  else
+    printf '  -> not found\n'
+    return 1
+  fi
+}
+
+# capture VAR PLACEHOLDER CMD...: runs CMD and stores its output in VAR (PLACEHOLDER in dry-run).
+capture() {
+  local __var="$1" __placeholder="$2" __out
+  shift 2
+  fmt_cmd "$@"
+  LAST_CMD="$CMD_TEXT"
+  printf '+ %s\n' "$CMD_TEXT"
+  if ((DRY_RUN)); then
+    printf -v "$__var" '%s' "$__placeholder"
+    return 0
+  fi
+  __out="$("$@")"
+  printf -v "$__var" '%s' "$__out"
+}
+
+# show_file PATH CONTENT: prints what is (or in dry-run would be) written.
+show_file() {
+  local verb="writing"
+  if ((DRY_RUN)); then verb="dry-run: would write"; fi
+  printf '%s %s:\n' "$verb" "$1"
+  printf '    | %s\n' "${@:2}"
+}
+
+fail() { # fail MESSAGE: stops with the current step's guidance.
+  printf '\n[deploy] FAILED at step %s/%s: %s\n' "$STEP_NO" "${#STEPS[@]}" "$STEP_TITLE" >&2
+  printf '[deploy] %s\n' "$1" >&2
+  printf '[deploy] what to check:\n%s\n' "$STEP_HINT" >&2
+  exit 1
+}
+
+on_error() {
+  local code=$?
+  # A failing command substitution reports in the parent shell, once.
+  if ((BASH_SUBSHELL > 0)); then exit "$code"; fi
+  trap - ERR
+  printf '\n[deploy] FAILED at step %s/%s: %s (exit code %s)\n' \
+    "$STEP_NO" "${#STEPS[@]}" "$STEP_TITLE" "$code" >&2
+  printf '[deploy] command: %s\n' "$LAST_CMD" >&2
+  printf '[deploy] what to check:\n%s\n' "$STEP_HINT" >&2
+  printf '[deploy] Every step is idempotent: fix the cause and run the same command again.\n' >&2
+  exit 1
+}
+trap on_error ERR
+
+cleanup() {
+  local f
+  for f in "${TMP_FILES[@]}"; do [[ -n $f ]] && rm -f -- "$f"; done
+  return 0
+}
+trap cleanup EXIT
+
+# step N HINT...: announces step N; HINT lines are printed if the step fails.
+step() {
+  STEP_NO="$1"
+  STEP_TITLE="${STEPS[$1 - 1]}"
+  local IFS=$'\n'
+  STEP_HINT="  - ${*:2}"
+  STEP_HINT="${STEP_HINT//$'\n'/$'\n'  - }"
+  printf '\n[deploy] step %s/%s: %s\n' "$STEP_NO" "${#STEPS[@]}" "$STEP_TITLE"
+}
+skip_step() { # skip_step N REASON
+  STEP_NO="$1"
+  STEP_TITLE="${STEPS[$1 - 1]}"
+  printf '\n[deploy] step %s/%s: %s (skipped: %s)\n' "$1" "${#STEPS[@]}" "$STEP_TITLE" "$2"
+}
+
+if ((DRY_RUN)); then
+  # Belt and braces: in dry-run these tools are never run. If a bug tried, it stops here.
+  for tool in gcloud docker npm npx node firebase curl mktemp; do
+    eval "$tool() { printf '[deploy] internal error: $tool called during --dry-run\n' >&2; exit 99; }"
+  done
+else
+  export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+fi
+
+# --- plan ---------------------------------------------------------------------------------------
+say "project:          $PROJECT"
+say "region / zone:    $REGION / $ZONE$ZONE_NOTE"
+say "runner URL:       $RUNNER_URL (ID-token audience)"
+say "functions SA:     $FUNCTIONS_SA (RUNNER_ALLOWED_INVOKERS)"
+say "runner VM SA:     $RUNNER_SA"
+say "images:           $RUNNER_IMAGE"
+say "                  $AGENT_IMAGE"
+say "functions region: $FUNCTIONS_REGION (set by the functions source and firebase.json)"
+if ((DRY_RUN)); then say "DRY RUN: commands are printed, nothing is run and no file is written."; fi
+
+# --- 1. tools and access ------------------------------------------------------------------------
+step 1 "Install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then run: gcloud auth login" \
+  "Check that project $PROJECT exists and your account can see it: gcloud projects describe $PROJECT" \
+  "firebase-tools comes with the repository: run npm ci" \
+  "Docker must be running for the images (docker info); or use --skip-runner"
+
+check_tool() { # check_tool NAME WHY
+  if type -P "$1" >/dev/null; then
+    say "found $1"
+  elif ((DRY_RUN)); then
+    warn "$1 not found on PATH ($2). Dry-run continues; a real deploy needs it."
+  else
+    fail "$1 not found on PATH ($2)"
+  fi
+}
+check_tool gcloud "Google Cloud CLI: APIs, IAM, registry, VM"
+if ((!SKIP_FIREBASE)); then
+  check_tool npx "runs the repository's firebase-tools"
+  if [[ -x node_modules/.bin/firebase ]]; then say "found node_modules/.bin/firebase"; elif ((DRY_RUN)); then
+    warn "node_modules/.bin/firebase missing (run npm ci). Dry-run continues."
+  else
+    fail "node_modules/.bin/firebase missing: run npm ci"
+  fi
+fi
+if ((!SKIP_RUNNER)); then
+  check_tool docker "builds and pushes the images"
+  check_tool npm "npm run images"
+fi
+
+# The functions must run as $FUNCTIONS_SA, or the runner (which accepts only that email) answers 401.
+sa_re="serviceAccount[\"']?[[:space:]]*:[[:space:]]*[\"'\`]$FUNCTIONS_SA_NAME@"
+sa_in_source=0
+shopt -s globstar nullglob
+for f in functions/src/**/*.ts; do
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ $sa_re ]]; then sa_in_source=1; break 2; fi
+  done <"$f"
+done
+shopt -u globstar nullglob
+if ((sa_in_source)); then
+  say "functions/src sets serviceAccount '$FUNCTIONS_SA_NAME@'"
+else
+  warn "functions/src does not set the functions' service account. Deployed as-is they run as the" \
+    "default compute service account, which is not in RUNNER_ALLOWED_INVOKERS: the runner will answer" \
+    "401. Add setGlobalOptions({ serviceAccount: '$FUNCTIONS_SA_NAME@' }) before the functions are" \
+    "defined (see the deployment notes in README.md). Step 12 checks the deployed service account."
+fi
+
+# Every param in functions/src/params.ts must be known here (non-interactive deploys need values).
+define_re="define[A-Za-z]+\\([\"']([A-Z0-9_]+)[\"']"
+declare -A KNOWN_PARAM=()
+for p in "${PARAM_NAMES[@]}"; do KNOWN_PARAM[$p]=1; done
+while IFS= read -r line || [[ -n $line ]]; do
+  if [[ $line =~ $define_re ]] && ! [[ -v KNOWN_PARAM[${BASH_REMATCH[1]}] ]]; then
+    STEP_HINT="  - Add the param's production value to scripts/deploy.sh: PARAM_NAMES and param_default"
+    fail "functions/src/params.ts defines the param ${BASH_REMATCH[1]}, which scripts/deploy.sh does not know"
+  fi
+done <functions/src/params.ts
+
+capture PROJECT_NUMBER PROJECT_NUMBER gcloud projects describe "$PROJECT" --format='value(projectNumber)'
+if ((!SKIP_RUNNER)); then run docker info --format '{{.ServerVersion}}'; fi
+if ((!SKIP_FIREBASE)); then run npx --no-install firebase --version; fi
+
+# --- 2. APIs ------------------------------------------------------------------------------------
+step 2 "Billing must be enabled on $PROJECT: gcloud billing projects link $PROJECT --billing-account=ACCOUNT_ID" \
+  "Your account needs roles/serviceusage.serviceUsageAdmin (or Owner) on $PROJECT" \
+  "Not logged in or token expired: gcloud auth login"
+run gcloud services enable "${APIS[@]}" --project="$PROJECT"
+
+# --- 3. Firestore database ----------------------------------------------------------------------
+if ((SKIP_FIREBASE)); then skip_step 3 "--skip-firebase"; else
+  step 3 "Firebase must be added to the project: npx firebase projects:addfirebase $PROJECT" \
+    "The location ($FIRESTORE_LOCATION) must be a Firestore location; it cannot be changed later (--firestore-location)" \
+    "An existing Datastore-mode database cannot hold Firestore rules"
+  if ! exists gcloud firestore databases describe --database='(default)' --project="$PROJECT"; then
+    run gcloud firestore databases create --database='(default)' --location="$FIRESTORE_LOCATION" \
+      --type=firestore-native --project="$PROJECT"
+  fi
+fi
+
+# --- 4. Artifact Registry -----------------------------------------------------------------------
+if ((SKIP_RUNNER)); then skip_step 4 "--skip-runner"; else
+  step 4 "artifactregistry.googleapis.com must be enabled (step 2)" \
+    "Your account needs roles/artifactregistry.admin (or Owner)"
+  if ! exists gcloud artifacts repositories describe "$REPO_NAME" --location="$REGION" --project="$PROJECT"; then
+    run gcloud artifacts repositories create "$REPO_NAME" --repository-format=docker \
+      --location="$REGION" --project="$PROJECT" --description="Agent platform: runner and agent images"
+  fi
+fi
+
+# --- 5. build images ----------------------------------------------------------------------------
+if ((SKIP_RUNNER)); then skip_step 5 "--skip-runner"; else
+  step 5 "A Docker engine must answer: docker info" \
+    "Dependencies installed: npm ci" \
+    "Read the [images] messages above (scripts/images.sh)"
+  run npm run images
+fi
+
+# --- 6. push images -----------------------------------------------------------------------------
+if ((SKIP_RUNNER)); then skip_step 6 "--skip-runner"; else
+  step 6 "Docker must be allowed to push: gcloud auth configure-docker $REGISTRY_HOST" \
+    "Your account needs roles/artifactregistry.writer on $REPO_NAME" \
+    "The VM is x86_64: build the images on an amd64 machine"
+  capture ARCH amd64 docker image inspect --format '{{.Architecture}}' "$LOCAL_RUNNER_IMAGE"
+  if [[ $ARCH != amd64 ]]; then
+    fail "$LOCAL_RUNNER_IMAGE is built for $ARCH, but the VM ($MACHINE_TYPE) is amd64"
+  fi
+  run gcloud auth configure-docker "$REGISTRY_HOST" --quiet
+  run docker tag "$LOCAL_RUNNER_IMAGE" "$RUNNER_IMAGE"
+  run docker tag "$LOCAL_AGENT_IMAGE" "$AGENT_IMAGE"
+  run docker push "$RUNNER_IMAGE"
+  run docker push "$AGENT_IMAGE"
+fi
+
+# --- 7. service accounts and IAM ----------------------------------------------------------------
+step 7 "Your account needs roles/iam.serviceAccountAdmin and roles/resourcemanager.projectIamAdmin (or Owner)" \
+  "A service account created seconds ago may not be visible to IAM yet: run the script again" \
+  "iam.googleapis.com must be enabled (step 2)"
+if ! exists gcloud iam service-accounts describe "$FUNCTIONS_SA" --project="$PROJECT"; then
+  run gcloud iam service-accounts create "$FUNCTIONS_SA_NAME" --project="$PROJECT" \
+    --display-name="Agent platform Cloud Functions (sole runner invoker)"
+fi
+# Firestore (Admin SDK) and logs. Calling the runner needs no role: the runner checks the email.
+for role in roles/datastore.user roles/logging.logWriter; do
+  run_retry gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$FUNCTIONS_SA" \
+    --role="$role" --condition=None --format=none
+done
+if ((!SKIP_RUNNER)); then
+  if ! exists gcloud iam service-accounts describe "$RUNNER_SA" --project="$PROJECT"; then
+    run gcloud iam service-accounts create "$RUNNER_SA_NAME" --project="$PROJECT" \
+      --display-name="Agent platform runner VM"
+  fi
+  # Pull the images (this repository only), write logs and metrics.
+  run_retry gcloud artifacts repositories add-iam-policy-binding "$REPO_NAME" --location="$REGION" \
+    --project="$PROJECT" --member="serviceAccount:$RUNNER_SA" --role=roles/artifactregistry.reader --format=none
+  for role in roles/logging.logWriter roles/monitoring.metricWriter; do
+    run_retry gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNNER_SA" \
+      --role="$role" --condition=None --format=none
+  done
+fi
+
+# --- 8. address and firewall --------------------------------------------------------------------
+if ((SKIP_RUNNER)); then skip_step 8 "--skip-runner"; else
+  step 8 "compute.googleapis.com must be enabled (step 2); the '$NETWORK' VPC network must exist" \
+    "Quota for static external addresses in $REGION" \
+    "Your account needs roles/compute.networkAdmin and roles/compute.securityAdmin (or Owner)"
+  if ! exists gcloud compute addresses describe "$ADDRESS_NAME" --region="$REGION" --project="$PROJECT"; then
+    run gcloud compute addresses create "$ADDRESS_NAME" --region="$REGION" --project="$PROJECT"
+  fi
+  capture RUNNER_IP "STATIC_IP" gcloud compute addresses describe "$ADDRESS_NAME" --region="$REGION" \
+    --project="$PROJECT" --format='value(address)'
+  # 443 for the runner's API through Caddy, 80 for Let's Encrypt's HTTP challenge and redirects.
+  # The runner's own port 8081 stays on the VM (Docker network and 127.0.0.1): not opened.
+  if ! exists gcloud compute firewall-rules describe "$FIREWALL_RULE" --project="$PROJECT"; then
+    run gcloud compute firewall-rules create "$FIREWALL_RULE" --project="$PROJECT" --network="$NETWORK" \
+      --direction=INGRESS --action=ALLOW --rules=tcp:80,tcp:443 --target-tags="$VM_TAG" \
+      --source-ranges=0.0.0.0/0 --description="Agent platform runner: HTTPS via Caddy (80 for ACME)"
+  fi
+fi
+
+# --- 9. runner VM -------------------------------------------------------------------------------
+if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
+  step 9 "Your account needs roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on $RUNNER_SA" \
+    "Zone $ZONE must offer $MACHINE_TYPE (try another --zone)" \
+    "The VM's boot log: gcloud compute instances get-serial-port-output $VM_NAME --zone=$ZONE --project=$PROJECT"
+  # Runs as root at every boot of Container-Optimized OS (whose root filesystem is read-only,
+  # hence HOME for docker-credential-gcr). The runner container has the shape tested in
+  # runner/test/runner-image.test.ts: host socket mounted, the socket's group only, no capabilities.
+  IFS= read -r -d '' STARTUP_SCRIPT <<STARTUP || true
+#!/bin/bash
+# Agent platform runner host. Generated by scripts/deploy.sh (deploy $DEPLOY_TAG); runs at every boot.
+set -euo pipefail
+export HOME=/home/agent-platform
+mkdir -p "\$HOME"
+docker-credential-gcr configure-docker --registries=$REGISTRY_HOST
+docker pull $AGENT_IMAGE
+docker pull $RUNNER_IMAGE
+docker pull $CADDY_IMAGE
+docker network inspect agent-platform >/dev/null 2>&1 || docker network create agent-platform
+docker rm -f agent-runner agent-caddy >/dev/null 2>&1 || true
+docker run -d --name agent-runner --restart unless-stopped --network agent-platform \\
+  -p 127.0.0.1:8081:8081 \\
+  -v /var/run/docker.sock:/var/run/docker.sock --group-add "\$(stat -c %g /var/run/docker.sock)" \\
+  --cap-drop ALL --security-opt no-new-privileges:true --read-only \\
+  -e AGENT_IMAGE=$AGENT_IMAGE \\
+  -e RUNNER_AUDIENCE=$RUNNER_AUDIENCE \\
+  -e RUNNER_ALLOWED_INVOKERS=$FUNCTIONS_SA \\
+  $RUNNER_IMAGE
+docker run -d --name agent-caddy --restart unless-stopped --network agent-platform \\
+  -p 80:80 -p 443:443 -v agent-caddy-data:/data -v agent-caddy-config:/config \\
+  $CADDY_IMAGE caddy reverse-proxy --from $RUNNER_HOST --to agent-runner:8081
+echo "agent-platform: runner and caddy started"
+STARTUP
+  mapfile -t STARTUP_LINES <<<"${STARTUP_SCRIPT%$'\n'}"
+  if ((DRY_RUN)); then
+    STARTUP_FILE="<temporary file>"
+  else
+    STARTUP_FILE="$(mktemp "${TMPDIR:-/tmp}/agent-runner-startup.XXXXXX")"
+    TMP_FILES+=("$STARTUP_FILE")
+    printf '%s' "$STARTUP_SCRIPT" >"$STARTUP_FILE"
+  fi
+  show_file "VM startup script ($STARTUP_FILE, outside the repository)" "${STARTUP_LINES[@]}"
+
+  update_vm() {
+    # New startup script, then a clean stop/start: Docker stops the containers gracefully, the
+    # startup script pulls the new images and restarts both containers; the runner's reaper
+    # removes sandboxes of runs that were in flight. The static address stays.
+    run gcloud compute instances add-metadata "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+      --metadata-from-file=startup-script="$STARTUP_FILE"
+    run gcloud compute instances stop "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
+    run gcloud compute instances start "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
+  }
+  create_vm() {
+    run gcloud compute instances create "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+      --machine-type="$MACHINE_TYPE" --image-family=cos-stable --image-project=cos-cloud \
+      --boot-disk-size=50GB --boot-disk-type=pd-balanced \
+      --service-account="$RUNNER_SA" --scopes=cloud-platform \
+      --tags="$VM_TAG" --address="$RUNNER_IP" --network="$NETWORK" \
+      --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring \
+      --metadata=google-logging-enabled=true,google-monitoring-enabled=true,enable-oslogin=TRUE \
+      --metadata-from-file=startup-script="$STARTUP_FILE"
+  }
+  if exists gcloud compute instances describe "$VM_NAME" --zone="$ZONE" --project="$PROJECT"; then
+    update_vm
+  else
+    create_vm
+    if ((DRY_RUN)); then
+      printf '  (dry-run: if the VM already exists, these run instead of the create:)\n'
+      update_vm
+    fi
+  fi
+fi
+
+# --- 10. functions params -----------------------------------------------------------------------
+param_default() { # param_default NAME: the production value of a param without one in the file
+  case "$1" in
+    RUNNER_URL) printf '%s' "$RUNNER_URL" ;;
+    RUNNER_AUDIENCE) printf '%s' "$RUNNER_AUDIENCE" ;;
+    RUNNER_SERVICE) printf '' ;;
+    RUNNER_TIMEOUT_MS) printf '45000' ;;
+    MESSAGES_PER_MINUTE) printf '20' ;;
+    MAX_MESSAGE_CHARS) printf '8000' ;;
+    ENFORCE_APP_CHECK) printf 'false' ;;
+    # The REST API refuses requests whose Origin is not listed; browsers send Origin on POST.
+    CORS_ORIGINS) printf 'https://%s.web.app,https://%s.firebaseapp.com' "$PROJECT" "$PROJECT" ;;
+    *) return 1 ;;
+  esac
+}
+if ((SKIP_FIREBASE)); then skip_step 10 "--skip-firebase"; else
+  step 10 "$ENV_FILE must be writable" \
+    "Values must be plain dotenv lines KEY=value (firebase-tools parses this file)"
+  ENV_LINES=(
+    "# Params of functions/src/params.ts for project $PROJECT. firebase deploy reads .env, then"
+    "# .env.<projectId>. Written by scripts/deploy.sh: RUNNER_URL, RUNNER_AUDIENCE and RUNNER_SERVICE"
+    "# are set on every deploy; other lines are kept as you edit them."
+  )
+  declare -A WRITTEN=()
+  for p in "${PARAM_NAMES[@]}"; do
+    case "$p" in
+      RUNNER_URL | RUNNER_AUDIENCE | RUNNER_SERVICE) ENV_LINES+=("$p=$(param_default "$p")") ;;
+      *)
+        if [[ -v EXISTING_ENV_LINE[$p] ]]; then ENV_LINES+=("${EXISTING_ENV_LINE[$p]}"); else
+          ENV_LINES+=("$p=$(param_default "$p")")
+        fi
+        ;;
+    esac
+    WRITTEN[$p]=1
+  done
+  for key in "${EXISTING_ENV_ORDER[@]}"; do
+    [[ -v WRITTEN[$key] ]] || ENV_LINES+=("${EXISTING_ENV_LINE[$key]}")
+  done
+  show_file "$ENV_FILE" "${ENV_LINES[@]}"
+  LAST_CMD="write $ENV_FILE"
+  if ((!DRY_RUN)); then printf '%s\n' "${ENV_LINES[@]}" >"$ENV_FILE"; fi
+fi
+
+# --- 11. firebase deploy ------------------------------------------------------------------------
+if ((SKIP_FIREBASE)); then skip_step 11 "--skip-firebase"; else
+  step 11 "Logged in to Firebase: npx firebase login (or Application Default Credentials)" \
+    "Firebase must be added to the project: npx firebase projects:addfirebase $PROJECT" \
+    "Deploying functions that run as $FUNCTIONS_SA needs roles/iam.serviceAccountUser on it" \
+    "Build errors about permissions: grant roles/cloudbuild.builds.builder to $PROJECT_NUMBER-compute@developer.gserviceaccount.com" \
+    "Functions deleted from the source: non-interactive deploys refuse to delete them; review, then npx firebase functions:delete NAME --project $PROJECT --region $FUNCTIONS_REGION" \
+    "'could not set up cleanup policy': npx firebase functions:artifacts:setpolicy --project $PROJECT --location $FUNCTIONS_REGION --days 1 --force, then run this script again" \
+    "A param without a value: add it to $ENV_FILE"
+  # Non-interactive, so it never waits for an answer. firebase-tools then needs every param in the
+  # .env file (step 10), and at the first functions deploy in a region it stops with an error unless
+  # --force accepts its one-time Artifact Registry cleanup policy for gcf-artifacts. That repository
+  # is created by the first deploy: while it is missing no function exists that --force could delete.
+  DEPLOY_CMD=(npx firebase deploy --project "$PROJECT" --only "functions,firestore:rules,hosting" --non-interactive)
+  if exists gcloud artifacts repositories describe gcf-artifacts --location="$FUNCTIONS_REGION" --project="$PROJECT"; then
+    run "${DEPLOY_CMD[@]}"
+  else
+    say "first functions deploy in $FUNCTIONS_REGION (no gcf-artifacts repository): adding --force for firebase-tools' cleanup-policy prompt"
+    run "${DEPLOY_CMD[@]}" --force
+    if ((DRY_RUN)); then printf '  (dry-run: if gcf-artifacts exists, the same command without --force)\n'; fi
+  fi
+fi
+
+# --- 12. verify and summary ---------------------------------------------------------------------
+step 12 "Read the warnings above"
+if ((!SKIP_FIREBASE)); then
+  # v2 functions are Cloud Run services; `api` is one of them.
+  capture DEPLOYED_SA "" gcloud run services describe api --region="$FUNCTIONS_REGION" \
+    --project="$PROJECT" --format='value(spec.template.spec.serviceAccountName)'
+  if ((!DRY_RUN)) && [[ $DEPLOYED_SA != "$FUNCTIONS_SA" ]]; then
+    warn "the functions run as '${DEPLOYED_SA:-the default compute service account}', not $FUNCTIONS_SA."
+    warn "The runner accepts only $FUNCTIONS_SA (RUNNER_ALLOWED_INVOKERS) and will answer 401."
+    warn "Fix: setGlobalOptions({ serviceAccount: '$FUNCTIONS_SA_NAME@' }) in functions/src, then deploy again."
+  fi
+fi
+if ((!SKIP_RUNNER)) && ((!DRY_RUN)) && type -P curl >/dev/null; then
+  if curl -fsS --max-time 10 "$RUNNER_URL/healthz" >/dev/null 2>&1; then
+    say "runner answers $RUNNER_URL/healthz"
+  else
+    warn "$RUNNER_URL/healthz does not answer yet: the DNS record below must exist, then Caddy needs a minute for the certificate, and the VM a few minutes to boot."
+  fi
+fi
+
+summary_note=""
+if ((DRY_RUN)); then summary_note=" (dry-run: nothing was deployed)"; fi
+printf '\n'
+say "Summary$summary_note"
+say "  Hosting:    $HOSTING_URL (also https://$PROJECT.firebaseapp.com)"
+say "  Functions:  region $FUNCTIONS_REGION; REST API $HOSTING_URL/api/..., callables via the Firebase SDK"
+say "  Runner:     $RUNNER_URL (Google ID tokens, audience $RUNNER_AUDIENCE, invoker $FUNCTIONS_SA)"
+if ((!SKIP_RUNNER)); then
+  say "  Runner VM:  $VM_NAME in $ZONE, static IP $RUNNER_IP, image $RUNNER_IMAGE"
+  printf '\n'
+  say "Not done by this script:"
+  say "  - DNS: create an A record  $RUNNER_HOST -> $RUNNER_IP  (Caddy then obtains a Let's Encrypt certificate)."
+  say "  - A Google load balancer with a managed certificate instead of Caddy (see README, Deployment)."
+  say "  Check: curl $RUNNER_URL/healthz ; logs: gcloud compute instances get-serial-port-output $VM_NAME --zone=$ZONE --project=$PROJECT"
+fi

@@ -1,0 +1,451 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+/**
+ * scripts/deploy.sh, without deploying anything: --dry-run runs with a PATH that holds no gcloud
+ * at all (only tripwires for the other tools, which record any call), argument errors, --help, and
+ * one failing "real" run whose tools are fakes, to check that it stops at the first failure with
+ * guidance.
+ */
+const ROOT = resolve(import.meta.dirname, '..');
+const SCRIPT = 'scripts/deploy.sh';
+// A project id nobody deploys to, so that functions/.env.<id> cannot exist beforehand.
+const PROJECT = 'agent-deploy-dryrun-test';
+const DOMAIN = 'runner.example.com';
+const FUNCTIONS_SA = `agent-functions@${PROJECT}.iam.gserviceaccount.com`;
+const REGISTRY = `us-central1-docker.pkg.dev/${PROJECT}/agent-platform`;
+const STEP_TITLES = [
+  'check tools and access',
+  'enable Google Cloud APIs',
+  'Firestore database',
+  'Artifact Registry repository',
+  'build images (npm run images)',
+  'tag and push images',
+  'service accounts and IAM bindings',
+  'static address and firewall rule',
+  'runner VM (Container-Optimized OS)',
+  `functions parameters (functions/.env.${PROJECT})`,
+  'firebase deploy (functions, Firestore rules, Hosting)',
+  'verify and summary',
+];
+/** Tools the script would run for real; in dry-run none of them may be called. No gcloud here. */
+const TRIPWIRE_TOOLS = ['docker', 'npm', 'npx', 'node', 'firebase', 'curl', 'mktemp', 'rm', 'sleep'];
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let work: string;
+let tripwireBin: string;
+let tripwireLog: string;
+let bash: string;
+
+function findBash(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, 'bash');
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  return '/bin/bash';
+}
+
+function runDeploy(args: string[], env: Record<string, string> = {}): Result {
+  const res = spawnSync(bash, [SCRIPT, ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { PATH: tripwireBin, HOME: join(work, 'home'), LANG: 'C', ...env },
+    timeout: 60_000,
+  });
+  if (res.error) throw res.error;
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** Writes an executable /bin/sh script (the body may use shell builtins only). */
+function writeTool(dir: string, name: string, body: string): void {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/bin/sh\n${body}\n`);
+  chmodSync(path, 0o755);
+}
+
+const SKIP_DIRS = new Set(['node_modules', '.git', '.tools', 'test-artifacts', 'bench-results']);
+
+/** Path -> "mtime size" of every file in the repository (minus dependencies and logs). */
+function snapshot(dir = ROOT, into = new Map<string, string>()): Map<string, string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!SKIP_DIRS.has(entry.name)) snapshot(path, into);
+    } else if (!entry.name.endsWith('.log')) {
+      const st = statSync(path);
+      into.set(path.slice(ROOT.length + 1), `${st.mtimeMs} ${st.size}`);
+    }
+  }
+  return into;
+}
+
+function assertUnchanged(before: Map<string, string>, label: string): void {
+  const now = snapshot();
+  const changed = [...new Set([...before.keys(), ...now.keys()])].filter((k) => before.get(k) !== now.get(k));
+  assert.deepEqual(changed, [], `${label} wrote, created or removed files in the repository`);
+}
+
+/** The lines printed between the header of step n and the next header. */
+function stepSection(stdout: string, n: number): string[] {
+  const lines = stdout.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`[deploy] step ${n}/`));
+  assert.ok(start >= 0, `step ${n} header`);
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('[deploy] step '));
+  return lines.slice(start + 1, end < 0 ? undefined : end);
+}
+
+function commands(lines: string[]): string[] {
+  return lines.filter((l) => l.startsWith('+ ')).map((l) => l.slice(2));
+}
+
+function paramNames(): string[] {
+  const source = readFileSync(join(ROOT, 'functions/src/params.ts'), 'utf8');
+  return [...source.matchAll(/define[A-Za-z]+\(\s*['"]([A-Z0-9_]+)['"]/g)].map((m) => m[1]!);
+}
+
+before(() => {
+  bash = findBash();
+  work = mkdtempSync(join(tmpdir(), 'deploy-test-'));
+  tripwireBin = join(work, 'bin');
+  tripwireLog = join(work, 'tripwire.log');
+  mkdirSync(tripwireBin);
+  mkdirSync(join(work, 'home'));
+  for (const tool of TRIPWIRE_TOOLS) {
+    writeTool(tripwireBin, tool, `echo "${tool} $*" >>'${tripwireLog}'\nexit 97`);
+  }
+});
+
+after(() => {
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('deploy.sh --dry-run', () => {
+  let result: Result;
+  let repoBefore: Map<string, string>;
+
+  before(() => {
+    assert.ok(!existsSync(join(ROOT, `functions/.env.${PROJECT}`)), 'no leftover env file');
+    repoBefore = snapshot();
+    result = runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN, '--dry-run']);
+  });
+
+  test('exits 0 without running any tool or gcloud', () => {
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(
+      !existsSync(tripwireLog),
+      `tools were run: ${existsSync(tripwireLog) ? readFileSync(tripwireLog, 'utf8') : ''}`,
+    );
+    assert.doesNotMatch(result.stderr, /command not found|internal error/);
+    // The PATH has no gcloud: the dry-run says so and carries on.
+    assert.match(result.stderr, /warning: gcloud not found on PATH/);
+  });
+
+  test('writes no file in the repository', () => {
+    assertUnchanged(repoBefore, 'deploy.sh --dry-run');
+    assert.ok(!existsSync(join(ROOT, `functions/.env.${PROJECT}`)));
+  });
+
+  test('announces every step, in order', () => {
+    const headers = result.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('[deploy] step '))
+      .map((l) => l.replace(/^\[deploy\] step /, ''));
+    assert.deepEqual(
+      headers,
+      STEP_TITLES.map((title, i) => `${i + 1}/${STEP_TITLES.length}: ${title}`),
+    );
+  });
+
+  test('enables the APIs', () => {
+    const [enable] = commands(stepSection(result.stdout, 2));
+    for (const api of [
+      'run',
+      'artifactregistry',
+      'compute',
+      'cloudfunctions',
+      'cloudbuild',
+      'firestore',
+      'secretmanager',
+      'iam',
+    ]) {
+      assert.match(enable ?? '', new RegExp(` ${api}\\.googleapis\\.com `), api);
+    }
+    assert.match(enable ?? '', new RegExp(`^gcloud services enable .* --project=${PROJECT}$`));
+  });
+
+  test('creates the Artifact Registry repository only if describe fails', () => {
+    const section = stepSection(result.stdout, 4);
+    const describeAt = section.indexOf(
+      `+ gcloud artifacts repositories describe agent-platform --location=us-central1 --project=${PROJECT}`,
+    );
+    assert.ok(describeAt >= 0, section.join('\n'));
+    assert.equal(section[describeAt + 1], '  -> dry-run: assumed not found');
+    assert.ok(
+      commands(section).some((c) =>
+        new RegExp(
+          `^gcloud artifacts repositories create agent-platform --repository-format=docker --location=us-central1 --project=${PROJECT} `,
+        ).test(c),
+      ),
+      section.join('\n'),
+    );
+  });
+
+  test('builds the images, then tags and pushes both to the registry', () => {
+    assert.deepEqual(commands(stepSection(result.stdout, 5)), ['npm run images']);
+    const push = commands(stepSection(result.stdout, 6));
+    const runnerPush = push.find((c) => c.startsWith(`docker push ${REGISTRY}/runner:`));
+    const agentPush = push.find((c) => c.startsWith(`docker push ${REGISTRY}/agent-default:`));
+    assert.ok(runnerPush && agentPush, push.join('\n'));
+    assert.ok(
+      push.includes(`docker tag agent-platform/runner:latest ${runnerPush.slice('docker push '.length)}`),
+    );
+    assert.ok(
+      push.includes(
+        `docker tag agent-platform/agent-default:latest ${agentPush.slice('docker push '.length)}`,
+      ),
+    );
+  });
+
+  test('creates both service accounts and the bindings', () => {
+    const cmds = commands(stepSection(result.stdout, 7));
+    assert.ok(
+      cmds.some((c) =>
+        c.startsWith(`gcloud iam service-accounts create agent-functions --project=${PROJECT}`),
+      ),
+    );
+    assert.ok(
+      cmds.some((c) => c.startsWith(`gcloud iam service-accounts create agent-runner --project=${PROJECT}`)),
+    );
+    const binds = (member: string, role: string) =>
+      cmds.some(
+        (c) =>
+          c.includes('add-iam-policy-binding') &&
+          c.includes(`--member=serviceAccount:${member}`) &&
+          c.includes(`--role=${role}`),
+      );
+    const runnerSa = `agent-runner@${PROJECT}.iam.gserviceaccount.com`;
+    assert.ok(binds(runnerSa, 'roles/artifactregistry.reader'));
+    assert.ok(binds(runnerSa, 'roles/logging.logWriter'));
+    assert.ok(binds(FUNCTIONS_SA, 'roles/datastore.user'));
+  });
+
+  test('opens 80/443 to the VM, not the runner port', () => {
+    const rule = commands(stepSection(result.stdout, 8)).find((c) =>
+      c.startsWith('gcloud compute firewall-rules create'),
+    );
+    assert.match(rule ?? '', /--rules=tcp:80,tcp:443 /);
+    assert.match(rule ?? '', /--target-tags=agent-runner /);
+    assert.doesNotMatch(rule ?? '', /8081/);
+  });
+
+  test('creates the VM on cos-stable, running the pushed runner image with the host socket', () => {
+    const section = stepSection(result.stdout, 9);
+    const create = commands(section).find((c) =>
+      c.startsWith('gcloud compute instances create agent-runner '),
+    );
+    assert.ok(create, section.join('\n'));
+    assert.match(create, /--image-family=cos-stable --image-project=cos-cloud/);
+    assert.match(
+      create,
+      new RegExp(`--service-account=agent-runner@${PROJECT}\\.iam\\.gserviceaccount\\.com`),
+    );
+    assert.match(create, /--metadata-from-file=startup-script=/);
+    const startup = section
+      .filter((l) => l.startsWith('    | '))
+      .map((l) => l.slice(6))
+      .join('\n');
+    assert.match(
+      startup,
+      /-v \/var\/run\/docker\.sock:\/var\/run\/docker\.sock --group-add "\$\(stat -c %g \/var\/run\/docker\.sock\)"/,
+    );
+    assert.ok(startup.includes(`-e RUNNER_ALLOWED_INVOKERS=${FUNCTIONS_SA} `), startup);
+    assert.ok(startup.includes(`-e RUNNER_AUDIENCE=https://${DOMAIN} `), startup);
+    const pushed = commands(stepSection(result.stdout, 6)).filter((c) => c.startsWith('docker push '));
+    for (const image of pushed.map((c) => c.slice('docker push '.length))) {
+      assert.ok(startup.includes(`docker pull ${image}\n`), `the VM pulls ${image}`);
+    }
+    const agentImage = pushed.find((c) => c.includes('/agent-default:'))!.slice('docker push '.length);
+    assert.ok(startup.includes(`-e AGENT_IMAGE=${agentImage} `));
+    assert.match(
+      startup,
+      new RegExp(`caddy reverse-proxy --from ${DOMAIN.replaceAll('.', '\\.')} --to agent-runner:8081`),
+    );
+    // An existing VM is updated instead; the dry-run shows that path too.
+    assert.ok(
+      commands(section).some((c) => c.startsWith('gcloud compute instances add-metadata agent-runner ')),
+    );
+  });
+
+  test('prints the functions params it would write, one for every param of params.ts', () => {
+    const section = stepSection(result.stdout, 10);
+    assert.ok(section.includes(`dry-run: would write functions/.env.${PROJECT}:`), section.join('\n'));
+    const values = new Map(
+      section
+        .filter((l) => /^ {4}\| [A-Z_]+=/.test(l))
+        .map((l) => {
+          const line = l.slice(6);
+          const eq = line.indexOf('=');
+          return [line.slice(0, eq), line.slice(eq + 1)] as const;
+        }),
+    );
+    assert.equal(values.get('RUNNER_URL'), `https://${DOMAIN}`);
+    assert.equal(values.get('RUNNER_AUDIENCE'), `https://${DOMAIN}`);
+    assert.equal(values.get('CORS_ORIGINS'), `https://${PROJECT}.web.app,https://${PROJECT}.firebaseapp.com`);
+    const names = paramNames();
+    assert.ok(names.length >= 8, names.join(','));
+    for (const name of names) assert.ok(values.has(name), `param ${name} has a value`);
+  });
+
+  test('deploys functions, rules and hosting with firebase for the project', () => {
+    const cmds = commands(stepSection(result.stdout, 11));
+    const deploy = cmds.filter((c) => c.startsWith('npx firebase deploy '));
+    assert.ok(deploy.length === 1, cmds.join('\n'));
+    assert.match(
+      deploy[0]!,
+      new RegExp(
+        `^npx firebase deploy --project ${PROJECT} --only functions,firestore:rules,hosting --non-interactive( --force)?$`,
+      ),
+    );
+  });
+
+  test('ends with the URLs', () => {
+    assert.match(result.stdout, new RegExp(`Hosting: +https://${PROJECT}\\.web\\.app`));
+    assert.match(result.stdout, new RegExp(`Runner: +https://${DOMAIN.replaceAll('.', '\\.')} `));
+    assert.match(result.stdout, /Functions: +region us-central1/);
+  });
+});
+
+describe('deploy.sh skip flags', () => {
+  test('--skip-runner --skip-firebase leaves out images, VM and firebase', () => {
+    const res = runDeploy([
+      '--project',
+      PROJECT,
+      '--runner-domain',
+      DOMAIN,
+      '--dry-run',
+      '--skip-runner',
+      '--skip-firebase',
+    ]);
+    assert.equal(res.status, 0, res.stderr);
+    for (const n of [3, 4, 5, 6, 8, 9, 10, 11]) {
+      assert.match(
+        res.stdout,
+        new RegExp(`\\[deploy\\] step ${n}/12: .*\\(skipped: --skip-(runner|firebase)\\)`),
+      );
+    }
+    assert.doesNotMatch(res.stdout, /^\+ (docker push|npx firebase deploy|gcloud compute instances create)/m);
+    assert.ok(!existsSync(tripwireLog));
+  });
+});
+
+describe('deploy.sh arguments', () => {
+  const cases: Array<{ name: string; args: string[]; message: RegExp }> = [
+    { name: 'missing --project', args: ['--dry-run'], message: /--project is required/ },
+    {
+      name: 'a demo- project',
+      args: ['--project', 'demo-agent-platform', '--dry-run'],
+      message: /demo- project.*emulators/,
+    },
+    {
+      name: 'a malformed project id',
+      args: ['--project', 'My_Project', '--dry-run'],
+      message: /invalid project id 'My_Project'/,
+    },
+    {
+      name: 'a too short project id',
+      args: ['--project', 'abc', '--dry-run'],
+      message: /invalid project id 'abc'/,
+    },
+    {
+      name: 'no runner domain',
+      args: ['--project', PROJECT, '--dry-run'],
+      message: /--runner-domain is required/,
+    },
+    {
+      name: 'a URL as runner domain',
+      args: ['--project', PROJECT, '--runner-domain', 'https://runner.example.com', '--dry-run'],
+      message: /invalid --runner-domain/,
+    },
+    {
+      name: 'a zone outside the region',
+      args: ['--project', PROJECT, '--runner-domain', DOMAIN, '--zone', 'europe-west1-b', '--dry-run'],
+      message: /not in region 'us-central1'/,
+    },
+    { name: 'an option without its value', args: ['--project'], message: /--project needs a value/ },
+    { name: 'an unknown option', args: ['--project', PROJECT, '--yes'], message: /unknown argument: --yes/ },
+  ];
+  for (const c of cases) {
+    test(`${c.name}: exit 2 with a clear message`, () => {
+      const res = runDeploy(c.args);
+      assert.equal(res.status, 2, res.stdout + res.stderr);
+      assert.match(res.stderr, c.message);
+      assert.match(res.stderr, /--help/);
+      assert.doesNotMatch(res.stdout, /\[deploy\] step/);
+    });
+  }
+
+  test('--help prints the usage and exits 0', () => {
+    const res = runDeploy(['--help']);
+    assert.equal(res.status, 0);
+    assert.match(
+      res.stdout,
+      /^Usage: scripts\/deploy\.sh --project PROJECT \[--region us-central1\] \[--zone us-central1-a\]/,
+    );
+    for (const flag of ['--runner-domain', '--dry-run', '--skip-runner', '--skip-firebase']) {
+      assert.ok(res.stdout.includes(flag), flag);
+    }
+  });
+});
+
+describe('deploy.sh failure handling (fake tools)', () => {
+  test('stops at the first failing command and says what to check', () => {
+    const fakeBin = join(work, 'fake-bin');
+    const fakeLog = join(work, 'fake.log');
+    mkdirSync(fakeBin);
+    // Fakes: everything "succeeds" except enabling APIs (as without billing). Builtins only.
+    for (const tool of ['gcloud', 'docker', 'npm', 'npx']) {
+      writeTool(
+        fakeBin,
+        tool,
+        [
+          `echo "${tool} $*" >>'${fakeLog}'`,
+          'case "$*" in',
+          `  "services enable"*) echo "ERROR: (gcloud.services.enable) FAILED_PRECONDITION: Billing account for project is not found." >&2; exit 1 ;;`,
+          '  "projects describe"*) echo 123456789012 ;;',
+          'esac',
+          'exit 0',
+        ].join('\n'),
+      );
+    }
+    const repoBefore = snapshot();
+    const res = runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN], { PATH: fakeBin });
+    assert.equal(res.status, 1, res.stdout + res.stderr);
+    assert.match(res.stderr, /FAILED at step 2\/12: enable Google Cloud APIs \(exit code 1\)/);
+    assert.match(res.stderr, /command: gcloud services enable run\.googleapis\.com/);
+    assert.match(res.stderr, /Billing must be enabled/);
+    assert.doesNotMatch(res.stdout, /\[deploy\] step 3\//);
+    const calls = readFileSync(fakeLog, 'utf8').trim().split('\n');
+    assert.match(calls.at(-1) ?? '', /^gcloud services enable /);
+    assert.ok(!calls.some((c) => c.startsWith('npm run images') || c.includes(' push ')), calls.join('\n'));
+    assertUnchanged(repoBefore, 'a failing deploy');
+  });
+});
