@@ -22,7 +22,14 @@ let bob: TestUser;
 
 async function startTestRunner(): Promise<RunnerProcess> {
   assert.ok(PORT && TOKEN, 'RUNNER_TEST_PORT and RUNNER_TEST_TOKEN must be set (scripts/test.sh does it)');
-  return startRunner({ PORT, RUNNER_TOKEN: TOKEN, RUNNER_ID, MAX_QUEUED_PER_USER: '4' });
+  // Cold sandboxes, as in the old system's scenario: a container per request, removed after it.
+  return startRunner({
+    PORT,
+    RUNNER_TOKEN: TOKEN,
+    RUNNER_ID,
+    MAX_QUEUED_PER_USER: '4',
+    WARM_IDLE_TTL_MS: '0',
+  });
 }
 
 async function sandboxCount(): Promise<number> {

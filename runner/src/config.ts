@@ -78,6 +78,10 @@ const envSchema = z.object({
   MAX_BODY_BYTES: int(1024, 16 * MiB).default(256 * 1024),
   /** Longest `message`, in characters. Default 32000. */
   MAX_MESSAGE_CHARS: int(1, 1_000_000).default(32_000),
+  /** How long a user's sandbox stays warm after a run; 0 disables warm reuse. Default 300000 (5 min). */
+  WARM_IDLE_TTL_MS: int(0, 86_400_000).default(300_000),
+  /** Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. Default 16. */
+  WARM_MAX_SANDBOXES: int(0, 10_000).default(16),
   /** How often the reaper looks for orphaned containers. Default 60000 (60 s). */
   REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
   /** Sandboxes younger than this are never reaped (their create call may be in flight). Default 30000. */
@@ -117,6 +121,8 @@ export interface RunnerConfig {
   maxMessageChars: number;
   reaperIntervalMs: number;
   reaperMinAgeMs: number;
+  warmIdleTtlMs: number;
+  warmMaxSandboxes: number;
   logRequests: boolean;
 }
 
@@ -196,6 +202,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     reaperIntervalMs: e.REAPER_INTERVAL_MS,
     reaperMinAgeMs: e.REAPER_MIN_AGE_MS,
+    warmIdleTtlMs: e.WARM_IDLE_TTL_MS,
+    warmMaxSandboxes: e.WARM_MAX_SANDBOXES,
     logRequests: e.LOG_REQUESTS,
   };
 }

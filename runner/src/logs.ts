@@ -40,6 +40,7 @@ export class Logger {
     status: string;
     durationMs: number;
     exitCode: number | null;
+    warm: boolean;
   }): void {
     this.#emit('INFO', 'run finished', fields);
   }
@@ -63,6 +64,15 @@ export class Logger {
   }
   reaped(containerIds: string[], reason: 'startup' | 'periodic' | 'shutdown'): void {
     if (containerIds.length > 0) this.#emit('INFO', 'reaped orphaned sandboxes', { containerIds, reason });
+  }
+  oomWatchFailed(err: unknown): void {
+    this.#emit('WARNING', 'cannot watch Docker oom events; retrying', { error: describe(err) });
+  }
+  workspaceSaved(runId: string, containerId: string, bytes: number, ms: number): void {
+    this.#emit('INFO', 'workspace saved', { runId, containerId, bytes, ms });
+  }
+  sandboxRetired(containerId: string, userId: string, reason: string): void {
+    this.#emit('INFO', 'sandbox removed', { containerId, userId, reason });
   }
   reaperFailed(err: unknown): void {
     this.#emit('WARNING', 'reaper pass failed', { error: describe(err) });

@@ -6,6 +6,8 @@ import { createApp } from './http/app.ts';
 import { Logger } from './logs.ts';
 import { RunService } from './runs/run-service.ts';
 import { Reaper } from './sandbox/reaper.ts';
+import { OomWatch } from './sandbox/oom-watch.ts';
+import { SandboxPool } from './sandbox/sandbox-pool.ts';
 import { SandboxRunner } from './sandbox/sandbox-runner.ts';
 import { Workspaces } from './sandbox/workspaces.ts';
 
@@ -25,21 +27,18 @@ async function main(): Promise<void> {
   // dockerode reads DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, like the docker CLI.
   const docker = new Docker();
   const workspaces = new Workspaces(docker, config.runnerId);
-  const sandboxes = new SandboxRunner(docker, config, log, workspaces);
+  const pool = new SandboxPool({ idleTtlMs: config.warmIdleTtlMs, maxWarm: config.warmMaxSandboxes }, log);
+  const oom = new OomWatch(docker, config.runnerId, log);
+  void oom.start();
+  const sandboxes = new SandboxRunner(docker, config, log, { workspaces, pool, oom });
   const gate = new RunGate({
     maxConcurrent: config.maxConcurrentRuns,
     maxQueued: config.maxQueuedRuns,
     maxQueuedPerUser: config.maxQueuedPerUser,
     retryAfterSeconds: 2,
   });
-  const runs = new RunService(config, gate, sandboxes, workspaces, log);
-  const reaper = new Reaper(
-    docker,
-    config.runnerId,
-    log,
-    () => sandboxes.activeContainerIds(),
-    config.reaperMinAgeMs,
-  );
+  const runs = new RunService(config, gate, { sandboxes, pool, workspaces }, log);
+  const reaper = new Reaper(docker, config.runnerId, log, () => pool.containerIds(), config.reaperMinAgeMs);
   try {
     await reaper.reap('startup');
   } catch (err) {
@@ -58,11 +57,13 @@ async function main(): Promise<void> {
   const shutdown = (signal: string) => {
     log.shuttingDown(signal);
     reaper.stop();
+    oom.stop();
     server.close();
     server.closeAllConnections(); // aborts in-flight runs: their sandboxes are removed
     setTimeout(() => {
-      reaper
-        .reap('shutdown')
+      pool
+        .drain()
+        .then(() => reaper.reap('shutdown'))
         .catch((err: unknown) => log.reaperFailed(err))
         .finally(() => process.exit(0));
     }, 200).unref();

@@ -185,6 +185,7 @@ let host: Docker.ContainerInspectInfo;
 
 before(async () => {
   runner = await startRunner({
+    WARM_IDLE_TTL_MS: '0', // each probe is a fresh sandbox; warm.test.ts covers warm ones
     SANDBOX_MEMORY_BYTES: String(LIMITS.memoryBytes),
     SANDBOX_CPUS: String(LIMITS.cpus),
     SANDBOX_PIDS_LIMIT: String(LIMITS.pids),

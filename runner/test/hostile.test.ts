@@ -29,6 +29,9 @@ let runner: RunnerProcess;
 
 before(async () => {
   runner = await startRunner({
+    // Cold sandboxes: each attack gets a fresh one, and its removal is asserted right after.
+    // runner/test/warm.test.ts repeats the attacks in warm sandboxes.
+    WARM_IDLE_TTL_MS: '0',
     SANDBOX_MEMORY_BYTES: String(MEMORY_BYTES),
     SANDBOX_PIDS_LIMIT: String(PIDS_LIMIT),
     RUN_TIMEOUT_MS: '20000',

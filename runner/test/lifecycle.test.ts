@@ -40,7 +40,12 @@ async function waitFor<T>(
 describe('concurrency limits', () => {
   let runner: RunnerProcess;
   before(async () => {
-    runner = await startRunner({ MAX_CONCURRENT_RUNS: '2', MAX_QUEUED_RUNS: '2', MAX_QUEUED_PER_USER: '1' });
+    runner = await startRunner({
+      MAX_CONCURRENT_RUNS: '2',
+      MAX_QUEUED_RUNS: '2',
+      MAX_QUEUED_PER_USER: '1',
+      WARM_IDLE_TTL_MS: '0', // count only running sandboxes
+    });
   });
   after(async () => {
     await runner.stop();
@@ -112,7 +117,11 @@ describe('concurrency limits', () => {
 describe('cleanup', () => {
   let runner: RunnerProcess;
   before(async () => {
-    runner = await startRunner({ REAPER_INTERVAL_MS: '1000', REAPER_MIN_AGE_MS: '1000' });
+    runner = await startRunner({
+      REAPER_INTERVAL_MS: '1000',
+      REAPER_MIN_AGE_MS: '1000',
+      WARM_IDLE_TTL_MS: '0',
+    });
   });
   after(async () => {
     await runner.stop();
@@ -235,7 +244,7 @@ describe('timings', () => {
     try {
       const res = await postRun(runner, { userId: uniqueId('u'), message: 'hello' });
       const t = res.body.timings;
-      for (const key of ['queueMs', 'createMs', 'agentMs', 'saveMs', 'cleanupMs']) {
+      for (const key of ['queueMs', 'createMs', 'agentMs', 'saveMs']) {
         assert.equal(typeof t[key], 'number', key);
         assert.ok(t[key]! >= 0, key);
       }

@@ -3,9 +3,9 @@ import { z } from 'zod';
 /**
  * The contract between the runner and an agent image.
  *
- * stdin: one line of JSON (AgentRequest), then stdin stays open until the runner has saved
- * the workspace; the agent must not wait for EOF before answering.
- * stdout: newline-delimited JSON events; the last `result` event is the answer.
+ * stdin: one line of JSON (AgentRequest) per run. stdin stays open between runs: the agent
+ * answers each line and then waits for the next (a warm sandbox serves many runs); EOF ends it.
+ * stdout: newline-delimited JSON events; a `result` event ends the answer to one request.
  */
 export interface AgentRequest {
   protocol: 1;
@@ -51,22 +51,12 @@ export const resultEventSchema = z.object({
   status: z.enum(['ok', 'error']).optional(),
   component: componentSchema.nullable().optional(),
   agent: createdAgentSchema.nullable().optional(),
+  /** False when the run cannot have changed /workspace (no code ran): no save needed. */
+  workspaceChanged: z.boolean().optional(),
 });
 export type ResultEvent = z.infer<typeof resultEventSchema>;
 
-/** Written by the runner's sandbox entrypoint (not the agent) when the agent process exits. */
-export const exitEventSchema = z.object({
-  type: z.literal('agent-exit'),
-  code: z.number().int(),
-  /** Whether /workspace changed during the run (absent: assume it did). */
-  workspaceChanged: z.boolean().optional(),
-});
-
-export const agentEventSchema = z.discriminatedUnion('type', [
-  textEventSchema,
-  resultEventSchema,
-  exitEventSchema,
-]);
+export const agentEventSchema = z.discriminatedUnion('type', [textEventSchema, resultEventSchema]);
 export type AgentEvent = z.infer<typeof agentEventSchema>;
 
 /** Parses one stdout line; returns an error message instead of throwing. */

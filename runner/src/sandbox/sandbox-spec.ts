@@ -9,28 +9,23 @@ export const WORKSPACE_DIR = '/workspace';
 /** Where the user's persistent workspace volume is mounted; only root may write there. */
 export const STORE_DIR = '/.workspace-store';
 export const STORE_FILE = 'workspace.tar';
-const MARKER = '/tmp/.sandbox-restored';
+/** Marks the last restore or save of /workspace (in /tmp, which the sandbox user owns too). */
+export const MARKER = '/tmp/.workspace-saved';
 /** Size of the sandbox's /dev/shm (counted in the memory check of config.ts). */
 export const SHM_BYTES = 16 * 1024 * 1024;
 
 /**
- * The sandbox's PID 1 child: restore the workspace snapshot into the tmpfs, run the agent,
- * report its exit code as an event, then stay idle (blocked on stdin, no CPU) until the runner
- * has saved the workspace and closes stdin. Arguments after the script are the agent's argv.
+ * The sandbox's PID 1 child (under docker-init): restore the workspace snapshot into the tmpfs,
+ * mark the time, then become the agent, which serves one request line at a time until stdin
+ * closes. Arguments after the script are the agent's argv.
  */
 const ENTRY_SCRIPT = [
   `if [ -f ${STORE_DIR}/${STORE_FILE} ]; then tar -xf ${STORE_DIR}/${STORE_FILE} -C ${WORKSPACE_DIR} 2>/dev/null || echo 'sandbox: workspace restore incomplete' >&2; fi`,
   // Anything in /workspace newer than this marker (files, or directories whose entries changed)
-  // means the workspace must be saved; saving costs ~110 ms, most runs change nothing.
+  // is unsaved; Sandbox.save() compares against it. Saving costs ~110 ms; most runs change nothing.
   `: > ${MARKER}`,
   `cd ${WORKSPACE_DIR}`,
-  // The agent reads the first stdin line only; `cat` then waits for the runner's EOF.
-  `"$@"`,
-  'code=$?',
-  `changed=false; [ -n "$(find ${WORKSPACE_DIR} -newer ${MARKER} -print -quit 2>/dev/null)" ] && changed=true`,
-  `printf '{"type":"agent-exit","code":%d,"workspaceChanged":%s}\\n' "$code" "$changed"`,
-  'cat >/dev/null',
-  'exit "$code"',
+  'exec "$@"',
 ].join('\n');
 
 export interface SandboxSpecInput {

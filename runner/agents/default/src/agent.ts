@@ -99,10 +99,19 @@ function say(delta: string): void {
   writeEvent({ type: 'text', delta });
 }
 
-function finish(status: 'ok' | 'error', component: Component | null, agent: CreatedAgent | null): void {
-  const line = JSON.stringify({ type: 'result', text: reply.text, status, component, agent }) + '\n';
-  // Writes to pipes and files are synchronous on Linux; the callback makes sure anyway.
-  process.stdout.write(line, () => process.exit(0));
+/**
+ * Ends one request. `workspaceChanged` tells the runner whether it must save /workspace: only
+ * code blocks can change it. The agent then waits for the next request line (warm sandbox).
+ */
+function finish(
+  status: 'ok' | 'error',
+  component: Component | null,
+  agent: CreatedAgent | null,
+  workspaceChanged = false,
+): void {
+  writeEvent({ type: 'result', text: reply.text, status, component, agent, workspaceChanged });
+  reply.text = '';
+  reply.full = false;
 }
 
 function fail(message: string): void {
@@ -122,45 +131,40 @@ function describeError(err: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // Input
 
-/** Reads stdin up to the first newline (or EOF), then lets stdin go: the runner keeps it open. */
-function readFirstLine(): Promise<{ line: string } | { error: string }> {
-  return new Promise((resolve) => {
-    const stdin = process.stdin;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const settle = (result: { line: string } | { error: string }): void => {
-      if (done) return;
-      done = true;
-      stdin.off('data', onData);
-      stdin.pause();
-      stdin.destroy();
-      resolve(result);
-    };
-    const lineOf = (buffers: Buffer[]): { line: string } => {
-      const text = Buffer.concat(buffers).toString('utf8');
-      return { line: text.endsWith('\r') ? text.slice(0, -1) : text };
-    };
-    const onData = (chunk: Buffer): void => {
-      const newline = chunk.indexOf(0x0a);
-      if (newline === -1) {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (size > MAX_REQUEST_BYTES)
-          settle({ error: `Invalid request: longer than ${MAX_REQUEST_BYTES} bytes.` });
-        return;
+/**
+ * Request lines from stdin, one at a time, until EOF. The runner writes one line per run and
+ * keeps stdin open between runs, so this agent process serves every run of a warm sandbox.
+ */
+async function* requestLines(): AsyncGenerator<{ line: string } | { error: string }> {
+  let pending: Buffer[] = [];
+  let size = 0;
+  let skipping = false; // inside an oversized line: drop bytes until its newline
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    let rest = chunk;
+    for (let nl = rest.indexOf(0x0a); nl !== -1; nl = rest.indexOf(0x0a)) {
+      const head = rest.subarray(0, nl);
+      rest = rest.subarray(nl + 1);
+      if (skipping) {
+        skipping = false;
+        continue;
       }
-      chunks.push(chunk.subarray(0, newline));
-      settle(lineOf(chunks));
-    };
-    stdin.on('data', onData);
-    stdin.on('end', () =>
-      settle(size > 0 ? lineOf(chunks) : { error: 'Invalid request: no request line on stdin.' }),
-    );
-    stdin.on('error', (err) =>
-      settle({ error: `Invalid request: cannot read stdin (${describeError(err)}).` }),
-    );
-  });
+      pending.push(head);
+      const text = Buffer.concat(pending).toString('utf8');
+      pending = [];
+      size = 0;
+      yield { line: text.endsWith('\r') ? text.slice(0, -1) : text };
+    }
+    if (skipping) continue;
+    pending.push(rest);
+    size += rest.length;
+    if (size > MAX_REQUEST_BYTES) {
+      pending = [];
+      size = 0;
+      skipping = true;
+      yield { error: `Invalid request: longer than ${MAX_REQUEST_BYTES} bytes.` };
+    }
+  }
+  if (size > 0) yield { line: Buffer.concat(pending).toString('utf8') };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -394,19 +398,20 @@ function runBlock(
 
 // ---------------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
-  const input = await readFirstLine();
+async function answer(input: { line: string } | { error: string }): Promise<void> {
   if ('error' in input) return fail(input.error);
+  if (input.line.trim() === '') return;
   const parsed = parseRequest(input.line);
   if ('error' in parsed) return fail(parsed.error);
   const message = parsed.request.message;
 
   say(`Test response: ${message}`);
   const { blocks, prose } = scanMessage(message);
+  let ranCode = false;
   for (const block of blocks) {
     const interpreter = INTERPRETERS.get(block.lang);
     if (!interpreter) continue;
+    ranCode = true;
     const { output, status } = await runBlock(interpreter.command, interpreter.args, block.code);
     say(`\n\n\`\`\`output (${block.lang}, ${status})\n${output}\n\`\`\``);
   }
@@ -425,11 +430,26 @@ async function main(): Promise<void> {
   if (shown && 'component' in shown) component = shown.component;
   else if (shown) say(`\n\nUnknown component "${shown.unknown}"`);
 
-  finish('ok', component, agent);
+  finish('ok', component, agent, ranCode);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`agent: unexpected failure: ${describeError(err)}\n`);
-  if (reply.text === '') say('The agent failed unexpectedly.');
-  finish('error', null, null);
-});
+async function main(): Promise<void> {
+  process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
+  for await (const input of requestLines()) {
+    try {
+      await answer(input);
+    } catch (err) {
+      process.stderr.write(`agent: unexpected failure: ${describeError(err)}\n`);
+      if (reply.text === '') say('The agent failed unexpectedly.');
+      finish('error', null, null, true);
+    }
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`agent: ${describeError(err)}\n`);
+    process.exit(1);
+  },
+);

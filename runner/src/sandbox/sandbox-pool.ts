@@ -1,0 +1,118 @@
+import type { Logger } from '../logs.ts';
+import type { Sandbox } from './sandbox.ts';
+
+export interface PoolLimits {
+  /** How long an idle sandbox stays warm; 0 disables warm reuse. */
+  idleTtlMs: number;
+  /** Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. */
+  maxWarm: number;
+}
+
+/**
+ * Warm sandboxes: after a run, a user's sandbox stays alive (its agent blocked on stdin, no CPU)
+ * for `idleTtlMs`, so that the next run of the same user skips container creation. Each sandbox
+ * belongs to one user and is only ever handed to that user. Callers serialize per user (RunGate),
+ * so a user has at most one sandbox, idle or busy.
+ */
+export class SandboxPool {
+  readonly #limits: PoolLimits;
+  readonly #log: Logger;
+  readonly #idle = new Map<string, Sandbox>(); // insertion order = least recently used first
+  readonly #busy = new Map<string, Sandbox>();
+  readonly #timers = new Map<Sandbox, NodeJS.Timeout>();
+
+  constructor(limits: PoolLimits, log: Logger) {
+    this.#limits = limits;
+    this.#log = log;
+  }
+
+  get warmCount(): number {
+    return this.#idle.size;
+  }
+
+  /** The user's warm sandbox if it is healthy, else null (a broken one is removed). */
+  async takeWarm(userId: string): Promise<Sandbox | null> {
+    const s = this.#idle.get(userId);
+    if (!s) return null;
+    this.#idle.delete(userId);
+    this.#clearTimer(s);
+    if (s.tainted || s.closed) {
+      await this.#retire(s, 'unhealthy');
+      return null;
+    }
+    this.#busy.set(userId, s);
+    return s;
+  }
+
+  /** Registers a freshly created sandbox as in use. */
+  adopt(s: Sandbox): void {
+    this.#busy.set(s.userId, s);
+  }
+
+  hasSandbox(userId: string): boolean {
+    return this.#idle.has(userId) || this.#busy.has(userId);
+  }
+
+  /** After a run: keep the sandbox warm if it is healthy and warm reuse is on, else remove it. */
+  async giveBack(s: Sandbox): Promise<void> {
+    if (this.#busy.get(s.userId) === s) this.#busy.delete(s.userId);
+    if (s.tainted || s.closed || this.#limits.idleTtlMs === 0 || this.#limits.maxWarm === 0) {
+      await this.#retire(s, s.tainted || s.closed ? 'unhealthy' : 'warm reuse off');
+      return;
+    }
+    this.#idle.delete(s.userId);
+    this.#idle.set(s.userId, s);
+    s.lastUsed = Date.now();
+    this.#timers.set(s, setTimeout(() => void this.#expire(s), this.#limits.idleTtlMs).unref());
+    // Evict the least recently used beyond the cap, without making this run wait for it.
+    while (this.#idle.size > this.#limits.maxWarm) {
+      const [oldestUser, oldest] = this.#idle.entries().next().value as [string, Sandbox];
+      this.#idle.delete(oldestUser);
+      this.#clearTimer(oldest);
+      void this.#retire(oldest, 'evicted');
+    }
+  }
+
+  async #expire(s: Sandbox): Promise<void> {
+    if (this.#idle.get(s.userId) !== s) return;
+    this.#idle.delete(s.userId);
+    this.#timers.delete(s);
+    await this.#retire(s, 'idle expiry');
+  }
+
+  /** Removes the user's idle sandbox (e.g. before deleting the workspace it mounts). */
+  async discard(userId: string, reason: string): Promise<void> {
+    const s = this.#idle.get(userId);
+    if (!s) return;
+    this.#idle.delete(userId);
+    this.#clearTimer(s);
+    await this.#retire(s, reason);
+  }
+
+  /** Container ids the reaper must leave alone. */
+  containerIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const s of this.#idle.values()) ids.add(s.container.id);
+    for (const s of this.#busy.values()) ids.add(s.container.id);
+    return ids;
+  }
+
+  /** Removes every idle sandbox (shutdown). */
+  async drain(): Promise<void> {
+    const all = [...this.#idle.values()];
+    this.#idle.clear();
+    for (const s of all) this.#clearTimer(s);
+    await Promise.all(all.map((s) => this.#retire(s, 'shutdown')));
+  }
+
+  #clearTimer(s: Sandbox): void {
+    const t = this.#timers.get(s);
+    if (t) clearTimeout(t);
+    this.#timers.delete(s);
+  }
+
+  async #retire(s: Sandbox, reason: string): Promise<void> {
+    await s.destroy();
+    this.#log.sandboxRetired(s.container.id, s.userId, reason);
+  }
+}
