@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# npm run bench [-- --quick | --runs N]: builds, makes sure the images exist, runs the benchmark.
+# npm run bench [-- --quick | --long]: builds, makes sure the images exist, starts the emulator
+# stack (for the end-to-end sendMessage numbers), runs runner/bench/bench.ts, stops everything.
+# BENCH_STACK=0 skips the emulator part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-node.sh
 npm run build --silent
 bash scripts/images.sh agent
+if [ "${BENCH_STACK:-1}" != "0" ]; then
+  source scripts/emulator-env.sh
+  source scripts/lib/emulators.sh
+  export RUNNER_BENCH_PORT="${RUNNER_BENCH_PORT:-18082}"
+  export RUNNER_BENCH_TOKEN="$(openssl rand -hex 24)"
+  export BENCH_STACK=1
+  trap stop_emulators EXIT
+  start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_BENCH_PORT
+RUNNER_TOKEN=$RUNNER_BENCH_TOKEN
+MESSAGES_PER_MINUTE=100000
+RUNNER_TIMEOUT_MS=60000"
+else
+  unset BENCH_STACK
+fi
 node runner/bench/bench.ts "$@"

@@ -11,6 +11,7 @@ if ! docker info >/dev/null 2>&1; then
   exit 1
 fi
 source scripts/emulator-env.sh
+source scripts/lib/emulators.sh
 
 echo "[test] lint and format check"
 npx eslint .
@@ -25,47 +26,16 @@ echo "[test] images"
 bash scripts/images.sh
 
 # The functions' integration tests own a runner on this port; the emulated functions find it
-# through functions/.env.local (read by the Functions emulator only).
+# through functions/.env.local.
 export RUNNER_TEST_PORT="${RUNNER_TEST_PORT:-18081}"
 export RUNNER_TEST_TOKEN="$(openssl rand -hex 24)"
 export RUNNER_TEST_ID="functions-test-$$"
 export MESSAGES_PER_MINUTE_TEST=5
-ENV_LOCAL=functions/.env.local
-[ -f "$ENV_LOCAL" ] && mv "$ENV_LOCAL" "$ENV_LOCAL.before-test"
-cat >"$ENV_LOCAL" <<ENV
-RUNNER_URL=http://127.0.0.1:$RUNNER_TEST_PORT
+trap stop_emulators EXIT
+start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_TEST_PORT
 RUNNER_TOKEN=$RUNNER_TEST_TOKEN
 MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
-RUNNER_TIMEOUT_MS=60000
-ENV
-
-EMU_LOG="$(mktemp /tmp/agent-platform-emulators.XXXXXX.log)"
-EMU_PID=""
-cleanup() {
-  if [ -n "$EMU_PID" ] && kill -0 "$EMU_PID" 2>/dev/null; then
-    kill -INT -- "-$EMU_PID" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$EMU_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL -- "-$EMU_PID" 2>/dev/null || true
-  fi
-  rm -f "$ENV_LOCAL"
-  [ -f "$ENV_LOCAL.before-test" ] && mv "$ENV_LOCAL.before-test" "$ENV_LOCAL"
-  true
-}
-trap cleanup EXIT
-
-echo "[test] starting the emulators (log: $EMU_LOG)"
-setsid npx firebase emulators:start --only auth,functions,firestore,hosting --project demo-agent-platform >"$EMU_LOG" 2>&1 &
-EMU_PID=$!
-for _ in $(seq 1 120); do
-  grep -q "All emulators ready" "$EMU_LOG" && break
-  kill -0 "$EMU_PID" 2>/dev/null || { cat "$EMU_LOG"; echo "the emulators exited" >&2; exit 1; }
-  sleep 0.5
-done
-grep -q "All emulators ready" "$EMU_LOG" || { cat "$EMU_LOG"; echo "the emulators did not become ready" >&2; exit 1; }
-
-export FIRESTORE_EMULATOR_HOST=127.0.0.1:8080
-export FIREBASE_AUTH_EMULATOR_HOST=127.0.0.1:9099
-export GCLOUD_PROJECT=demo-agent-platform
+RUNNER_TIMEOUT_MS=60000"
 
 echo "[test] tests"
 node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts}

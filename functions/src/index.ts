@@ -6,6 +6,7 @@ export {
   getConversation,
   deleteConversation,
   listAgents,
+  warmSandbox,
   deleteWorkspace,
 } from './http/callables.ts';
 export { api } from './http/api.ts';

@@ -288,6 +288,15 @@ describe('callables', () => {
     }
   });
 
+  test('warmSandbox starts the caller’s sandbox ahead of the first message', async () => {
+    const u = await user();
+    const warm = await u.call<undefined, { warm: boolean; created: boolean }>('warmSandbox')();
+    // This stack's runner runs cold sandboxes (WARM_IDLE_TTL_MS=0), so warming is a no-op;
+    // runner/test/warm.test.ts covers a runner that keeps sandboxes warm.
+    assert.deepEqual(warm.data, { warm: false, created: false });
+    await rejectsWith(u.call('warmSandbox')({ unexpected: 1 } as never), 'invalid-argument');
+  });
+
   test('deleteConversation removes the conversation and all its messages', async () => {
     const u = await user();
     const r = await send(u, { message: 'to be deleted' });

@@ -1,49 +1,57 @@
 /**
- * npm run bench: cold-run latency through the runner API versus the old system's approach
- * (`docker run --rm` per request, the same agent image and request), measured in one run.
- * Options: --runs N (default 30), --quick (10 runs). Writes bench-results/runner-cold.json.
+ * npm run bench [-- --quick | --long]: latency and throughput of the runner API (cold, warm, and
+ * the old system's `docker run --rm` per request on the same image, in the same run), a
+ * concurrency sweep over warm sandboxes, the memory of an idle warm sandbox, and, when the
+ * emulator stack is up (scripts/bench.sh starts it), sendMessage end to end.
+ * Writes bench-results/results.json and results.md, and runner/bench/benchmark.svg.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import {
   AGENT_IMAGE,
+  docker,
+  leftovers,
   postRun,
   removeLeftovers,
   startRunner,
   uniqueId,
+  type RunnerProcess,
 } from '../test/helpers/runner-process.ts';
+import { renderMarkdown, renderSvg, summarize, type LatencyRow, type ThroughputRow } from './stats.ts';
 
-const args = process.argv.slice(2);
-const runsArg = args.indexOf('--runs');
-const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : args.includes('--quick') ? 10 : 30;
-const WARMUP = 2;
+const args = new Set(process.argv.slice(2));
+const MODE = args.has('--quick') ? 'quick' : args.has('--long') ? 'long' : 'default';
+const N = { quick: 15, default: 40, long: 150 }[MODE];
+const SWEEP_REQUESTS = { quick: 100, default: 300, long: 1000 }[MODE];
+const USERS = 50;
+const CONCURRENCY = [1, 4, 16, 64];
+const MESSAGE = 'hello from the benchmark';
 
-function percentile(sorted: number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const v = await fn();
+  return [performance.now() - t0, v];
 }
 
-function summary(samples: number[]) {
-  const s = [...samples].sort((a, b) => a - b);
-  return {
-    n: s.length,
-    p50: round(percentile(s, 50)),
-    p95: round(percentile(s, 95)),
-    min: round(s[0]!),
-    max: round(s[s.length - 1]!),
-  };
+async function mustRun(
+  r: RunnerProcess,
+  userId: string,
+): Promise<{ warm: boolean; timings: Record<string, number> }> {
+  const res = await postRun(r, { userId, message: MESSAGE });
+  if (res.status !== 200 || res.body.status !== 'ok')
+    throw new Error(`run failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
 }
-const round = (x: number) => Math.round(x * 10) / 10;
 
 /** The old system: one `docker run --rm` per request, request on stdin, reply on stdout. */
-function dockerRunOnce(message: string): Promise<number> {
+function dockerRunOnce(): Promise<number> {
   const request = JSON.stringify({
     protocol: 1,
     runId: uniqueId('r'),
     userId: 'bench-old',
     conversationId: 'c',
-    message,
+    message: MESSAGE,
     history: [],
   });
   return new Promise((resolve, reject) => {
@@ -55,68 +63,167 @@ function dockerRunOnce(message: string): Promise<number> {
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      const ms = performance.now() - t0;
       if (code !== 0 || !out.includes('"type":"result"'))
         reject(new Error(`docker run failed (${code}): ${out}`));
-      else resolve(ms);
+      else resolve(performance.now() - t0);
     });
     child.stdin.end(request + '\n');
   });
 }
 
-async function main(): Promise<void> {
-  const message = 'hello from the benchmark';
-  const runner = await startRunner();
-  const users: string[] = [];
+async function sweep(
+  r: RunnerProcess,
+  users: string[],
+  concurrency: number,
+  requests: number,
+): Promise<ThroughputRow> {
+  let next = 0;
+  let errors = 0;
+  const lat: number[] = [];
+  const t0 = performance.now();
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= requests) return;
+      const userId = users[i % users.length]!;
+      const [ms, res] = await timed(() => postRun(r, { userId, message: MESSAGE }));
+      if (res.status !== 200 || res.body.status !== 'ok') errors++;
+      else lat.push(ms);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  const s = summarize(lat);
+  return {
+    concurrency,
+    users: users.length,
+    requests,
+    runsPerSecond: Math.round((requests - errors) / seconds),
+    p50: s.p50,
+    p95: s.p95,
+    errors,
+  };
+}
+
+async function idleMemoryMiB(r: RunnerProcess, userId: string): Promise<number> {
+  const [c] = await docker.listContainers({
+    filters: { label: [`dev.agent-platform.runner-id=${r.runnerId}`, `dev.agent-platform.owner=${userId}`] },
+  });
+  if (!c) return NaN;
+  const stats = (await docker.getContainer(c.Id).stats({ stream: false })) as {
+    memory_stats: { usage?: number; stats?: { cache?: number; total_inactive_file?: number } };
+  };
+  const m = stats.memory_stats;
+  const cache = m.stats?.total_inactive_file ?? m.stats?.cache ?? 0;
+  return Math.round((((m.usage ?? 0) - cache) / 2 ** 20) * 10) / 10;
+}
+
+/** sendMessage through the Functions emulator (Auth token, Firestore writes), if it is up. */
+async function stackBench(): Promise<LatencyRow[]> {
+  if (!process.env.BENCH_STACK) return [];
+  const { newUser } = await import('../../functions/test/helpers/stack.ts');
+  const u = await newUser();
   try {
-    // Cold: every request from a new user (a fresh sandbox and workspace).
+    const send = u.call<Record<string, unknown>, { conversationId: string; status: string }>('sendMessage');
+    const warm = u.call('warmSandbox');
+    await warm({});
+    const first = await send({ message: MESSAGE });
+    const conversationId = first.data.conversationId;
+    const samples: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const [ms, r] = await timed(() => send({ conversationId, message: MESSAGE }));
+      if (r.data.status !== 'ok') throw new Error('sendMessage failed');
+      samples.push(ms);
+    }
+    return [{ name: 'sendMessage, warm (emulators)', summary: summarize(samples) }];
+  } finally {
+    await u.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const runner = await startRunner({
+    ...(process.env.RUNNER_BENCH_PORT
+      ? { PORT: process.env.RUNNER_BENCH_PORT, RUNNER_TOKEN: process.env.RUNNER_BENCH_TOKEN ?? '' }
+      : {}),
+    MAX_CONCURRENT_RUNS: '16',
+    MAX_QUEUED_RUNS: '256',
+    MAX_QUEUED_PER_USER: '8',
+    WARM_MAX_SANDBOXES: '64',
+    WARM_IDLE_TTL_MS: '600000',
+  });
+  try {
+    console.log(`[bench] mode ${MODE}: ${N} samples per scenario, ${SWEEP_REQUESTS} requests per sweep step`);
+    // Warm-up (image cache, first volume).
+    await mustRun(runner, uniqueId('warmup'));
     const cold: number[] = [];
-    const breakdown: Record<string, number[]> = {};
-    for (let i = 0; i < WARMUP + RUNS; i++) {
-      const userId = uniqueId('bench');
-      users.push(userId);
-      const t0 = performance.now();
-      const res = await postRun(runner, { userId, message });
-      const ms = performance.now() - t0;
-      if (res.status !== 200 || res.body.status !== 'ok')
-        throw new Error(`run failed: ${JSON.stringify(res.body)}`);
-      if (i < WARMUP) continue;
+    const coldCreate: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const [ms, body] = await timed(() => mustRun(runner, uniqueId('cold')));
       cold.push(ms);
-      for (const [k, v] of Object.entries(res.body.timings)) (breakdown[k] ??= []).push(v);
+      coldCreate.push(body.timings.createMs ?? 0);
     }
-    // Old approach, same image and request.
+    const warmUser = uniqueId('warm');
+    await mustRun(runner, warmUser);
+    const warm: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const [ms, body] = await timed(() => mustRun(runner, warmUser));
+      if (!body.warm) throw new Error('expected a warm run');
+      warm.push(ms);
+    }
+    const memoryMiB = await idleMemoryMiB(runner, warmUser);
+    console.log('[bench] old approach: docker run --rm per request');
+    await dockerRunOnce();
     const old: number[] = [];
-    for (let i = 0; i < WARMUP + RUNS; i++) {
-      const ms = await dockerRunOnce(message);
-      if (i >= WARMUP) old.push(ms);
-    }
+    for (let i = 0; i < N; i++) old.push(await dockerRunOnce());
+
+    console.log(`[bench] concurrency sweep over ${USERS} warm users`);
+    const users = Array.from({ length: USERS }, () => uniqueId('sweep'));
+    for (let i = 0; i < users.length; i += 8)
+      await Promise.all(users.slice(i, i + 8).map((u) => mustRun(runner, u)));
+    const throughput: ThroughputRow[] = [];
+    for (const c of CONCURRENCY) throughput.push(await sweep(runner, users, c, SWEEP_REQUESTS));
+
+    const stack = await stackBench();
+    const latency: LatencyRow[] = [
+      { name: 'runner API, warm (same user)', summary: summarize(warm) },
+      ...stack,
+      { name: 'runner API, cold (new user)', summary: summarize(cold) },
+      { name: 'old system, docker run --rm', summary: summarize(old) },
+    ];
     const result = {
       date: new Date().toISOString(),
+      mode: MODE,
       machine: { cpus: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
       image: AGENT_IMAGE,
-      runs: RUNS,
-      runnerCold: summary(cold),
-      runnerColdBreakdownP50: Object.fromEntries(
-        Object.entries(breakdown).map(([k, v]) => [k, summary(v).p50]),
-      ),
-      oldDockerRunRm: summary(old),
-      ratioP50: 0,
+      latency,
+      coldCreateMsP50: summarize(coldCreate).p50,
+      throughput,
+      idleWarmSandboxMemoryMiB: memoryMiB,
+      ratios: {
+        oldP50OverWarmP50: Math.round((summarize(old).p50 / summarize(warm).p50) * 10) / 10,
+        oldP50OverColdP50: Math.round((summarize(old).p50 / summarize(cold).p50) * 10) / 10,
+      },
     };
-    result.ratioP50 = round(result.oldDockerRunRm.p50 / result.runnerCold.p50);
     mkdirSync('bench-results', { recursive: true });
-    writeFileSync('bench-results/runner-cold.json', JSON.stringify(result, null, 2) + '\n');
-    const row = (name: string, s: ReturnType<typeof summary>) =>
-      `| ${name} | ${s.p50} | ${s.p95} | ${s.min} | ${s.max} |`;
-    console.log(`\nRunner benchmark, ${RUNS} runs each, ${result.machine.cpus} cores, ${result.date}\n`);
-    console.log('| scenario (ms) | p50 | p95 | min | max |');
-    console.log('| --- | --- | --- | --- | --- |');
-    console.log(row('runner API, cold (new user, fresh sandbox)', result.runnerCold));
-    console.log(row('old: docker run --rm per request', result.oldDockerRunRm));
-    console.log(`\ncold p50 breakdown (ms): ${JSON.stringify(result.runnerColdBreakdownP50)}`);
-    console.log(`old p50 / runner cold p50 = ${result.ratioP50}x`);
+    writeFileSync('bench-results/results.json', JSON.stringify(result, null, 2) + '\n');
+    const md = renderMarkdown(latency, throughput);
+    writeFileSync('bench-results/results.md', md);
+    const title = `Agent platform benchmark, ${result.date.slice(0, 10)}, ${result.machine.cpus} cores / ${result.machine.memoryGiB} GiB`;
+    writeFileSync('runner/bench/benchmark.svg', renderSvg(title, latency, throughput));
+    console.log(`\n${title}\n\n${md}`);
+    console.log(`idle warm sandbox memory: ${memoryMiB} MiB; cold create p50 ${result.coldCreateMsP50} ms`);
+    console.log(
+      `old p50 / warm p50 = ${result.ratios.oldP50OverWarmP50}x; old p50 / cold p50 = ${result.ratios.oldP50OverColdP50}x`,
+    );
   } finally {
     await runner.stop();
+    const left = await leftovers(runner.runnerId);
     await removeLeftovers(runner.runnerId);
+    console.log(
+      `[bench] cleaned up: ${left.containers.length} containers left after stop (expected 0), ${left.volumes.length} workspaces removed`,
+    );
+    if (left.containers.length > 0) process.exitCode = 1;
   }
 }
 

@@ -21,7 +21,13 @@ const runnerId = uniqueId('image');
 before(async () => {
   container = await docker.createContainer({
     Image: RUNNER_IMAGE,
-    Env: [`RUNNER_TOKEN=${token}`, `RUNNER_ID=${runnerId}`, `AGENT_IMAGE=${AGENT_IMAGE}`],
+    // Cold sandboxes, so that the run's removal can be asserted right after it.
+    Env: [
+      `RUNNER_TOKEN=${token}`,
+      `RUNNER_ID=${runnerId}`,
+      `AGENT_IMAGE=${AGENT_IMAGE}`,
+      'WARM_IDLE_TTL_MS=0',
+    ],
     ExposedPorts: { '8081/tcp': {} },
     Labels: { 'dev.agent-platform.runner-id': runnerId },
     HostConfig: {

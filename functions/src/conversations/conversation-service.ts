@@ -318,6 +318,11 @@ export class ConversationService {
     };
   }
 
+  /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */
+  async warmSandbox(uid: string): Promise<{ warm: boolean; created: boolean }> {
+    return this.#runner.warm(uid);
+  }
+
   async deleteWorkspace(uid: string): Promise<{ deleted: boolean }> {
     return { deleted: await this.#runner.deleteWorkspace(uid) };
   }

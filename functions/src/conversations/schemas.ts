@@ -40,7 +40,7 @@ export const getConversationSchema = z.object({
 });
 
 export const conversationIdSchema = z.object({ conversationId: id });
-export const emptySchema = z.object({}).optional();
+export const emptySchema = z.strictObject({}).optional();
 
 /** Parses client input or throws InvalidInputError naming the field. */
 export function parseInput<T>(schema: z.ZodType<T>, data: unknown): T {

@@ -53,6 +53,11 @@ export const listAgents = callable('listAgents', (uid, data) => {
   return deps().service.listAgents(uid);
 });
 
+export const warmSandbox = callable('warmSandbox', (uid, data) => {
+  parseInput(emptySchema, data);
+  return deps().service.warmSandbox(uid);
+});
+
 export const deleteWorkspace = callable('deleteWorkspace', (uid, data) => {
   parseInput(emptySchema, data);
   return deps().service.deleteWorkspace(uid);

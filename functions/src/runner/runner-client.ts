@@ -61,6 +61,14 @@ export class RunnerClient {
     return parsed.data;
   }
 
+  /** Starts the user's sandbox ahead of their first message (a no-op where warm reuse is off). */
+  async warm(userId: string): Promise<{ warm: boolean; created: boolean }> {
+    const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`, undefined, false);
+    const parsed = z.object({ warm: z.boolean(), created: z.boolean() }).safeParse(body);
+    if (!parsed.success) throw new InternalError('runner answered an invalid warm-up');
+    return parsed.data;
+  }
+
   async deleteWorkspace(userId: string): Promise<boolean> {
     const body = await this.#call(
       'DELETE',

@@ -77,8 +77,7 @@ export function createApp(deps: AppDeps): express.Express {
     const userId = userIdSchema.safeParse(req.params.userId);
     if (!userId.success) throw new InvalidRequestError('userId: must be 1-128 of [A-Za-z0-9_-]', 'userId');
     await sandboxes.agentArgv();
-    const { created } = await runs.prewarm(userId.data, clientSignal(res));
-    res.json({ warm: true, created });
+    res.json(await runs.prewarm(userId.data, clientSignal(res)));
   });
 
   authed.delete('/v1/users/:userId/workspace', async (req, res) => {

@@ -83,7 +83,7 @@ export class RunService {
   }
 
   /** Starts the user's sandbox ahead of their first message (no-op if one is warm or busy). */
-  async prewarm(userId: string, signal: AbortSignal): Promise<{ created: boolean }> {
+  async prewarm(userId: string, signal: AbortSignal): Promise<{ warm: boolean; created: boolean }> {
     const release = await this.#gate.acquire(userId, signal);
     try {
       return await this.#sandboxes.prewarm(userId, randomUUID());

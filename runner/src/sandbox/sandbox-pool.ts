@@ -26,6 +26,11 @@ export class SandboxPool {
     this.#log = log;
   }
 
+  /** Whether sandboxes are kept warm at all. */
+  get enabled(): boolean {
+    return this.#limits.idleTtlMs > 0 && this.#limits.maxWarm > 0;
+  }
+
   get warmCount(): number {
     return this.#idle.size;
   }

@@ -105,11 +105,12 @@ export class SandboxRunner {
   }
 
   /** Makes sure the user has a warm sandbox (caller holds the user's turn). */
-  async prewarm(userId: string, runId: string): Promise<{ created: boolean }> {
-    if (this.#pool.hasSandbox(userId)) return { created: false };
+  async prewarm(userId: string, runId: string): Promise<{ warm: boolean; created: boolean }> {
+    if (!this.#pool.enabled) return { warm: false, created: false };
+    if (this.#pool.hasSandbox(userId)) return { warm: true, created: false };
     const s = await this.#create(userId, runId);
     await this.#pool.giveBack(s);
-    return { created: true };
+    return { warm: true, created: true };
   }
 
   async run(input: SandboxRunInput): Promise<SandboxOutcome> {

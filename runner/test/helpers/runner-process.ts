@@ -128,6 +128,7 @@ export interface RunResultBody {
   agent: { name: string; description: string; instructions: string } | null;
   exitCode: number | null;
   durationMs: number;
+  warm: boolean;
   timings: Record<string, number>;
 }
 
