@@ -67,7 +67,12 @@ export function renderSvg(title: string, latency: LatencyRow[], throughput: Thro
   const x0 = pad.left;
   const top = 10 ** Math.ceil(Math.log10(Math.max(...latency.map((r) => r.summary.p95), 10)));
   const y = (v: number) => base - (Math.log10(Math.max(v, 1)) / Math.log10(top)) * plotH;
-  label(x0 + panelW / 2, 44, 'Latency: p50 (bar, value) and p95 (whisker), ms, log scale', ' font-weight="600"');
+  label(
+    x0 + panelW / 2,
+    44,
+    'Latency: p50 (bar, value) and p95 (whisker), ms, log scale',
+    ' font-weight="600"',
+  );
   for (let v = 1; v <= top; v *= 10) {
     out.push(`<line x1="${x0}" x2="${x0 + panelW}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
     out.push(`<text x="${x0 - 6}" y="${y(v) + 4}" text-anchor="end">${v}</text>`);
@@ -93,7 +98,12 @@ export function renderSvg(title: string, latency: LatencyRow[], throughput: Thro
   const step = niceStep(maxT / 4);
   const topT = Math.ceil((maxT * 1.1) / step) * step;
   const yt = (v: number) => base - (v / topT) * plotH;
-  label(x1 + panelW / 2, 44, `Warm runs per second by concurrency (${throughput[0]?.users ?? 0} users)`, ' font-weight="600"');
+  label(
+    x1 + panelW / 2,
+    44,
+    `Warm runs per second by concurrency (${throughput[0]?.users ?? 0} users)`,
+    ' font-weight="600"',
+  );
   for (let v = 0; v <= topT; v += step) {
     out.push(`<line x1="${x1}" x2="${x1 + panelW}" y1="${yt(v)}" y2="${yt(v)}" stroke="#ddd"/>`);
     out.push(`<text x="${x1 - 6}" y="${yt(v) + 4}" text-anchor="end">${v}</text>`);

@@ -37,6 +37,8 @@ const HISTORY_MESSAGES = 20;
 const PREVIEW_CHARS = 140;
 const TITLE_CHARS = 80;
 const WINDOW_MS = 60_000;
+/** gRPC status of a write to a missing document. */
+const NOT_FOUND = 5;
 
 /** Firestore layout: users/{uid}/{conversations/{cid}/messages/{mid}, agents/{aid}, requests/{rid}}. */
 export class ConversationService {
@@ -64,6 +66,12 @@ export class ConversationService {
     const convs = user.collection('conversations');
     const requestRef = input.requestId ? user.collection('requests').doc(input.requestId) : null;
     const now = Date.now();
+    // The history read does not depend on the transaction: run both at once (saves a round trip,
+    // ~17 ms on the emulator). Messages written meanwhile are filtered out by seq below.
+    const historyRead = input.conversationId
+      ? this.#recentMessages(convs.doc(input.conversationId))
+      : Promise.resolve([]);
+    historyRead.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
 
     type Prep =
       | { replay: RequestDoc }
@@ -92,7 +100,10 @@ export class ConversationService {
 
       if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
       const convRef = convSnap ? convSnap.ref : convs.doc();
-      const seq = convSnap ? (convSnap.get('messageCount') as number) : 0;
+      // Two slots: this message and its reply, so the reply needs no transaction of its own.
+      const seq = convSnap
+        ? ((convSnap.get('nextSeq') as number | undefined) ?? (convSnap.get('messageCount') as number))
+        : 0;
       const messageRef = convRef.collection('messages').doc();
       tx.set(messageRef, {
         seq,
@@ -107,7 +118,8 @@ export class ConversationService {
       const preview = input.message.slice(0, PREVIEW_CHARS);
       if (convSnap) {
         tx.update(convRef, {
-          messageCount: seq + 1,
+          messageCount: FieldValue.increment(1),
+          nextSeq: seq + 2,
           updatedAt: FieldValue.serverTimestamp(),
           lastMessagePreview: preview,
         });
@@ -117,6 +129,7 @@ export class ConversationService {
           createdAt: FieldValue.serverTimestamp(),
           updatedAt: FieldValue.serverTimestamp(),
           messageCount: 1,
+          nextSeq: 2,
           lastMessagePreview: preview,
         });
       }
@@ -134,7 +147,7 @@ export class ConversationService {
     if ('replay' in prep) return replay(prep.replay);
     const { conversationRef, messageRef, seq } = prep;
 
-    const history = await this.#history(conversationRef, seq);
+    const history = (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text }));
     let result: RunResult;
     try {
       result = await this.#runner.run({
@@ -147,21 +160,23 @@ export class ConversationService {
       await this.#markFailed(messageRef, requestRef, err);
       throw err;
     }
-    return this.#storeReply(uid, conversationRef, messageRef, requestRef, input.requestId ?? null, result);
+    return this.#storeReply(
+      uid,
+      conversationRef,
+      seq + 1,
+      messageRef,
+      requestRef,
+      input.requestId ?? null,
+      result,
+    );
   }
 
-  async #history(
+  async #recentMessages(
     conv: DocumentReference,
-    beforeSeq: number,
-  ): Promise<Array<{ role: 'user' | 'agent'; text: string }>> {
-    if (beforeSeq === 0) return [];
-    const snap = await conv
-      .collection('messages')
-      .where('seq', '<', beforeSeq)
-      .orderBy('seq', 'desc')
-      .limit(HISTORY_MESSAGES)
-      .get();
+  ): Promise<Array<{ seq: number; role: 'user' | 'agent'; text: string }>> {
+    const snap = await conv.collection('messages').orderBy('seq', 'desc').limit(HISTORY_MESSAGES).get();
     return snap.docs.reverse().map((d) => ({
+      seq: d.get('seq') as number,
       role: d.get('role') as 'user' | 'agent',
       text: String(d.get('text')).slice(0, 100_000),
     }));
@@ -170,6 +185,7 @@ export class ConversationService {
   async #storeReply(
     uid: string,
     convRef: DocumentReference,
+    replySeq: number,
     userMessageRef: DocumentReference,
     requestRef: DocumentReference | null,
     requestId: string | null,
@@ -186,38 +202,42 @@ export class ConversationService {
       agentCreated: agentRef !== null,
       agentId: agentRef?.id ?? null,
     };
-    await this.#db.runTransaction(async (tx) => {
-      const convSnap = await tx.get(convRef);
-      if (convSnap.exists) {
-        const seq = convSnap.get('messageCount') as number;
-        tx.set(replyRef, {
-          seq,
-          role: 'agent',
-          text: result.text,
-          status: result.status,
-          component: result.component,
-          runId: result.runId,
-          requestId,
-          createdAt: FieldValue.serverTimestamp(),
-        });
-        tx.update(userMessageRef, { status: 'done', runId: result.runId });
-        tx.update(convRef, {
-          messageCount: seq + 1,
-          updatedAt: FieldValue.serverTimestamp(),
-          lastMessagePreview: result.text.slice(0, PREVIEW_CHARS),
-        });
-      }
-      // The conversation may have been deleted meanwhile: then only the request's outcome is kept.
-      if (agentRef && result.agent) {
-        tx.set(agentRef, {
-          ...result.agent,
-          conversationId: convRef.id,
-          runId: result.runId,
-          createdAt: FieldValue.serverTimestamp(),
-        });
-      }
-      if (requestRef) tx.update(requestRef, { state: 'done', result: out });
+    // The reply's slot (seq) was reserved with the user's message, so one batch does it.
+    const batch = this.#db.batch();
+    batch.set(replyRef, {
+      seq: replySeq,
+      role: 'agent',
+      text: result.text,
+      status: result.status,
+      component: result.component,
+      runId: result.runId,
+      requestId,
+      createdAt: FieldValue.serverTimestamp(),
     });
+    batch.update(userMessageRef, { status: 'done', runId: result.runId });
+    batch.update(convRef, {
+      messageCount: FieldValue.increment(1),
+      updatedAt: FieldValue.serverTimestamp(),
+      lastMessagePreview: result.text.slice(0, PREVIEW_CHARS),
+    });
+    const outcome = this.#db.batch();
+    if (agentRef && result.agent) {
+      outcome.set(agentRef, {
+        ...result.agent,
+        conversationId: convRef.id,
+        runId: result.runId,
+        createdAt: FieldValue.serverTimestamp(),
+      });
+    }
+    if (requestRef) outcome.update(requestRef, { state: 'done', result: out });
+    try {
+      await batch.commit();
+    } catch (err) {
+      // The conversation was deleted meanwhile (the updates find no document): keep only the
+      // request's outcome and the created agent.
+      if ((err as { code?: number }).code !== NOT_FOUND) throw err;
+    }
+    await outcome.commit();
     return out;
   }
 
