@@ -18,6 +18,8 @@ import {
   postRun,
   removeLeftovers,
   startRunner,
+  outputBlocks,
+  type OutputBlock,
   uniqueId,
   type RunResultBody,
   type RunnerProcess,
@@ -41,23 +43,6 @@ let runner: RunnerProcess;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-interface OutputBlock {
-  lang: string;
-  /** `exit <code>` or `signal <name>`, as the agent reports it. */
-  status: string;
-  output: string;
-}
-
-/** The ```output blocks the default agent appends to its reply, in order. */
-function outputBlocks(text: string): OutputBlock[] {
-  const blocks: OutputBlock[] = [];
-  const re = /```output \(([^,]+), ([^)]+)\)\n([\s\S]*?)\n```/g;
-  for (const m of text.matchAll(re)) {
-    blocks.push({ lang: m[1] ?? '', status: m[2] ?? '', output: m[3] ?? '' });
-  }
-  return blocks;
-}
 
 async function run(
   userId: string,

@@ -13,6 +13,8 @@ import {
   postRun,
   removeLeftovers,
   startRunner,
+  outputBlocks,
+  type OutputBlock,
   uniqueId,
   type RunResultBody,
   type RunnerProcess,
@@ -49,23 +51,6 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-interface OutputBlock {
-  lang: string;
-  /** `exit <code>` or `signal <name>`, as the agent reports it. */
-  status: string;
-  output: string;
-}
-
-/** The ```output blocks the default agent appends to its reply, in order. */
-function outputBlocks(text: string): OutputBlock[] {
-  const blocks: OutputBlock[] = [];
-  const re = /```output \(([^,]+), ([^)]+)\)\n([\s\S]*?)\n```/g;
-  for (const m of text.matchAll(re)) {
-    blocks.push({ lang: m[1] ?? '', status: m[2] ?? '', output: m[3] ?? '' });
-  }
-  return blocks;
-}
 
 async function run(userId: string, message: string, timeoutMs = 15_000): Promise<RunResultBody> {
   const res = await postRun(runner, { userId, message, timeoutMs });

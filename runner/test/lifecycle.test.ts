@@ -8,34 +8,14 @@ import {
   leftovers,
   postRun,
   removeLeftovers,
+  sandboxIds,
   startRunner,
   uniqueId,
+  waitFor,
   type RunnerProcess,
 } from './helpers/runner-process.ts';
 
-const SANDBOX_LABEL = 'dev.agent-platform.kind=sandbox';
-
-async function sandboxes(runnerId: string): Promise<string[]> {
-  const list = await docker.listContainers({
-    all: true,
-    filters: { label: [`dev.agent-platform.runner-id=${runnerId}`, SANDBOX_LABEL] },
-  });
-  return list.map((c) => c.Id);
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const sandboxes = (runnerId: string) => sandboxIds(runnerId);
 
 describe('concurrency limits', () => {
   let runner: RunnerProcess;

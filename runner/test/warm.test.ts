@@ -7,39 +7,16 @@ import {
   leftovers,
   postRun,
   removeLeftovers,
+  sandboxIds,
   startRunner,
   uniqueId,
+  waitFor,
   type RunnerProcess,
 } from './helpers/runner-process.ts';
 
-/** Containers of one user, by the owner label. */
-async function containersOf(runner: RunnerProcess, userId: string): Promise<string[]> {
-  const list = await docker.listContainers({
-    all: true,
-    filters: {
-      label: [`dev.agent-platform.runner-id=${runner.runnerId}`, `dev.agent-platform.owner=${userId}`],
-    },
-  });
-  return list.map((c) => c.Id);
-}
-
-async function allSandboxes(runner: RunnerProcess): Promise<string[]> {
-  const list = await docker.listContainers({
-    all: true,
-    filters: {
-      label: [`dev.agent-platform.runner-id=${runner.runnerId}`, 'dev.agent-platform.kind=sandbox'],
-    },
-  });
-  return list.map((c) => c.Id);
-}
-
-async function waitUntil(what: string, probe: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const containersOf = (runner: RunnerProcess, userId: string) => sandboxIds(runner.runnerId, userId);
+const allSandboxes = (runner: RunnerProcess) => sandboxIds(runner.runnerId);
+const waitUntil = (what: string, probe: () => Promise<boolean>, ms = 10_000) => waitFor(what, probe, ms);
 
 describe('warm sandboxes', () => {
   let runner: RunnerProcess;

@@ -116,6 +116,12 @@ export class SandboxRunner {
   async run(input: SandboxRunInput): Promise<SandboxOutcome> {
     const t0 = now();
     let sandbox = await this.#pool.takeWarm(input.userId);
+    if (sandbox && this.#oom.count(sandbox.container.id) > sandbox.oomEventsAtRest) {
+      // An OOM kill reported after its run had ended: replace the sandbox.
+      sandbox.tainted = true;
+      await this.#pool.giveBack(sandbox);
+      sandbox = null;
+    }
     const warm = sandbox !== null;
     sandbox ??= await this.#create(input.userId, input.runId);
     const createMs = warm ? 0 : now() - t0;
@@ -156,7 +162,8 @@ export class SandboxRunner {
         exitCode = end.exitCode;
         oom ||= end.oomKilled;
       }
-      if (oom) s.tainted = true; // replaced on the next run
+      if (oom) s.tainted = true; // removed now; the next run gets a fresh sandbox
+      s.oomEventsAtRest = this.#oom.count(s.container.id);
       if (x.protocolError) this.#log.agentOutputInvalid(input.runId, s.container.id, x.protocolError);
       if (s.stderrTail) this.#log.agentStderr(input.runId, s.container.id, s.stderrTail);
       // Kept warm (instant) or, if tainted or warm reuse is off, removed before answering.

@@ -40,6 +40,8 @@ export class Sandbox {
   /** Set once the sandbox must not be reused (killed, OOM, protocol error, ...). */
   tainted = false;
   lastUsed = Date.now();
+  /** Docker `oom` events seen for this container when its last run ended. */
+  oomEventsAtRest = 0;
 
   private constructor(
     docker: Docker,

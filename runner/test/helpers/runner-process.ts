@@ -149,3 +149,43 @@ export async function postRun(
 export function fence(lang: string, code: string): string {
   return '```' + lang + '\n' + code + '\n```';
 }
+
+export interface OutputBlock {
+  lang: string;
+  /** `exit <code>` or `signal <name>`, as the agent reports it. */
+  status: string;
+  output: string;
+}
+
+/** The ```output blocks the default agent appends to its reply, in order. */
+export function outputBlocks(text: string): OutputBlock[] {
+  const blocks: OutputBlock[] = [];
+  const re = /```output \(([^,]+), ([^)]+)\)\n([\s\S]*?)\n```/g;
+  for (const m of text.matchAll(re)) {
+    blocks.push({ lang: m[1] ?? '', status: m[2] ?? '', output: m[3] ?? '' });
+  }
+  return blocks;
+}
+
+/** Ids of a runner's sandbox containers (running or not), optionally of one user only. */
+export async function sandboxIds(runnerId: string, owner?: string): Promise<string[]> {
+  const label = [`dev.agent-platform.runner-id=${runnerId}`, 'dev.agent-platform.kind=sandbox'];
+  if (owner) label.push(`dev.agent-platform.owner=${owner}`);
+  const list = await docker.listContainers({ all: true, filters: { label } });
+  return list.map((c) => c.Id);
+}
+
+/** Polls `probe` every 50 ms until it returns something truthy; throws after `ms`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  ms = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
