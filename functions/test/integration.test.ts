@@ -311,6 +311,76 @@ describe('callables', () => {
   });
 });
 
+describe('streaming', () => {
+  test('sendMessage with .stream(): text chunks, then the same result and stored messages', async () => {
+    const u = await user();
+    const message = 'stream me\n```sh\necho streamed-output\n```';
+    const call = u.call<Record<string, unknown>, SendResult>('sendMessage');
+    const { stream, data } = await call.stream({ message });
+    const chunks: Array<{ type: string; delta: string }> = [];
+    for await (const chunk of stream) chunks.push(chunk as { type: string; delta: string });
+    const result = await data;
+    assert.ok(chunks.length >= 2, `chunks: ${JSON.stringify(chunks)}`);
+    assert.ok(chunks.every((c) => c.type === 'text'));
+    assert.equal(chunks[0]!.delta, `Test response: ${message}`);
+    assert.equal(chunks.map((c) => c.delta).join(''), result.text);
+    assert.match(result.text, /streamed-output/);
+    const stored = await adminDb()
+      .collection(`users/${u.uid}/conversations/${result.conversationId}/messages`)
+      .orderBy('seq')
+      .get();
+    assert.deepEqual(
+      stored.docs.map((d) => [d.get('role'), d.get('text'), d.get('status')]),
+      [
+        ['user', message, 'done'],
+        ['agent', result.text, 'ok'],
+      ],
+    );
+  });
+
+  test('POST /api/conversation with Accept: text/event-stream sends delta events, then the result', async () => {
+    const u = await user();
+    const res = await fetch('http://127.0.0.1:5000/api/conversation', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${u.idToken}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: JSON.stringify({ message: 'sse please' }),
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const events = (await res.text())
+      .split('\n\n')
+      .filter((b) => b.trim())
+      .map((block) => {
+        const name = /^event: (.+)$/m.exec(block)?.[1];
+        const data = JSON.parse(/^data: (.+)$/m.exec(block)?.[1] ?? 'null') as Record<string, unknown>;
+        return { name, data };
+      });
+    const last = events[events.length - 1]!;
+    assert.equal(last.name, 'result');
+    assert.equal(last.data.text, 'Test response: sse please');
+    const deltas = events.filter((e) => e.name === 'delta').map((e) => e.data.delta as string);
+    assert.equal(deltas.join(''), last.data.text);
+    const conv = await adminDb()
+      .doc(`users/${u.uid}/conversations/${last.data.conversationId as string}`)
+      .get();
+    assert.equal(conv.get('messageCount'), 2);
+    const bad = await fetch('http://127.0.0.1:5000/api/conversation', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${u.idToken}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: JSON.stringify({ message: '' }),
+    });
+    assert.equal(bad.status, 400, 'errors before the first event are plain JSON');
+  });
+});
+
 describe("user A cannot touch user B's conversations", () => {
   let bobsConversation: string;
   before(async () => {

@@ -608,6 +608,51 @@ describe('RunnerClient against a local HTTP server', () => {
     }
   });
 
+  test('streaming: deltas reach onText in order and the result is parsed; Accept asks for NDJSON', async (t) => {
+    const s = await servedFor(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(JSON.stringify({ type: 'text', delta: 'Test response: ' }) + '\n');
+      res.write(JSON.stringify({ type: 'text', delta: 'Hello agent' }) + '\n');
+      res.end(JSON.stringify({ type: 'result', result: RESULT }) + '\n');
+    });
+    const deltas: string[] = [];
+    const result = await client(s.url).run(RUN_REQUEST, (d) => deltas.push(d));
+    assert.deepEqual(deltas, ['Test response: ', 'Hello agent']);
+    assert.deepEqual(result, RESULT);
+    assert.equal(s.seen[0]!.headers.accept, 'application/x-ndjson');
+  });
+
+  test('streaming: a runner that answers plain JSON still works', async (t) => {
+    const s = await servedFor(t, json(200, RESULT));
+    const deltas: string[] = [];
+    assert.deepEqual(await client(s.url).run(RUN_REQUEST, (d) => deltas.push(d)), RESULT);
+    assert.deepEqual(deltas, []);
+  });
+
+  test('streaming: a stream that ends without a result is RunnerUnavailableError', async (t) => {
+    const s = await servedFor(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.end(JSON.stringify({ type: 'text', delta: 'partial' }) + '\n');
+    });
+    await rejectsDomain(
+      client(s.url).run(RUN_REQUEST, () => undefined),
+      RunnerUnavailableError,
+    );
+  });
+
+  test('streaming: an error line or a garbage line is an InternalError', async (t) => {
+    for (const line of [JSON.stringify({ type: 'error', error: { code: 'internal' } }), 'not json']) {
+      const s = await servedFor(t, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+        res.end(line + '\n');
+      });
+      await rejectsDomain(
+        client(s.url).run(RUN_REQUEST, () => undefined),
+        InternalError,
+      );
+    }
+  });
+
   test('an HTML 503 or 429 from a proxy is still RunnerUnavailableError', async (t) => {
     for (const status of [503, 429, 502]) {
       const s = await servedFor(t, (_req, res) => {

@@ -61,7 +61,11 @@ export class ConversationService {
    * done, or marks it failed. Each step is one transaction, so no crash leaves a half-written
    * conversation, and a retry with the same requestId never makes a second message or run.
    */
-  async sendMessage(uid: string, input: SendMessageInput): Promise<SendResult> {
+  async sendMessage(
+    uid: string,
+    input: SendMessageInput,
+    onText?: (delta: string) => void,
+  ): Promise<SendResult> {
     const user = this.#user(uid);
     const convs = user.collection('conversations');
     const requestRef = input.requestId ? user.collection('requests').doc(input.requestId) : null;
@@ -150,12 +154,15 @@ export class ConversationService {
     const history = (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text }));
     let result: RunResult;
     try {
-      result = await this.#runner.run({
-        userId: uid,
-        conversationId: conversationRef.id,
-        message: input.message,
-        history,
-      });
+      result = await this.#runner.run(
+        {
+          userId: uid,
+          conversationId: conversationRef.id,
+          message: input.message,
+          history,
+        },
+        onText,
+      );
     } catch (err) {
       await this.#markFailed(messageRef, requestRef, err);
       throw err;

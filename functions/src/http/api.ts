@@ -75,13 +75,41 @@ export function createApi(): express.Express {
       }
     };
 
-  app.post(
-    '/api/conversation',
-    route('POST /api/conversation', (uid, req) => {
+  const sendRoute = route('POST /api/conversation', (uid, req) => {
+    const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body);
+    return deps().service.sendMessage(uid, input);
+  });
+  app.post('/api/conversation', async (req, res) => {
+    if (!/(^|,)\s*text\/event-stream/i.test(req.headers.accept ?? '')) return sendRoute(req, res);
+    // Server-Sent Events: `delta` events as the agent writes, then one `result` (or `error`).
+    // Errors before the first event are ordinary JSON answers with their status.
+    const start = () => {
+      if (res.headersSent) return;
+      res
+        .status(200)
+        .set({ 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      res.flushHeaders();
+    };
+    const event = (name: string, data: unknown) => {
+      start();
+      res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    try {
+      const uid = await uidOf(req);
       const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body);
-      return deps().service.sendMessage(uid, input);
-    }),
-  );
+      const result = await deps().service.sendMessage(uid, input, (delta) => event('delta', { delta }));
+      event('result', result);
+      res.end();
+    } catch (err) {
+      const out = toHttpError(err, 'POST /api/conversation (stream)');
+      if (res.headersSent) {
+        event('error', out.body.error);
+        res.end();
+      } else {
+        res.status(out.status).set(out.headers).json(out.body);
+      }
+    }
+  });
   app.get(
     '/api/conversations',
     route('GET /api/conversations', (uid, req) => {

@@ -1,4 +1,4 @@
-import { onCall, type CallableRequest } from 'firebase-functions/v2/https';
+import { onCall, type CallableRequest, type CallableResponse } from 'firebase-functions/v2/https';
 import { deps } from '../deps.ts';
 import { NotSignedInError } from '../errors.ts';
 import { ENFORCE_APP_CHECK, MAX_MESSAGE_CHARS } from '../params.ts';
@@ -14,22 +14,40 @@ import { toHttpsError } from './translate.ts';
 
 const options = { enforceAppCheck: ENFORCE_APP_CHECK, memory: '256MiB' as const, timeoutSeconds: 120 };
 
-/** Wraps a handler: requires sign-in, translates every error once. */
-function callable<T>(name: string, handler: (uid: string, data: unknown) => Promise<T>) {
-  return onCall(options, async (request: CallableRequest<unknown>) => {
-    try {
-      const uid = request.auth?.uid;
-      if (!uid) throw new NotSignedInError();
-      return await handler(uid, request.data);
-    } catch (err) {
-      throw toHttpsError(err, name);
-    }
-  });
+/** A chunk streamed to clients that call with `.stream()`. */
+export interface TextChunk {
+  type: 'text';
+  delta: string;
 }
 
-export const sendMessage = callable('sendMessage', (uid, data) => {
+/** Wraps a handler: requires sign-in, translates every error once. */
+function callable<T>(
+  name: string,
+  handler: (uid: string, data: unknown, stream?: (delta: string) => void) => Promise<T>,
+) {
+  return onCall(
+    options,
+    async (request: CallableRequest<unknown>, response?: CallableResponse<TextChunk>) => {
+      try {
+        const uid = request.auth?.uid;
+        if (!uid) throw new NotSignedInError();
+        // Clients that call with .stream() get the agent's text as it is produced; the stored
+        // result and the final return value are the same either way.
+        const stream =
+          request.acceptsStreaming && response
+            ? (delta: string) => void response.sendChunk({ type: 'text', delta })
+            : undefined;
+        return await handler(uid, request.data, stream);
+      } catch (err) {
+        throw toHttpsError(err, name);
+      }
+    },
+  );
+}
+
+export const sendMessage = callable('sendMessage', (uid, data, stream) => {
   const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), data);
-  return deps().service.sendMessage(uid, input);
+  return deps().service.sendMessage(uid, input, stream);
 });
 
 export const listConversations = callable('listConversations', (uid, data) => {

@@ -52,30 +52,54 @@ export class RunnerClient {
     this.#fetch = opts.fetchImpl ?? fetch;
   }
 
-  async run(req: RunRequest): Promise<RunResult> {
-    const body = await this.#call('POST', '/v1/runs', req, true);
-    const parsed = runResultSchema.safeParse(body);
-    if (!parsed.success) {
-      throw new InternalError(`runner answered an invalid result: ${parsed.error.issues[0]?.message}`);
+  /**
+   * One run. With `onText`, asks the runner to stream (NDJSON) and calls it for every text delta
+   * as the agent produces it; the result is the same either way.
+   */
+  async run(req: RunRequest, onText?: (delta: string) => void): Promise<RunResult> {
+    const res = await this.#send('POST', '/v1/runs', req, onText ? 'application/x-ndjson' : undefined);
+    const streaming = (res.headers.get('content-type') ?? '').startsWith('application/x-ndjson');
+    if (onText && res.ok && streaming) return this.#readStream(res, onText);
+    return parseResult(await this.#json(res, true));
+  }
+
+  async #readStream(res: Response, onText: (delta: string) => void): Promise<RunResult> {
+    const decoder = new TextDecoder();
+    let pending = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        pending += decoder.decode(chunk, { stream: true });
+        let nl;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          if (!line.trim()) continue;
+          const parsed = streamLineSchema.safeParse(safeJson(line));
+          if (!parsed.success) throw new InternalError('runner streamed an invalid line');
+          const event = parsed.data;
+          if (event.type === 'text') onText(event.delta);
+          else if (event.type === 'error') throw new InternalError('runner reported an error mid-stream');
+          else return parseResult(event.result);
+        }
+      }
+    } catch (err) {
+      if (isTimeout(err)) throw new RunnerTimeoutError();
+      if (err instanceof InternalError) throw err;
+      throw new RunnerUnavailableError(); // the connection broke mid-run
     }
-    return parsed.data;
+    throw new RunnerUnavailableError(); // the stream ended without a result: the runner went away
   }
 
   /** Starts the user's sandbox ahead of their first message (a no-op where warm reuse is off). */
   async warm(userId: string): Promise<{ warm: boolean; created: boolean }> {
-    const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`, undefined, false);
+    const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`);
     const parsed = z.object({ warm: z.boolean(), created: z.boolean() }).safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid warm-up');
     return parsed.data;
   }
 
   async deleteWorkspace(userId: string): Promise<boolean> {
-    const body = await this.#call(
-      'DELETE',
-      `/v1/users/${encodeURIComponent(userId)}/workspace`,
-      undefined,
-      false,
-    );
+    const body = await this.#call('DELETE', `/v1/users/${encodeURIComponent(userId)}/workspace`);
     const parsed = z.object({ deleted: z.boolean() }).safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid workspace deletion');
     return parsed.data.deleted;
@@ -94,12 +118,16 @@ export class RunnerClient {
   }
 
   /**
-   * One HTTP call. Retries once, only when the connection was refused before anything was sent
-   * (so a retry can never duplicate a run).
+   * Sends one request and maps capacity and gateway answers. Retries once, only when the
+   * connection was refused before anything was sent (so a retry can never duplicate a run).
    */
-  async #call(method: string, path: string, json: unknown, isRun: boolean): Promise<unknown> {
+  async #send(method: string, path: string, json: unknown, accept?: string): Promise<Response> {
     const loc = await this.#opts.location();
-    const headers = { ...(await this.#headers(loc)), 'content-type': 'application/json' };
+    const headers: Record<string, string> = {
+      ...(await this.#headers(loc)),
+      'content-type': 'application/json',
+    };
+    if (accept) headers.accept = accept;
     let res: Response | undefined;
     for (let attempt = 0; attempt < 2 && !res; attempt++) {
       try {
@@ -128,6 +156,10 @@ export class RunnerClient {
       await res.body?.cancel();
       throw new RunnerUnavailableError();
     }
+    return res;
+  }
+
+  async #json(res: Response, isRun: boolean): Promise<unknown> {
     let body: unknown;
     try {
       body = await res.json();
@@ -136,12 +168,36 @@ export class RunnerClient {
       throw new InternalError(`runner answered ${res.status} without JSON`);
     }
     if (res.ok) return body;
-    if (res.status === 429)
-      throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
-    if (res.status === 503 || res.status === 502 || res.status === 504) throw new RunnerUnavailableError();
     throw new InternalError(
       `runner answered ${res.status}${isRun ? ' to a run' : ''}: ${JSON.stringify(body).slice(0, 300)}`,
     );
+  }
+
+  async #call(method: string, path: string): Promise<unknown> {
+    return this.#json(await this.#send(method, path, undefined), false);
+  }
+}
+
+function parseResult(body: unknown): RunResult {
+  const parsed = runResultSchema.safeParse(body);
+  if (!parsed.success) {
+    throw new InternalError(`runner answered an invalid result: ${parsed.error.issues[0]?.message}`);
+  }
+  return parsed.data;
+}
+
+/** One line of the runner's NDJSON stream. */
+const streamLineSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text'), delta: z.string().max(4_000_000) }),
+  z.object({ type: z.literal('result'), result: z.unknown() }),
+  z.object({ type: z.literal('error') }).loose(),
+]);
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return null;
   }
 }
 

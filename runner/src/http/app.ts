@@ -68,9 +68,27 @@ export function createApp(deps: AppDeps): express.Express {
     const signal = clientSignal(res);
     // Warm the image command so a missing image is a 503, not a run result.
     await sandboxes.agentArgv();
-    const result = await runs.run(parsed.data, signal);
+    if (!wantsNdjson(req.headers.accept)) {
+      const result = await runs.run(parsed.data, signal);
+      if (signal.aborted) return;
+      res.json(result);
+      return;
+    }
+    // Streaming: the agent's text deltas as they happen, then the run result, one JSON object
+    // per line. Errors before the first line (400, 401, 429, 503) are ordinary JSON answers;
+    // the status line is only sent once the run has its turn and produces something.
+    const start = () => {
+      if (res.headersSent) return;
+      res.status(200).set({ 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      res.flushHeaders();
+    };
+    const result = await runs.run(parsed.data, signal, (delta) => {
+      start();
+      res.write(JSON.stringify({ type: 'text', delta }) + '\n');
+    });
     if (signal.aborted) return;
-    res.json(result);
+    start();
+    res.end(JSON.stringify({ type: 'result', result }) + '\n');
   });
 
   authed.post('/v1/users/:userId/warm', async (req, res) => {
@@ -95,6 +113,14 @@ export function createApp(deps: AppDeps): express.Express {
 
   const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
     if (res.headersSent) {
+      // Mid-stream: say so on the stream (the client then knows the run did not finish).
+      if (!(err instanceof ClientGoneError) && res.getHeader('content-type') === 'application/x-ndjson') {
+        log.unexpected('streaming run', err);
+        res.end(
+          JSON.stringify({ type: 'error', error: { code: 'internal', message: 'internal error' } }) + '\n',
+        );
+        return;
+      }
       res.destroy();
       return;
     }
@@ -120,6 +146,11 @@ export function createApp(deps: AppDeps): express.Express {
   };
   app.use(onError);
   return app;
+}
+
+/** True when the client asked for NDJSON streaming (Accept: application/x-ndjson). */
+function wantsNdjson(accept: string | undefined): boolean {
+  return /(^|,)\s*application\/x-ndjson\s*(;|,|$)/i.test(accept ?? '');
 }
 
 /** An AbortSignal that fires when the client disconnects before the response is sent. */
