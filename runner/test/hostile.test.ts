@@ -181,6 +181,15 @@ test("output flood written straight to the agent's stdout is stopped at the outp
   await assertStillServing();
 });
 
+test('output without any newline is stopped at the output limit too', async () => {
+  const result = await run(
+    uniqueId('u'),
+    fence('sh', 'head -c 50000000 /dev/zero | tr "\\0" x > /proc/$PPID/fd/1'),
+  );
+  assert.equal(result.status, 'output_limit', result.text.slice(0, 200));
+  await assertStillServing();
+});
+
 test('a flood of invalid lines ends the run at the first one, as an error', async () => {
   const result = await run(uniqueId('u'), fence('sh', 'yes > /proc/$PPID/fd/1'), 15_000);
   assert.equal(result.status, 'error');

@@ -37,6 +37,7 @@ export class Sandbox {
   #closed = false;
   #onLine: ((line: string) => void) | null = null;
   #onClose: (() => void) | null = null;
+  #onOverflow: (() => void) | null = null;
   /** Set once the sandbox must not be reused (killed, OOM, protocol error, ...). */
   tainted = false;
   lastUsed = Date.now();
@@ -121,6 +122,13 @@ export class Sandbox {
       nl = this.#pending.indexOf('\n', start);
     }
     this.#pending = this.#pending.slice(start);
+    // A line that never ends must not grow in the runner's memory past the output limit.
+    if (this.#pending.length > this.#config.outputLimitBytes) {
+      this.#pending = '';
+      this.tainted = true;
+      if (this.#onOverflow) this.#onOverflow();
+      else this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    }
   }
 
   /**
@@ -145,6 +153,7 @@ export class Sandbox {
         opts.signal.removeEventListener('abort', onAbort);
         this.#onLine = null;
         this.#onClose = null;
+        this.#onOverflow = null;
         if (ending !== 'result') {
           this.tainted = true;
           this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
@@ -170,6 +179,7 @@ export class Sandbox {
         }
       };
       this.#onClose = () => finish('stream-closed');
+      this.#onOverflow = () => finish('output_limit');
       const timer = setTimeout(() => finish('timeout'), opts.timeoutMs);
       const onAbort = () => finish('aborted');
       if (this.#closed) return finish('stream-closed');
