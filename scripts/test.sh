@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm test: lint, type-check, build, (re)build the images, start the Firebase emulators (Auth,
-# Functions, Firestore, Hosting) on loopback, then every test in one node:test run; stops the
-# emulators by PID at the end. Needs a Docker engine and Java >= 21 (.ci/run provides both).
+# Functions, Firestore, Hosting) on loopback, then every test in one node:test run (the browser
+# tests drive Debian's Chromium); stops the emulators by PID at the end. Needs a Docker engine,
+# Java >= 21 and Chromium (.ci/run provides them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-node.sh
@@ -38,4 +39,4 @@ MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
 RUNNER_TIMEOUT_MS=60000"
 
 echo "[test] tests"
-node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts}
+node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts}

@@ -15,6 +15,8 @@ export type DomainCode =
 
 export abstract class DomainError extends Error {
   abstract readonly code: DomainCode;
+  /** Set when a send failed after its conversation was stored, so clients can open it. */
+  conversationId?: string;
 }
 
 export class InvalidInputError extends DomainError {

@@ -167,6 +167,13 @@ describe('callables', () => {
     assert.equal(body.error.status, 'UNAUTHENTICATED');
   });
 
+  test('a conversation that starts with code is titled by its first line of prose', async () => {
+    const u = await user();
+    const r = await send(u, { message: '```sh\necho hi\n```\nWhat does this print?' });
+    const conv = await adminDb().doc(`users/${u.uid}/conversations/${r.conversationId}`).get();
+    assert.equal(conv.get('title'), 'What does this print?');
+  });
+
   test('sendMessage starts and continues a conversation; getConversation pages in order', async () => {
     const u = await user();
     const first = await send(u, { message: 'first' });
@@ -493,8 +500,11 @@ describe('limits and failures', () => {
       const deadline = Date.now() + 15_000;
       while ((await sandboxCount()) === 0 && Date.now() < deadline) await sleep(50);
       await runner.stop('SIGKILL');
-      await rejectsWith(pending, 'unavailable');
+      const failed = await rejectsWith(pending, 'unavailable');
+      const convId = (failed as FirebaseError & { details?: { conversationId?: string } }).details
+        ?.conversationId;
       const convs = await adminDb().collection(`users/${u.uid}/conversations`).get();
+      assert.equal(convId, convs.docs[0]!.id, 'the error names the conversation that was stored');
       const msgs = await convs.docs[0]!.ref.collection('messages').get();
       assert.deepEqual(
         msgs.docs.map((d) => [d.get('role'), d.get('status')]),

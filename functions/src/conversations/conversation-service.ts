@@ -129,7 +129,7 @@ export class ConversationService {
         });
       } else {
         tx.set(convRef, {
-          title: input.message.trim().split('\n')[0]!.slice(0, TITLE_CHARS),
+          title: titleOf(input.message),
           createdAt: FieldValue.serverTimestamp(),
           updatedAt: FieldValue.serverTimestamp(),
           messageCount: 1,
@@ -165,6 +165,7 @@ export class ConversationService {
       );
     } catch (err) {
       await this.#markFailed(messageRef, requestRef, err);
+      if (err instanceof DomainError) err.conversationId = conversationRef.id;
       throw err;
     }
     return this.#storeReply(
@@ -376,6 +377,20 @@ function replay(doc: RequestDoc): SendResult {
     default:
       throw new InternalError(`replayed failure ${doc.errorCode ?? 'unknown'}`);
   }
+}
+
+/** The first line of prose (not a code fence or code), else "Code". */
+function titleOf(message: string): string {
+  let inFence = false;
+  for (const raw of message.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('```')) {
+      inFence = !inFence;
+      continue;
+    }
+    if (!inFence && line) return line.slice(0, TITLE_CHARS);
+  }
+  return 'Code';
 }
 
 function iso(v: unknown): string | null {

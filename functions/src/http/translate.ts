@@ -32,6 +32,7 @@ export function toHttpsError(err: unknown, where: string): HttpsError {
   const details: Record<string, unknown> = {};
   if (d instanceof InvalidInputError && d.field) details.field = d.field;
   if (d instanceof RateLimitedError) details.retryAfterSeconds = d.retryAfterSeconds;
+  if (d.conversationId) details.conversationId = d.conversationId;
   return new HttpsError(
     d.code as FunctionsErrorCode,
     d.message,
@@ -52,6 +53,7 @@ export function toHttpError(err: unknown, where: string) {
         code: d.code,
         message: d.message,
         ...(d instanceof InvalidInputError && d.field ? { field: d.field } : {}),
+        ...(d.conversationId ? { conversationId: d.conversationId } : {}),
       },
     },
   };

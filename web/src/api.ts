@@ -1,0 +1,121 @@
+/** Firebase set-up (emulators on loopback), the callables, and the shapes of stored documents. */
+import { initializeApp } from 'firebase/app';
+import { connectAuthEmulator, getAuth } from 'firebase/auth';
+import { connectFirestoreEmulator, getFirestore, Timestamp, type DocumentData } from 'firebase/firestore';
+import { connectFunctionsEmulator, getFunctions, httpsCallable } from 'firebase/functions';
+
+const env = import.meta.env;
+const projectId = env.VITE_FIREBASE_PROJECT_ID || 'demo-agent-platform';
+
+export const app = initializeApp({
+  apiKey: env.VITE_FIREBASE_API_KEY || 'demo-key',
+  authDomain: env.VITE_FIREBASE_AUTH_DOMAIN || `${projectId}.firebaseapp.com`,
+  projectId,
+});
+export const auth = getAuth(app);
+export const db = getFirestore(app);
+const functions = getFunctions(app, 'us-central1');
+
+export const usingEmulators =
+  ['127.0.0.1', 'localhost'].includes(location.hostname) || env.VITE_USE_EMULATORS === 'true';
+if (usingEmulators) {
+  connectAuthEmulator(auth, 'http://127.0.0.1:9099', { disableWarnings: true });
+  connectFirestoreEmulator(db, '127.0.0.1', 8080);
+  connectFunctionsEmulator(functions, '127.0.0.1', 5001);
+}
+
+export type RunStatus = 'ok' | 'error' | 'timeout' | 'oom' | 'output_limit';
+
+export interface SendRequest {
+  message: string;
+  conversationId?: string;
+  requestId: string;
+}
+
+export interface SendResult {
+  conversationId: string;
+  messageId: string;
+  text: string;
+  status: RunStatus;
+  component: unknown;
+  agentCreated: boolean;
+  agentId: string | null;
+}
+
+/** What sendMessage streams before its result. */
+export interface StreamChunk {
+  type: 'text';
+  delta: string;
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  description: string;
+  instructions: string;
+  conversationId: string;
+  createdAt: string | null;
+}
+
+export const callables = {
+  sendMessage: httpsCallable<SendRequest, SendResult, StreamChunk>(functions, 'sendMessage', {
+    timeout: 130_000,
+  }),
+  deleteConversation: httpsCallable<{ conversationId: string }, { deleted: boolean }>(
+    functions,
+    'deleteConversation',
+  ),
+  listAgents: httpsCallable<undefined, { agents: Agent[] }>(functions, 'listAgents'),
+  warmSandbox: httpsCallable<undefined, { warm: boolean; created: boolean }>(functions, 'warmSandbox'),
+};
+
+/** users/{uid}/conversations/{id} */
+export interface Conversation {
+  id: string;
+  title: string;
+  preview: string;
+  updatedAt: Date | null;
+}
+
+/** users/{uid}/conversations/{cid}/messages/{id} */
+export interface Message {
+  id: string;
+  seq: number;
+  role: 'user' | 'agent';
+  text: string;
+  /** user: pending | done | failed; agent: a RunStatus */
+  status: string;
+  component: unknown;
+  requestId: string | null;
+  /** Why a user message failed (a callable error code), when it did. */
+  error: string | null;
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+export function toConversation(id: string, d: DocumentData): Conversation {
+  return {
+    id,
+    title: str(d.title) || 'Untitled',
+    preview: str(d.lastMessagePreview),
+    updatedAt: d.updatedAt instanceof Timestamp ? d.updatedAt.toDate() : null,
+  };
+}
+
+export function toMessage(id: string, d: DocumentData): Message {
+  return {
+    id,
+    seq: typeof d.seq === 'number' ? d.seq : 0,
+    role: d.role === 'user' ? 'user' : 'agent',
+    text: str(d.text),
+    status: str(d.status),
+    component: d.component ?? null,
+    requestId: str(d.requestId) || null,
+    error: str(d.error) || null,
+  };
+}
+
+/** A fresh idempotency key for one send: 32 of [0-9a-f] (the API wants 8-128 of [A-Za-z0-9_-]). */
+export function newRequestId(): string {
+  return crypto.randomUUID().replaceAll('-', '');
+}
