@@ -26,6 +26,7 @@ const N = { quick: 15, default: 40, long: 150 }[MODE];
 const SWEEP_REQUESTS = { quick: 100, default: 300, long: 1000 }[MODE];
 const USERS = 50;
 const CONCURRENCY = [1, 4, 16, 64];
+const USER_SWEEP = [4, 16, 50];
 const MESSAGE = 'hello from the benchmark';
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -183,6 +184,9 @@ async function main(): Promise<void> {
       await Promise.all(users.slice(i, i + 8).map((u) => mustRun(runner, u)));
     const throughput: ThroughputRow[] = [];
     for (const c of CONCURRENCY) throughput.push(await sweep(runner, users, c, SWEEP_REQUESTS));
+    // Users at a fixed concurrency: fewer users means more requests wait for their user's turn.
+    const byUsers: ThroughputRow[] = [];
+    for (const n of USER_SWEEP) byUsers.push(await sweep(runner, users.slice(0, n), 16, SWEEP_REQUESTS));
 
     const stack = await stackBench();
     const latency: LatencyRow[] = [
@@ -199,6 +203,7 @@ async function main(): Promise<void> {
       latency,
       coldCreateMsP50: summarize(coldCreate).p50,
       throughput,
+      throughputByUsersAtConcurrency16: byUsers,
       idleWarmSandboxMemoryMiB: memoryMiB,
       ratios: {
         oldP50OverWarmP50: Math.round((summarize(old).p50 / summarize(warm).p50) * 10) / 10,
@@ -207,7 +212,7 @@ async function main(): Promise<void> {
     };
     mkdirSync('bench-results', { recursive: true });
     writeFileSync('bench-results/results.json', JSON.stringify(result, null, 2) + '\n');
-    const md = renderMarkdown(latency, throughput);
+    const md = renderMarkdown(latency, [...throughput, ...byUsers]);
     writeFileSync('bench-results/results.md', md);
     const title = `Agent platform benchmark, ${result.date.slice(0, 10)}, ${result.machine.cpus} cores / ${result.machine.memoryGiB} GiB`;
     writeFileSync('runner/bench/benchmark.svg', renderSvg(title, latency, throughput));
