@@ -136,7 +136,7 @@ async function stackBench(): Promise<LatencyRow[]> {
       if (r.data.status !== 'ok') throw new Error('sendMessage failed');
       samples.push(ms);
     }
-    return [{ name: 'sendMessage, warm (emulators)', summary: summarize(samples) }];
+    return [{ name: 'sendMessage, warm, via emulators', summary: summarize(samples) }];
   } finally {
     await u.close();
   }
@@ -190,9 +190,9 @@ async function main(): Promise<void> {
 
     const stack = await stackBench();
     const latency: LatencyRow[] = [
-      { name: 'runner API, warm (same user)', summary: summarize(warm) },
+      { name: 'runner API, warm, same user', summary: summarize(warm) },
       ...stack,
-      { name: 'runner API, cold (new user)', summary: summarize(cold) },
+      { name: 'runner API, cold, new user', summary: summarize(cold) },
       { name: 'old system, docker run --rm', summary: summarize(old) },
     ];
     const result = {
