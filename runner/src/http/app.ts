@@ -6,7 +6,7 @@ import type { Logger } from '../logs.ts';
 import { requireAuth, type Authenticator } from '../auth/authenticate.ts';
 import { runRequestSchema, userIdSchema } from '../runs/run-request.ts';
 import type { RunService } from '../runs/run-service.ts';
-import type { SandboxRunner } from '../sandbox/sandbox-runner.ts';
+import { runtimeProblem, type SandboxRunner } from '../sandbox/sandbox-runner.ts';
 
 export interface AppDeps {
   config: RunnerConfig;
@@ -51,7 +51,12 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(503).json({ status: 'unavailable', reason: `agent image ${config.agentImage} not found` });
       return;
     }
-    res.json({ status: 'ready', agentImage: config.agentImage });
+    const problem = await runtimeProblem(docker, config.sandbox.runtime);
+    if (problem) {
+      res.status(503).json({ status: 'unavailable', reason: problem });
+      return;
+    }
+    res.json({ status: 'ready', agentImage: config.agentImage, runtime: config.sandbox.runtime });
   });
 
   const authed = express.Router();

@@ -89,6 +89,8 @@ export class SandboxRunner {
     }
     const argv = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
     if (argv.length === 0) throw new NotReadyError(`agent image ${this.#config.agentImage} has no command`);
+    const problem = await runtimeProblem(this.#docker, this.#config.sandbox.runtime);
+    if (problem) throw new NotReadyError(problem);
     return argv;
   }
 
@@ -191,6 +193,18 @@ export class SandboxRunner {
     const exitCode = await Promise.race([waited, late]);
     return { exitCode: exitCode === 'late' ? null : exitCode, oomKilled: await s.oomKilled() };
   }
+}
+
+/** Why SANDBOX_RUNTIME cannot be used on this engine, or null if it can. */
+export async function runtimeProblem(docker: Docker, runtime: string): Promise<string | null> {
+  let runtimes: Record<string, unknown>;
+  try {
+    runtimes = ((await docker.info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {};
+  } catch {
+    return 'the Docker engine did not answer';
+  }
+  if (runtime in runtimes) return null;
+  return `the Docker engine has no runtime "${runtime}" (SANDBOX_RUNTIME); it has: ${Object.keys(runtimes).join(', ')}`;
 }
 
 type Classified = Omit<SandboxOutcome, 'containerId' | 'timings' | 'warm'>;
