@@ -29,27 +29,16 @@ npm run build --silent
 bash scripts/images.sh
 
 RUNNER_TOKEN="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).toString("hex"))')"
-ENV_LOCAL=functions/.env.local
-cat >"$ENV_LOCAL" <<ENV
-# Written by npm start (emulators only; removed on exit).
-RUNNER_URL=http://127.0.0.1:$RUNNER_PORT
-RUNNER_TOKEN=$RUNNER_TOKEN
-ENV
+source scripts/lib/emulators.sh
 
 RUNNER_PID=""
-EMU_PID=""
 DOCKERD_PID="${DOCKERD_PID:-}"
 stop_all() {
   trap - INT TERM EXIT
   log "stopping"
-  [ -n "$EMU_PID" ] && kill -INT -- "-$EMU_PID" 2>/dev/null || true
   [ -n "$RUNNER_PID" ] && kill -TERM "$RUNNER_PID" 2>/dev/null || true
-  for _ in $(seq 1 60); do
-    { [ -n "$EMU_PID" ] && kill -0 "$EMU_PID" 2>/dev/null; } || { [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; } || break
-    sleep 0.5
-  done
-  [ -n "$EMU_PID" ] && kill -KILL -- "-$EMU_PID" 2>/dev/null || true
-  rm -f "$ENV_LOCAL"
+  stop_emulators
+  for _ in $(seq 1 20); do { [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; } || break; sleep 0.5; done
   if [ -n "$DOCKERD_PID" ]; then kill -TERM "$DOCKERD_PID" 2>/dev/null || true; fi
   exit 0
 }
@@ -60,15 +49,9 @@ HOST=127.0.0.1 PORT="$RUNNER_PORT" RUNNER_TOKEN="$RUNNER_TOKEN" RUNNER_ID=local 
   node runner/dist/main.js >/tmp/agent-platform-runner.log 2>&1 &
 RUNNER_PID=$!
 
-log "starting the emulators (log: /tmp/agent-platform-emulators.log)"
-setsid npx firebase emulators:start --only auth,functions,firestore,hosting --project demo-agent-platform \
-  >/tmp/agent-platform-emulators.log 2>&1 &
-EMU_PID=$!
-for _ in $(seq 1 180); do
-  grep -q "All emulators ready" /tmp/agent-platform-emulators.log && break
-  kill -0 "$EMU_PID" 2>/dev/null || { tail -30 /tmp/agent-platform-emulators.log; log "the emulators exited"; exit 1; }
-  sleep 0.5
-done
+start_emulators "# Written by npm start (emulators only; removed on exit).
+RUNNER_URL=http://127.0.0.1:$RUNNER_PORT
+RUNNER_TOKEN=$RUNNER_TOKEN"
 curl -sf "http://127.0.0.1:$RUNNER_PORT/readyz" >/dev/null || { tail -20 /tmp/agent-platform-runner.log; log "the runner is not ready"; exit 1; }
 
 cat <<MSG
@@ -79,7 +62,7 @@ cat <<MSG
     Auth emulator                  http://127.0.0.1:9099
     Firestore emulator             http://127.0.0.1:8080
     Runner                         http://127.0.0.1:$RUNNER_PORT   (token in functions/.env.local)
-    Logs: /tmp/agent-platform-runner.log, /tmp/agent-platform-emulators.log
+    Logs: /tmp/agent-platform-runner.log, $EMU_LOG
 
   Try it (signs up a test user on the Auth emulator, then sends a message):
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SHM_BYTES } from './sandbox/sandbox-spec.ts';
 
 const MiB = 1024 * 1024;
 
@@ -166,7 +167,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   // tmpfs pages (/workspace, /tmp, and 16 MiB of /dev/shm) count against the sandbox's memory
   // cgroup: leave room for the processes.
-  const tmpfsBytes = e.WORKSPACE_BYTES + e.SANDBOX_TMP_BYTES + 16 * MiB;
+  const tmpfsBytes = e.WORKSPACE_BYTES + e.SANDBOX_TMP_BYTES + SHM_BYTES;
   if (e.SANDBOX_MEMORY_BYTES < tmpfsBytes + 64 * MiB) {
     problems.push(
       `SANDBOX_MEMORY_BYTES=${e.SANDBOX_MEMORY_BYTES}: must be at least WORKSPACE_BYTES + SANDBOX_TMP_BYTES + 16 MiB (/dev/shm) + 64 MiB (${tmpfsBytes + 64 * MiB}), because both tmpfs count as sandbox memory`,

@@ -19,12 +19,6 @@ export class InvalidRequestError extends RunnerError {
   }
 }
 
-export class BodyTooLargeError extends RunnerError {
-  override name = 'BodyTooLargeError';
-  readonly code = 'body_too_large';
-  readonly httpStatus = 413;
-}
-
 export class UnauthenticatedError extends RunnerError {
   override name = 'UnauthenticatedError';
   readonly code = 'unauthenticated';
@@ -48,12 +42,6 @@ export class NotReadyError extends RunnerError {
   override name = 'NotReadyError';
   readonly code = 'not_ready';
   readonly httpStatus = 503;
-}
-
-export class NotFoundError extends RunnerError {
-  override name = 'NotFoundError';
-  readonly code = 'not_found';
-  readonly httpStatus = 404;
 }
 
 /** The client went away before the run finished. */

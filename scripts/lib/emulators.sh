@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh and scripts/bench.sh. Starts the Firebase emulators (Auth,
+# Sourced by scripts/start.sh, test.sh and bench.sh. Starts the Firebase emulators (Auth,
 # Functions, Firestore, Hosting) on loopback in their own process group, with the given
 # functions/.env.local (read only by the Functions emulator), and stops them by PID.
 EMU_PID=""

@@ -105,9 +105,7 @@ export class ConversationService {
       if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
       const convRef = convSnap ? convSnap.ref : convs.doc();
       // Two slots: this message and its reply, so the reply needs no transaction of its own.
-      const seq = convSnap
-        ? ((convSnap.get('nextSeq') as number | undefined) ?? (convSnap.get('messageCount') as number))
-        : 0;
+      const seq = convSnap ? (convSnap.get('nextSeq') as number) : 0;
       const messageRef = convRef.collection('messages').doc();
       tx.set(messageRef, {
         seq,

@@ -75,10 +75,12 @@ export function createApi(): express.Express {
       }
     };
 
-  const sendRoute = route('POST /api/conversation', (uid, req) => {
+  // Input is validated before any client is built (deps()), so bad input is always invalid-argument.
+  const send = (uid: string, req: Request, onText?: (delta: string) => void) => {
     const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body);
-    return deps().service.sendMessage(uid, input);
-  });
+    return deps().service.sendMessage(uid, input, onText);
+  };
+  const sendRoute = route('POST /api/conversation', (uid, req) => send(uid, req));
   app.post('/api/conversation', async (req, res) => {
     if (!/(^|,)\s*text\/event-stream/i.test(req.headers.accept ?? '')) return sendRoute(req, res);
     // Server-Sent Events: `delta` events as the agent writes, then one `result` (or `error`).
@@ -96,8 +98,7 @@ export function createApi(): express.Express {
     };
     try {
       const uid = await uidOf(req);
-      const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body);
-      const result = await deps().service.sendMessage(uid, input, (delta) => event('delta', { delta }));
+      const result = await send(uid, req, (delta) => event('delta', { delta }));
       event('result', result);
       res.end();
     } catch (err) {

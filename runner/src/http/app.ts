@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Response } from 'express';
 import type Docker from 'dockerode';
 import type { RunnerConfig } from '../config.ts';
-import { ClientGoneError, InvalidRequestError, NotReadyError, RunnerError } from '../errors.ts';
+import { ClientGoneError, InvalidRequestError, RunnerError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import { requireAuth, type Authenticator } from '../auth/authenticate.ts';
 import { runRequestSchema, userIdSchema } from '../runs/run-request.ts';
@@ -190,5 +190,3 @@ function bodyParserError(err: unknown): { status: number; error: { code: string;
   }
   return null;
 }
-
-export { NotReadyError };

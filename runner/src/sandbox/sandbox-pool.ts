@@ -31,10 +31,6 @@ export class SandboxPool {
     return this.#limits.idleTtlMs > 0 && this.#limits.maxWarm > 0;
   }
 
-  get warmCount(): number {
-    return this.#idle.size;
-  }
-
   /** The user's warm sandbox if it is healthy, else null (a broken one is removed). */
   async takeWarm(userId: string): Promise<Sandbox | null> {
     const s = this.#idle.get(userId);
@@ -67,7 +63,6 @@ export class SandboxPool {
     }
     this.#idle.delete(s.userId);
     this.#idle.set(s.userId, s);
-    s.lastUsed = Date.now();
     this.#timers.set(s, setTimeout(() => void this.#expire(s), this.#limits.idleTtlMs).unref());
     // Evict the least recently used beyond the cap, without making this run wait for it.
     while (this.#idle.size > this.#limits.maxWarm) {

@@ -40,7 +40,6 @@ export class Sandbox {
   #onOverflow: (() => void) | null = null;
   /** Set once the sandbox must not be reused (killed, OOM, protocol error, ...). */
   tainted = false;
-  lastUsed = Date.now();
   /** Docker `oom` events seen for this container when its last run ended. */
   oomEventsAtRest = 0;
 
@@ -139,7 +138,6 @@ export class Sandbox {
     request: AgentRequest,
     opts: { timeoutMs: number; signal: AbortSignal; onText?: ((delta: string) => void) | undefined },
   ): Promise<Exchange> {
-    this.lastUsed = Date.now();
     const limit = this.#config.outputLimitBytes;
     return new Promise<Exchange>((resolve) => {
       const x: Exchange = { ending: 'stream-closed', result: null, protocolError: null };
