@@ -67,14 +67,17 @@ if [ "$what" = "all" ] || [ "$what" = "agent" ]; then
 fi
 if [ "$what" = "all" ] || [ "$what" = "runner" ]; then
   [ -f runner/dist/main.js ] || die "runner/dist/main.js missing: run npm run build first"
-  # A small build context: manifests, lock file and the compiled runner only.
+  # A small build context: manifests, lock file, the compiled runner and the contract it imports.
   ctx="$(mktemp -d /tmp/agent-platform-runner.XXXXXX)"
   trap 'rm -rf "$ctx"' EXIT
-  mkdir -p "$ctx/runner" "$ctx/functions"
+  [ -f contract/dist/index.js ] || die "contract/dist/index.js missing: run npm run build first"
+  mkdir -p "$ctx/runner" "$ctx/functions" "$ctx/contract"
   cp package.json package-lock.json "$ctx/"
   cp runner/package.json "$ctx/runner/"
   cp functions/package.json "$ctx/functions/"
   cp -r runner/dist "$ctx/runner/dist"
+  cp contract/package.json "$ctx/contract/"
+  cp -r contract/dist "$ctx/contract/dist"
   cp runner/Dockerfile "$ctx/Dockerfile"
   # Machines behind a TLS-inspecting proxy (like this project's CI) need its CA for npm ci in the
   # build stage. It stays in that stage; the final image never sees it.

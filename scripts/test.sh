@@ -18,6 +18,8 @@ echo "[test] lint and format check"
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 echo "[test] type-check (sources and tests)"
+npx tsc -b contract # the others type-check against its declarations
+npx tsc -p contract/tsconfig.test.json
 npx tsc -p runner/tsconfig.test.json
 npx tsc -p functions/tsconfig.test.json
 npx tsc -p tsconfig.scripts.json
@@ -39,4 +41,4 @@ MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
 RUNNER_TIMEOUT_MS=60000"
 
 echo "[test] tests"
-node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts}
+node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-contract/test/*.test.ts runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts}

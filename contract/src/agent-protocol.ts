@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { idSchema, runIdSchema } from './ids.ts';
+import {
+  AGENT_DESCRIPTION_MAX_CHARS,
+  AGENT_INSTRUCTIONS_MAX_CHARS,
+  AGENT_NAME_MAX_CHARS,
+  BUTTONS_MAX,
+  COMPONENT_MAX_JSON_BYTES,
+  COMPONENT_TYPE_MAX_CHARS,
+  HISTORY_ENTRY_MAX_CHARS,
+  HISTORY_MAX_ENTRIES,
+  MESSAGE_MAX_CHARS,
+  REPLY_MAX_CHARS,
+  TABLE_MAX_COLUMNS,
+  TABLE_MAX_ROWS,
+} from './limits.ts';
+
+/**
+ * The contract between the runner and an agent image.
+ *
+ * stdin: one line of JSON (AgentRequest) per run. stdin stays open between runs: the agent
+ * answers each line and then waits for the next (a warm sandbox serves many runs); EOF ends it.
+ * stdout: newline-delimited JSON events; a `result` event ends the answer to one request.
+ */
+export const AGENT_PROTOCOL_VERSION = 1;
+
+export const historyEntrySchema = z.object({
+  role: z.enum(['user', 'agent']),
+  text: z.string().max(HISTORY_ENTRY_MAX_CHARS),
+});
+export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+export const historySchema = z.array(historyEntrySchema).max(HISTORY_MAX_ENTRIES);
+
+/** One request line on the agent's stdin. */
+export const agentRequestSchema = z.object({
+  protocol: z.literal(AGENT_PROTOCOL_VERSION),
+  runId: runIdSchema,
+  userId: idSchema,
+  conversationId: idSchema,
+  message: z.string().max(MESSAGE_MAX_CHARS),
+  history: historySchema,
+});
+export type AgentRequest = z.infer<typeof agentRequestSchema>;
+
+/**
+ * The component vocabulary clients render. An agent may send other types (clients show a
+ * placeholder); every component is bounded in size.
+ */
+export const cardComponentSchema = z.object({
+  type: z.literal('card'),
+  title: z.string(),
+  body: z.string(),
+});
+export const tableComponentSchema = z.object({
+  type: z.literal('table'),
+  columns: z.array(z.string()).max(TABLE_MAX_COLUMNS),
+  rows: z.array(z.array(z.string()).max(TABLE_MAX_COLUMNS)).max(TABLE_MAX_ROWS),
+});
+export const buttonsComponentSchema = z.object({
+  type: z.literal('buttons'),
+  buttons: z
+    .array(z.object({ label: z.string(), value: z.string() }))
+    .min(1)
+    .max(BUTTONS_MAX),
+});
+export type CardComponent = z.infer<typeof cardComponentSchema>;
+export type TableComponent = z.infer<typeof tableComponentSchema>;
+export type ButtonsComponent = z.infer<typeof buttonsComponentSchema>;
+export type KnownComponent = CardComponent | TableComponent | ButtonsComponent;
+
+/** Size of a component as JSON (UTF-16 code units; close enough to bytes for a bound). */
+export function componentJsonSize(component: unknown): number {
+  return JSON.stringify(component).length;
+}
+
+/** A UI component the agent wants shown; its `type` names an entry of the component vocabulary. */
+export const componentSchema = z
+  .looseObject({ type: z.string().min(1).max(COMPONENT_TYPE_MAX_CHARS) })
+  .refine((c) => componentJsonSize(c) <= COMPONENT_MAX_JSON_BYTES, {
+    message: `component is larger than ${COMPONENT_MAX_JSON_BYTES} bytes of JSON`,
+  });
+export type AgentComponent = z.infer<typeof componentSchema>;
+
+/** An agent the agent created (what clients show as "agent created"). */
+export const createdAgentSchema = z.object({
+  name: z.string().min(1).max(AGENT_NAME_MAX_CHARS),
+  description: z.string().max(AGENT_DESCRIPTION_MAX_CHARS),
+  instructions: z.string().max(AGENT_INSTRUCTIONS_MAX_CHARS),
+});
+export type CreatedAgent = z.infer<typeof createdAgentSchema>;
+
+export const textEventSchema = z.object({
+  type: z.literal('text'),
+  delta: z.string().max(REPLY_MAX_CHARS),
+});
+export type TextEvent = z.infer<typeof textEventSchema>;
+
+export const resultEventSchema = z.object({
+  type: z.literal('result'),
+  text: z.string().max(REPLY_MAX_CHARS),
+  status: z.enum(['ok', 'error']).optional(),
+  component: componentSchema.nullable().optional(),
+  agent: createdAgentSchema.nullable().optional(),
+  /** False when the run cannot have changed /workspace (no code ran): no save needed. */
+  workspaceChanged: z.boolean().optional(),
+});
+export type ResultEvent = z.infer<typeof resultEventSchema>;
+
+export const agentEventSchema = z.discriminatedUnion('type', [textEventSchema, resultEventSchema]);
+export type AgentEvent = z.infer<typeof agentEventSchema>;
+
+/** Parses one stdout line of an agent; returns an error message instead of throwing. */
+export function parseAgentLine(line: string): { event: AgentEvent } | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { error: 'agent wrote a line that is not JSON' };
+  }
+  const parsed = agentEventSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    return { error: `agent wrote an invalid event${where}: ${issue?.message ?? 'unknown'}` };
+  }
+  return { event: parsed.data };
+}
+
+/** Parses one request line on an agent's stdin; returns an error message instead of throwing. */
+export function parseAgentRequest(line: string): { request: AgentRequest } | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { error: 'Invalid request: the line is not JSON.' };
+  }
+  const parsed = agentRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `"${issue.path.join('.')}" ` : '';
+    return { error: `Invalid request: ${where}${issue?.message ?? 'is invalid'}.` };
+  }
+  return { request: parsed.data };
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { componentSchema, createdAgentSchema } from './agent-protocol.ts';
+import { sendResultSchema } from './callables.ts';
+import { FUNCTIONS_ERROR_CODES } from './errors.ts';
+import { idSchema } from './ids.ts';
+import { runStatusSchema } from './run.ts';
+
+/**
+ * The Firestore documents, as the functions write them and clients read them:
+ *
+ *   users/{uid}                                   rate window (functions only)
+ *   users/{uid}/conversations/{cid}               ConversationDoc
+ *   users/{uid}/conversations/{cid}/messages/{mid} MessageDoc
+ *   users/{uid}/agents/{aid}                      AgentDoc
+ *   users/{uid}/requests/{requestId}              RequestDoc (idempotency)
+ *
+ * Timestamps are the SDK's own Timestamp class (admin and web differ), so they are checked by
+ * shape; on write they are server timestamps.
+ */
+export const COLLECTIONS = {
+  users: 'users',
+  conversations: 'conversations',
+  messages: 'messages',
+  agents: 'agents',
+  requests: 'requests',
+} as const;
+
+export interface TimestampLike {
+  toMillis(): number;
+  toDate(): Date;
+}
+const timestampSchema = z.custom<TimestampLike>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as { toMillis?: unknown }).toMillis === 'function',
+  'must be a timestamp',
+);
+/** A timestamp that may still be pending (a server timestamp not yet written). */
+const maybeTimestamp = timestampSchema.nullable().catch(null);
+
+/** users/{uid}: the per-user rate window. */
+export const userDocSchema = z.object({
+  rate: z.object({ windowStartMs: z.number(), count: z.number().int().nonnegative() }).optional(),
+});
+export type UserDoc = z.infer<typeof userDocSchema>;
+
+export const conversationDocSchema = z.object({
+  title: z.string(),
+  createdAt: maybeTimestamp,
+  updatedAt: maybeTimestamp,
+  messageCount: z.number().int().nonnegative(),
+  /** Next free seq: each message reserves two (itself and its reply). */
+  nextSeq: z.number().int().nonnegative(),
+  lastMessagePreview: z.string(),
+});
+export type ConversationDoc = z.infer<typeof conversationDocSchema>;
+
+/** A user message is pending, then done or failed; an agent message carries its run's status. */
+export const USER_MESSAGE_STATUSES = ['pending', 'done', 'failed'] as const;
+export const userMessageStatusSchema = z.enum(USER_MESSAGE_STATUSES);
+export type UserMessageStatus = z.infer<typeof userMessageStatusSchema>;
+
+export const messageDocSchema = z.object({
+  seq: z.number().int().nonnegative(),
+  role: z.enum(['user', 'agent']),
+  text: z.string(),
+  status: z.union([userMessageStatusSchema, runStatusSchema]),
+  component: componentSchema.nullable(),
+  runId: z.string().nullable(),
+  requestId: z.string().nullable(),
+  createdAt: maybeTimestamp,
+  /** Why a user message failed: the error code its sender got. */
+  error: z.enum(FUNCTIONS_ERROR_CODES).optional(),
+});
+export type MessageDoc = z.infer<typeof messageDocSchema>;
+
+export const agentDocSchema = createdAgentSchema.extend({
+  conversationId: idSchema,
+  runId: z.string(),
+  createdAt: maybeTimestamp,
+});
+export type AgentDoc = z.infer<typeof agentDocSchema>;
+
+export const REQUEST_STATES = ['pending', 'done', 'failed'] as const;
+export const requestDocSchema = z.object({
+  state: z.enum(REQUEST_STATES),
+  conversationId: idSchema,
+  userMessageId: idSchema,
+  createdAt: maybeTimestamp,
+  result: sendResultSchema.optional(),
+  errorCode: z.enum(FUNCTIONS_ERROR_CODES).optional(),
+});
+export type RequestDoc = z.infer<typeof requestDocSchema>;

@@ -1,0 +1,69 @@
+/**
+ * Every size limit that crosses a boundary, declared once. The runner, the functions, the web
+ * client and the default agent read them from here: changing a limit is one line.
+ * Limits that an operator may lower per deployment (MAX_MESSAGE_CHARS, ...) have their default and
+ * their hard bound here; the config tables of the runner and the functions check against them.
+ */
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Ids of users, conversations, messages and agents: Firebase uids and Firestore ids fit. */
+export const ID_MAX_CHARS = 128;
+/** Idempotency keys chosen by clients. */
+export const REQUEST_ID_MIN_CHARS = 8;
+export const REQUEST_ID_MAX_CHARS = 128;
+/** Run ids (UUIDs today). */
+export const RUN_ID_MAX_CHARS = 100;
+
+/** Hard bound on one message, in characters; the runner's and the functions' caps stay below. */
+export const MESSAGE_MAX_CHARS = 1_000_000;
+/** Default cap of the functions' MAX_MESSAGE_CHARS (what a client may send). */
+export const FUNCTIONS_MESSAGE_CHARS_DEFAULT = 8000;
+/** Default cap of the runner's MAX_MESSAGE_CHARS (what a caller of the runner may send). */
+export const RUNNER_MESSAGE_CHARS_DEFAULT = 32_000;
+
+/** History entries a run request may carry. */
+export const HISTORY_MAX_ENTRIES = 100;
+/** Characters of one history entry. */
+export const HISTORY_ENTRY_MAX_CHARS = 100_000;
+/** Recent messages the functions send as history with each run. */
+export const HISTORY_MESSAGES_SENT = 20;
+
+/** Characters of a reply (the result's text), and of one streamed text delta. */
+export const REPLY_MAX_CHARS = 1_000_000;
+
+/** Bytes of JSON of one UI component. */
+export const COMPONENT_MAX_JSON_BYTES = 64 * KiB;
+export const COMPONENT_TYPE_MAX_CHARS = 64;
+/** Rows, columns and buttons of the component vocabulary (card, table, buttons). */
+export const TABLE_MAX_ROWS = 50;
+export const TABLE_MAX_COLUMNS = 10;
+export const BUTTONS_MAX = 10;
+
+/** An agent that an agent created. */
+export const AGENT_NAME_MAX_CHARS = 100;
+export const AGENT_DESCRIPTION_MAX_CHARS = 1000;
+export const AGENT_INSTRUCTIONS_MAX_CHARS = 20_000;
+
+/** One request line the runner writes to an agent's stdin. */
+export const AGENT_REQUEST_MAX_BYTES = 32 * MiB;
+
+/** Pages of the list callables. */
+export const PAGE_MAX = 100;
+export const CONVERSATIONS_PAGE_DEFAULT = 20;
+export const MESSAGES_PAGE_DEFAULT = 50;
+export const CURSOR_MAX_CHARS = 200;
+/** Agents listed at most. */
+export const AGENTS_LIST_MAX = 100;
+
+/** Stored previews and titles of conversations. */
+export const PREVIEW_MAX_CHARS = 140;
+export const TITLE_MAX_CHARS = 80;
+
+/** Largest JSON body the REST API accepts. */
+export const REST_BODY_MAX_BYTES = 64 * KiB;
+/** Default of the runner's MAX_BODY_BYTES (a run request with history). */
+export const RUNNER_BODY_BYTES_DEFAULT = 256 * KiB;
+
+/** Default of the runner's OUTPUT_LIMIT_BYTES: the agent's stdout per run. */
+export const OUTPUT_LIMIT_BYTES_DEFAULT = 4 * MiB;
