@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { idSchema, runIdSchema } from './ids.ts';
+import { AGENT_PROTOCOL_VERSION, componentJsonSize } from './protocol.ts';
 import {
   AGENT_DESCRIPTION_MAX_CHARS,
   AGENT_INSTRUCTIONS_MAX_CHARS,
@@ -22,8 +23,6 @@ import {
  * answers each line and then waits for the next (a warm sandbox serves many runs); EOF ends it.
  * stdout: newline-delimited JSON events; a `result` event ends the answer to one request.
  */
-export const AGENT_PROTOCOL_VERSION = 1;
-
 export const historyEntrySchema = z.object({
   role: z.enum(['user', 'agent']),
   text: z.string().max(HISTORY_ENTRY_MAX_CHARS),
@@ -67,11 +66,6 @@ export type CardComponent = z.infer<typeof cardComponentSchema>;
 export type TableComponent = z.infer<typeof tableComponentSchema>;
 export type ButtonsComponent = z.infer<typeof buttonsComponentSchema>;
 export type KnownComponent = CardComponent | TableComponent | ButtonsComponent;
-
-/** Size of a component as JSON (UTF-16 code units; close enough to bytes for a bound). */
-export function componentJsonSize(component: unknown): number {
-  return JSON.stringify(component).length;
-}
 
 /** A UI component the agent wants shown; its `type` names an entry of the component vocabulary. */
 export const componentSchema = z

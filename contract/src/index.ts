@@ -10,5 +10,6 @@ export * from './firestore.ts';
 export * from './ids.ts';
 export * from './limits.ts';
 export * from './ndjson.ts';
+export * from './protocol.ts';
 export * from './run.ts';
 export * from './timeouts.ts';

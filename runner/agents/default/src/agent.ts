@@ -1,40 +1,34 @@
 /**
  * The default agent: a deterministic, offline stand-in for an AI agent.
  *
- * Protocol (see runner/src/sandbox/agent-protocol.ts):
- * - stdin: one line of JSON (the request); stdin then stays open, so only the first line is read.
+ * Protocol (see contract/src/agent-protocol.ts):
+ * - stdin: one line of JSON (the request) per run; stdin stays open between runs (warm sandbox).
  * - stdout: newline-delimited JSON events: `text` deltas, then one final `result`.
  *
  * Behaviour: answers `Test response: <message>`, runs fenced sh/bash/python/js code blocks in
  * /workspace, and understands `/create-agent <name>: <description>` and `/component ...` lines.
- * Only Node built-ins, and as few of them as possible: it starts once per request.
+ * Only Node built-ins and the zod-free parts of the contract (bundled into dist/agent.js): it
+ * starts once per sandbox, and every millisecond of start-up is a cold run's.
  */
 import { spawn } from 'node:child_process';
-
-interface HistoryEntry {
-  role: 'user' | 'agent';
-  text: string;
-}
-
-interface AgentRequest {
-  protocol: 1;
-  runId: string;
-  userId: string;
-  conversationId: string;
-  message: string;
-  history: HistoryEntry[];
-}
-
-interface Component {
-  type: string;
-  [key: string]: unknown;
-}
-
-interface CreatedAgent {
-  name: string;
-  description: string;
-  instructions: string;
-}
+import {
+  AGENT_DESCRIPTION_MAX_CHARS,
+  AGENT_INSTRUCTIONS_MAX_CHARS,
+  AGENT_NAME_MAX_CHARS,
+  AGENT_REQUEST_MAX_BYTES,
+  BUTTONS_MAX,
+  COMPONENT_MAX_JSON_BYTES,
+  LineSplitter,
+  REPLY_MAX_CHARS,
+  TABLE_MAX_COLUMNS,
+  TABLE_MAX_ROWS,
+  componentJsonSize,
+  AGENT_PROTOCOL_VERSION,
+  type AgentEvent,
+  type AgentRequest,
+  type CreatedAgent,
+  type KnownComponent,
+} from '@agent-platform/contract';
 
 interface CodeBlock {
   lang: string;
@@ -48,17 +42,8 @@ interface ProseLine {
 }
 
 const WORKSPACE = '/workspace';
-const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+/** Output of one code block kept in the reply (the agent's own choice, not a contract limit). */
 const MAX_OUTPUT_BYTES = 64 * 1024;
-/** The runner rejects text and deltas longer than 1,000,000 characters. */
-const MAX_REPLY_CHARS = 1_000_000;
-const MAX_COMPONENT_JSON = 64 * 1024;
-const MAX_NAME = 100;
-const MAX_DESCRIPTION = 1000;
-const MAX_INSTRUCTIONS = 20_000;
-const MAX_TABLE_ROWS = 50;
-const MAX_TABLE_COLUMNS = 10;
-const MAX_BUTTONS = 10;
 const REPLY_TRUNCATED = '\n[reply truncated]';
 
 const SHELL = { command: 'sh', args: ['-s'] };
@@ -81,7 +66,7 @@ const INTERPRETERS: ReadonlyMap<string, { command: string; args: string[] }> = n
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function writeEvent(event: object): void {
+function writeEvent(event: AgentEvent): void {
   process.stdout.write(JSON.stringify(event) + '\n');
 }
 
@@ -90,7 +75,7 @@ const reply = { text: '', full: false };
 
 function say(delta: string): void {
   if (reply.full || delta === '') return;
-  const room = MAX_REPLY_CHARS - REPLY_TRUNCATED.length - reply.text.length;
+  const room = REPLY_MAX_CHARS - REPLY_TRUNCATED.length - reply.text.length;
   if (delta.length > room) {
     delta = delta.slice(0, Math.max(0, room)) + REPLY_TRUNCATED;
     reply.full = true;
@@ -105,7 +90,7 @@ function say(delta: string): void {
  */
 function finish(
   status: 'ok' | 'error',
-  component: Component | null,
+  component: KnownComponent | null,
   agent: CreatedAgent | null,
   workspaceChanged = false,
 ): void {
@@ -134,71 +119,45 @@ function describeError(err: unknown): string {
 /**
  * Request lines from stdin, one at a time, until EOF. The runner writes one line per run and
  * keeps stdin open between runs, so this agent process serves every run of a warm sandbox.
+ * A line longer than the protocol's bound is dropped (never held in memory) and answered with an
+ * error.
  */
 async function* requestLines(): AsyncGenerator<{ line: string } | { error: string }> {
-  let pending: Buffer[] = [];
-  let size = 0;
-  let skipping = false; // inside an oversized line: drop bytes until its newline
+  const decoder = new TextDecoder();
+  const splitter = new LineSplitter(AGENT_REQUEST_MAX_BYTES);
+  const tooLong = { error: `Invalid request: longer than ${AGENT_REQUEST_MAX_BYTES} bytes.` };
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-    let rest = chunk;
-    for (let nl = rest.indexOf(0x0a); nl !== -1; nl = rest.indexOf(0x0a)) {
-      const head = rest.subarray(0, nl);
-      rest = rest.subarray(nl + 1);
-      if (skipping) {
-        skipping = false;
-        continue;
-      }
-      pending.push(head);
-      const text = Buffer.concat(pending).toString('utf8');
-      pending = [];
-      size = 0;
-      yield { line: text.endsWith('\r') ? text.slice(0, -1) : text };
-    }
-    if (skipping) continue;
-    pending.push(rest);
-    size += rest.length;
-    if (size > MAX_REQUEST_BYTES) {
-      pending = [];
-      size = 0;
-      skipping = true;
-      yield { error: `Invalid request: longer than ${MAX_REQUEST_BYTES} bytes.` };
+    for (const line of splitter.push(decoder.decode(chunk, { stream: true }))) {
+      yield line === null ? tooLong : { line };
     }
   }
-  if (size > 0) yield { line: Buffer.concat(pending).toString('utf8') };
+  const last = splitter.end();
+  if (last !== null) yield { line: last };
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseRequest(line: string): { request: AgentRequest } | { error: string } {
+/**
+ * The runner validated this line with the contract's agentRequestSchema before writing it; the
+ * agent checks only what it relies on (the protocol version and the message) and does not load
+ * zod, which would add about 13 ms to every sandbox start (see contract/src/protocol.ts).
+ */
+function parseRequest(line: string): { request: Pick<AgentRequest, 'message'> } | { error: string } {
   let json: unknown;
   try {
     json = JSON.parse(line);
   } catch {
-    return { error: 'Invalid request: the first line of stdin is not JSON.' };
+    return { error: 'Invalid request: the line is not JSON.' };
   }
-  if (!isObject(json)) return { error: 'Invalid request: expected a JSON object.' };
-  if (json.protocol !== 1) {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return { error: 'Invalid request: expected a JSON object.' };
+  }
+  const { protocol, message } = json as Record<string, unknown>;
+  if (protocol !== AGENT_PROTOCOL_VERSION) {
     return {
-      error: `Invalid request: unsupported protocol ${JSON.stringify(json.protocol) ?? 'undefined'} (expected 1).`,
+      error: `Invalid request: unsupported protocol ${JSON.stringify(protocol) ?? 'undefined'} (expected ${AGENT_PROTOCOL_VERSION}).`,
     };
   }
-  for (const key of ['runId', 'userId', 'conversationId', 'message'] as const) {
-    if (typeof json[key] !== 'string') return { error: `Invalid request: "${key}" must be a string.` };
-  }
-  const history = json.history;
-  if (!Array.isArray(history)) return { error: 'Invalid request: "history" must be an array.' };
-  for (const [i, entry] of history.entries()) {
-    if (
-      !isObject(entry) ||
-      (entry.role !== 'user' && entry.role !== 'agent') ||
-      typeof entry.text !== 'string'
-    ) {
-      return { error: `Invalid request: history[${i}] must be {"role":"user"|"agent","text":string}.` };
-    }
-  }
-  return { request: json as unknown as AgentRequest };
+  if (typeof message !== 'string') return { error: 'Invalid request: "message" must be a string.' };
+  return { request: { message } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,10 +204,10 @@ function parseCreateAgent(prose: ProseLine[]): { agent: CreatedAgent } | { error
   if (colon === -1) return { error: 'expected "/create-agent <name>: <description>"' };
   const name = rest.slice(0, colon).trim();
   const description = rest.slice(colon + 1).trim();
-  if (name.length < 1 || name.length > MAX_NAME)
-    return { error: `the name must be 1-${MAX_NAME} characters` };
-  if (description.length > MAX_DESCRIPTION) {
-    return { error: `the description must be at most ${MAX_DESCRIPTION} characters` };
+  if (name.length < 1 || name.length > AGENT_NAME_MAX_CHARS)
+    return { error: `the name must be 1-${AGENT_NAME_MAX_CHARS} characters` };
+  if (description.length > AGENT_DESCRIPTION_MAX_CHARS) {
+    return { error: `the description must be at most ${AGENT_DESCRIPTION_MAX_CHARS} characters` };
   }
   const lines: string[] = [];
   for (const line of prose.slice(start + 1)) {
@@ -257,7 +216,7 @@ function parseCreateAgent(prose: ProseLine[]): { agent: CreatedAgent } | { error
   }
   let instructions = lines.join('\n').trim();
   if (instructions === '') instructions = `You are ${name}. ${description}`.trim();
-  return { agent: { name, description, instructions: instructions.slice(0, MAX_INSTRUCTIONS) } };
+  return { agent: { name, description, instructions: instructions.slice(0, AGENT_INSTRUCTIONS_MAX_CHARS) } };
 }
 
 /** Splits one CSV-ish line: commas separate cells, "double quotes" may wrap a cell. */
@@ -294,13 +253,13 @@ function splitCsv(line: string): string[] {
 }
 
 /** The first `/component` line; `unknown` is its kind when it is unknown or malformed. */
-function parseComponent(prose: ProseLine[]): { component: Component } | { unknown: string } | null {
+function parseComponent(prose: ProseLine[]): { component: KnownComponent } | { unknown: string } | null {
   const start = prose.findIndex((l) => !l.fence && COMPONENT.test(l.text));
   if (start === -1) return null;
   const rest = (COMPONENT.exec(prose[start]?.text ?? '')?.[1] ?? '').trim();
   const kind = rest.split(/\s/, 1)[0] ?? '';
   const args = rest.slice(kind.length).trim();
-  let component: Component | null = null;
+  let component: KnownComponent | null = null;
   switch (kind.toLowerCase()) {
     case 'card': {
       const colon = args.indexOf(':');
@@ -316,9 +275,9 @@ function parseComponent(prose: ProseLine[]): { component: Component } | { unknow
       }
       const [header, ...body] = lines;
       if (header === undefined) break;
-      const columns = splitCsv(header).slice(0, MAX_TABLE_COLUMNS);
+      const columns = splitCsv(header).slice(0, TABLE_MAX_COLUMNS);
       const rows = body
-        .slice(0, MAX_TABLE_ROWS)
+        .slice(0, TABLE_MAX_ROWS)
         .map((line) => columns.map((_, i) => splitCsv(line)[i] ?? ''));
       component = { type: 'table', columns, rows };
       break;
@@ -328,13 +287,13 @@ function parseComponent(prose: ProseLine[]): { component: Component } | { unknow
         .split('|')
         .map((s) => s.trim())
         .filter((s) => s !== '');
-      if (labels.length >= 1 && labels.length <= MAX_BUTTONS) {
+      if (labels.length >= 1 && labels.length <= BUTTONS_MAX) {
         component = { type: 'buttons', buttons: labels.map((label) => ({ label, value: label })) };
       }
       break;
     }
   }
-  if (component === null || JSON.stringify(component).length > MAX_COMPONENT_JSON) return { unknown: kind };
+  if (component === null || componentJsonSize(component) > COMPONENT_MAX_JSON_BYTES) return { unknown: kind };
   return { component };
 }
 
@@ -425,7 +384,7 @@ async function answer(input: { line: string } | { error: string }): Promise<void
     say(`\n\nCould not create agent: ${created.error}.`);
   }
 
-  let component: Component | null = null;
+  let component: KnownComponent | null = null;
   const shown = parseComponent(prose);
   if (shown && 'component' in shown) component = shown.component;
   else if (shown) say(`\n\nUnknown component "${shown.unknown}"`);
