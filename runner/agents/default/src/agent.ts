@@ -1,7 +1,7 @@
 /**
  * The default agent: a deterministic, offline stand-in for an AI agent.
  *
- * Protocol (see runner/src/sandbox/agent-protocol.ts):
+ * Protocol (see contract/src/agent-protocol.ts):
  * - stdin: one line of JSON (the request); stdin then stays open, so only the first line is read.
  * - stdout: newline-delimited JSON events: `text` deltas, then one final `result`.
  *
