@@ -29,6 +29,8 @@ export const TIMEOUT_MARGINS = {
 export const RUN_TIMEOUT_DEFAULT_MS = 30_000;
 /** Shortest run timeout a request may ask for. */
 export const RUN_TIMEOUT_MIN_MS = 100;
+/** Smallest run cap an operator may configure (runner RUN_TIMEOUT_MS): below it no agent starts. */
+export const RUN_CAP_MIN_MS = 1_000;
 /** Largest run cap the runner accepts (its own callers may wait that long). */
 export const RUN_TIMEOUT_MAX_MS = 600_000;
 /** Timeout of every callable and of the REST function, in seconds (fixed at deploy). */

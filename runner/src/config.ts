@@ -1,5 +1,14 @@
+import {
+  MESSAGE_MAX_CHARS,
+  OUTPUT_LIMIT_BYTES_DEFAULT,
+  RUN_CAP_MIN_MS,
+  RUN_TIMEOUT_DEFAULT_MS,
+  RUN_TIMEOUT_MAX_MS,
+  RUNNER_BODY_BYTES_DEFAULT,
+  RUNNER_MESSAGE_CHARS_DEFAULT,
+} from '@agent-platform/contract';
 import { z } from 'zod';
-import { SHM_BYTES } from './sandbox/sandbox-spec.ts';
+import { SHM_BYTES } from './sandbox/sandbox-layout.ts';
 
 const MiB = 1024 * 1024;
 
@@ -45,7 +54,7 @@ const envSchema = z.object({
     .regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'must be 1-64 of [a-zA-Z0-9_.-]')
     .default('default'),
   /** Wall-clock cap of one run, killed from the host. Default 30000 (30 s). */
-  RUN_TIMEOUT_MS: int(1_000, 600_000).default(30_000),
+  RUN_TIMEOUT_MS: int(RUN_CAP_MIN_MS, RUN_TIMEOUT_MAX_MS).default(RUN_TIMEOUT_DEFAULT_MS),
   /** Sandbox memory (swap is set equal, so no swap). Default 512 MiB. */
   SANDBOX_MEMORY_BYTES: int(64 * MiB, 64 * 1024 * MiB).default(512 * MiB),
   /** CPUs per sandbox. Default 1. */
@@ -68,7 +77,7 @@ const envSchema = z.object({
   /** Files and directories a user's /workspace may hold. Default 8192. */
   WORKSPACE_INODES: int(64, 1_000_000).default(8192),
   /** Cap on the agent's stdout (NDJSON) per run; a reply appears twice (deltas and result). Default 4 MiB. */
-  OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(4 * MiB),
+  OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(OUTPUT_LIMIT_BYTES_DEFAULT),
   /** Sandboxes running at once, all users. Default 4. */
   MAX_CONCURRENT_RUNS: int(1, 1024).default(4),
   /** Requests waiting for a slot, all users. Default 32. */
@@ -76,9 +85,9 @@ const envSchema = z.object({
   /** Requests of one user waiting behind that user's running one. Default 2. */
   MAX_QUEUED_PER_USER: int(0, 100).default(2),
   /** Largest JSON body accepted. Default 262144 (256 KiB). */
-  MAX_BODY_BYTES: int(1024, 16 * MiB).default(256 * 1024),
+  MAX_BODY_BYTES: int(1024, 16 * MiB).default(RUNNER_BODY_BYTES_DEFAULT),
   /** Longest `message`, in characters. Default 32000. */
-  MAX_MESSAGE_CHARS: int(1, 1_000_000).default(32_000),
+  MAX_MESSAGE_CHARS: int(1, MESSAGE_MAX_CHARS).default(RUNNER_MESSAGE_CHARS_DEFAULT),
   /** How long a user's sandbox stays warm after a run; 0 disables warm reuse. Default 300000 (5 min). */
   WARM_IDLE_TTL_MS: int(0, 86_400_000).default(300_000),
   /** Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. Default 16. */

@@ -1,9 +1,11 @@
+import type { RunnerErrorCode } from '@agent-platform/contract';
+
 /**
  * The runner's error vocabulary. Each maps to one HTTP status in http/app.ts and nowhere else.
  * Sandbox outcomes (timeout, oom, ...) are not errors: they are RunResult statuses.
  */
 export abstract class RunnerError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: RunnerErrorCode;
   abstract readonly httpStatus: number;
 }
 
@@ -42,6 +44,11 @@ export class NotReadyError extends RunnerError {
   override name = 'NotReadyError';
   readonly code = 'not_ready';
   readonly httpStatus = 503;
+}
+
+/** A call to the container platform did not answer in time. */
+export class DeadlineError extends Error {
+  override name = 'DeadlineError';
 }
 
 /** The client went away before the run finished. */

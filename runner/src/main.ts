@@ -1,3 +1,4 @@
+import { TIMEOUT_MARGINS, timeoutBudget } from '@agent-platform/contract';
 import Docker from 'dockerode';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { RunGate } from './concurrency/run-gate.ts';
@@ -5,11 +6,16 @@ import { ConfigError, loadConfig, redactedConfig } from './config.ts';
 import { createApp } from './http/app.ts';
 import { Logger } from './logs.ts';
 import { RunService } from './runs/run-service.ts';
-import { Reaper } from './sandbox/reaper.ts';
-import { OomWatch } from './sandbox/oom-watch.ts';
-import { SandboxPool } from './sandbox/sandbox-pool.ts';
-import { SandboxRunner } from './sandbox/sandbox-runner.ts';
-import { Workspaces } from './sandbox/workspaces.ts';
+import { DockerBackend } from './sandbox/docker-backend.ts';
+import { SandboxEngine } from './sandbox/engine.ts';
+
+/** Retry-After of a 429: about the time a short run takes to free its slot. */
+const RETRY_AFTER_S = 2;
+/**
+ * After SIGTERM, closing the connections aborts runs in flight; their sandboxes are removed as
+ * the aborts unwind. Draining the pool and the last reap wait this long for that to settle.
+ */
+const SHUTDOWN_SETTLE_MS = 200;
 
 async function main(): Promise<void> {
   const log = new Logger();
@@ -25,48 +31,56 @@ async function main(): Promise<void> {
     throw err;
   }
   // dockerode reads DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, like the docker CLI.
-  const docker = new Docker();
-  const workspaces = new Workspaces(docker, config.runnerId);
-  const pool = new SandboxPool({ idleTtlMs: config.warmIdleTtlMs, maxWarm: config.warmMaxSandboxes }, log);
-  const oom = new OomWatch(docker, config.runnerId, log);
-  void oom.start();
-  const sandboxes = new SandboxRunner(docker, config, log, { workspaces, pool, oom });
+  const engine = new SandboxEngine(
+    new DockerBackend(new Docker(), config, log),
+    {
+      idleTtlMs: config.warmIdleTtlMs,
+      maxWarm: config.warmMaxSandboxes,
+      reaperMinAgeMs: config.reaperMinAgeMs,
+      outputLimitBytes: config.outputLimitBytes,
+      memoryBytes: config.sandbox.memoryBytes,
+    },
+    log,
+  );
   const gate = new RunGate({
     maxConcurrent: config.maxConcurrentRuns,
     maxQueued: config.maxQueuedRuns,
     maxQueuedPerUser: config.maxQueuedPerUser,
-    retryAfterSeconds: 2,
+    retryAfterSeconds: RETRY_AFTER_S,
+    queueTimeoutMs: TIMEOUT_MARGINS.queueMs,
   });
-  const runs = new RunService(config, gate, { sandboxes, pool, workspaces }, log);
-  const reaper = new Reaper(docker, config.runnerId, log, () => pool.containerIds(), config.reaperMinAgeMs);
+  const runs = new RunService(config, gate, engine, log);
   try {
-    await reaper.reap('startup');
+    await engine.reap('startup');
   } catch (err) {
     // The engine may come up later; /readyz reports it meanwhile.
     log.reaperFailed(err);
   }
-  reaper.start(config.reaperIntervalMs);
-  const app = createApp({ config, docker, auth: createAuthenticator(config), runs, sandboxes, log });
+  engine.start(config.reaperIntervalMs);
+  const app = createApp({ config, auth: createAuthenticator(config), runs, engine, log });
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     log.started(port, config.host, redactedConfig(config));
   });
-  server.requestTimeout = config.runTimeoutMs + 60_000;
+  // The runner answers within the budget's runnerAnswerMs (queue + run + sandbox grace); a
+  // request, headers included, must arrive well within that.
+  const budget = timeoutBudget(config.runTimeoutMs);
+  server.requestTimeout = budget.runnerAnswerMs;
+  server.headersTimeout = Math.min(budget.runnerAnswerMs, TIMEOUT_MARGINS.networkMarginMs);
 
   const shutdown = (signal: string) => {
     log.shuttingDown(signal);
-    reaper.stop();
-    oom.stop();
+    engine.stop();
     server.close();
     server.closeAllConnections(); // aborts in-flight runs: their sandboxes are removed
     setTimeout(() => {
-      pool
+      engine
         .drain()
-        .then(() => reaper.reap('shutdown'))
+        .then(() => engine.reap('shutdown'))
         .catch((err: unknown) => log.reaperFailed(err))
         .finally(() => process.exit(0));
-    }, 200).unref();
+    }, SHUTDOWN_SETTLE_MS).unref();
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

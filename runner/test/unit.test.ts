@@ -4,8 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RunGate } from '../src/concurrency/run-gate.ts';
 import { ConfigError, loadConfig, redactedConfig } from '../src/config.ts';
 import { ClientGoneError, OverloadedError } from '../src/errors.ts';
-import { parseAgentLine } from '../src/sandbox/agent-protocol.ts';
-import { runRequestSchema } from '../src/runs/run-request.ts';
+import { parseAgentLine, runRequestSchema } from '@agent-platform/contract';
 
 const TOKEN = 'a-long-enough-development-secret';
 
@@ -123,7 +122,13 @@ describe('agent protocol', () => {
 });
 
 describe('run gate', () => {
-  const limits = { maxConcurrent: 2, maxQueued: 2, maxQueuedPerUser: 1, retryAfterSeconds: 3 };
+  const limits = {
+    maxConcurrent: 2,
+    maxQueued: 2,
+    maxQueuedPerUser: 1,
+    retryAfterSeconds: 3,
+    queueTimeoutMs: 10_000,
+  };
 
   test('serializes one user and lets another through', async () => {
     const gate = new RunGate(limits);

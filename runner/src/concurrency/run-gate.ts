@@ -9,11 +9,12 @@ export interface GateLimits {
   maxQueuedPerUser: number;
   /** Seconds suggested in Retry-After when rejecting. */
   retryAfterSeconds: number;
+  /** Longest wait for the user's turn and a slot, all told; then OverloadedError. */
+  queueTimeoutMs: number;
 }
 
 interface Waiter {
   resolve: () => void;
-  reject: (err: Error) => void;
 }
 
 interface UserLane {
@@ -25,7 +26,8 @@ export type Release = () => void;
 
 /**
  * Admission control for runs: one run per user at a time (others wait in a short FIFO), a global
- * cap on running sandboxes, and OverloadedError (HTTP 429) once the waiting room is full.
+ * cap on running sandboxes, and OverloadedError (HTTP 429) once the waiting room is full or a
+ * request has waited `queueTimeoutMs` (the queue's share of the timeout budget).
  */
 export class RunGate {
   readonly #limits: GateLimits;
@@ -63,12 +65,14 @@ export class RunGate {
     }
     this.#lanes.set(userId, lane);
     this.#waiting++;
+    const deadlineMs = performance.now() + this.#limits.queueTimeoutMs;
     try {
-      if (lane.busy) await this.#wait(lane.waiters, signal);
+      if (lane.busy) await this.#wait(lane.waiters, deadlineMs, signal);
       lane.busy = true;
       try {
         // A freed slot is handed over directly (see release), so nobody can overtake a waiter.
-        if (this.#running >= this.#limits.maxConcurrent) await this.#wait(this.#slotWaiters, signal);
+        if (this.#running >= this.#limits.maxConcurrent)
+          await this.#wait(this.#slotWaiters, deadlineMs, signal);
         else this.#running++;
       } catch (err) {
         this.#releaseLane(userId, lane);
@@ -98,20 +102,34 @@ export class RunGate {
     }
   }
 
-  #wait(queue: Waiter[], signal?: AbortSignal): Promise<void> {
+  /** Waits in `queue` until resolved, the client leaves, or the deadline passes. */
+  #wait(queue: Waiter[], deadlineMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const leave = (err: Error) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const i = queue.indexOf(waiter);
+        if (i >= 0) queue.splice(i, 1);
+        reject(err);
+      };
       const waiter: Waiter = {
         resolve: () => {
+          clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
           resolve();
         },
-        reject,
       };
-      const onAbort = () => {
-        const i = queue.indexOf(waiter);
-        if (i >= 0) queue.splice(i, 1);
-        reject(new ClientGoneError('client disconnected while queued'));
-      };
+      const onAbort = () => leave(new ClientGoneError('client disconnected while queued'));
+      const timer = setTimeout(
+        () =>
+          leave(
+            new OverloadedError(
+              `waited longer than ${this.#limits.queueTimeoutMs} ms for a turn`,
+              this.#limits.retryAfterSeconds,
+            ),
+          ),
+        Math.max(0, deadlineMs - performance.now()),
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
       queue.push(waiter);
     });

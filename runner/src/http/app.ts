@@ -1,25 +1,43 @@
+import {
+  ID_RULE,
+  NDJSON_MEDIA_TYPE,
+  idSchema,
+  runRequestSchema,
+  type DeleteWorkspaceResponse,
+  type RunnerErrorBody,
+  type RunnerErrorCode,
+  type RunResult,
+  type RunStreamLine,
+} from '@agent-platform/contract';
 import express, { type ErrorRequestHandler, type Response } from 'express';
-import type Docker from 'dockerode';
 import type { RunnerConfig } from '../config.ts';
-import { ClientGoneError, InvalidRequestError, RunnerError } from '../errors.ts';
+import { ClientGoneError, InvalidRequestError, NotReadyError, RunnerError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import { requireAuth, type Authenticator } from '../auth/authenticate.ts';
-import { runRequestSchema, userIdSchema } from '../runs/run-request.ts';
 import type { RunService } from '../runs/run-service.ts';
-import { runtimeProblem, type SandboxRunner } from '../sandbox/sandbox-runner.ts';
+import type { SandboxEngine } from '../sandbox/engine.ts';
 
 export interface AppDeps {
   config: RunnerConfig;
-  docker: Docker;
   auth: Authenticator;
   runs: RunService;
-  sandboxes: SandboxRunner;
+  engine: SandboxEngine;
   log: Logger;
 }
 
+const errorBody = (code: RunnerErrorCode, message: string, field?: string): RunnerErrorBody => ({
+  error: { code, message, ...(field ? { field } : {}) },
+});
+const streamLine = (line: RunStreamLine): string => JSON.stringify(line) + '\n';
+
 /** The runner's HTTP API. Errors are translated to status codes here and nowhere else. */
 export function createApp(deps: AppDeps): express.Express {
-  const { config, docker, auth, runs, sandboxes, log } = deps;
+  const { config, auth, runs, engine, log } = deps;
+  /** Throws NotReadyError (503) unless the engine can serve runs. */
+  const requireReady = async (): Promise<void> => {
+    const r = await engine.ready();
+    if (!r.ready) throw new NotReadyError(r.reason);
+  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -39,24 +57,12 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.get('/readyz', async (_req, res) => {
-    try {
-      await docker.ping();
-    } catch {
-      res.status(503).json({ status: 'unavailable', reason: 'the Docker engine does not answer' });
+    const r = await engine.ready();
+    if (!r.ready) {
+      res.status(503).json({ status: 'unavailable', reason: r.reason });
       return;
     }
-    try {
-      await docker.getImage(config.agentImage).inspect();
-    } catch {
-      res.status(503).json({ status: 'unavailable', reason: `agent image ${config.agentImage} not found` });
-      return;
-    }
-    const problem = await runtimeProblem(docker, config.sandbox.runtime);
-    if (problem) {
-      res.status(503).json({ status: 'unavailable', reason: problem });
-      return;
-    }
-    res.json({ status: 'ready', agentImage: config.agentImage, runtime: config.sandbox.runtime });
+    res.json({ status: 'ready', agentImage: r.agentImage, runtime: r.runtime });
   });
 
   const authed = express.Router();
@@ -71,10 +77,10 @@ export function createApp(deps: AppDeps): express.Express {
     const parsed = runSchema.safeParse(req.body);
     if (!parsed.success) throw fromZod(parsed.error);
     const signal = clientSignal(res);
-    // Warm the image command so a missing image is a 503, not a run result.
-    await sandboxes.agentArgv();
+    // A missing image or runtime is a 503, not a run result.
+    await requireReady();
     if (!wantsNdjson(req.headers.accept)) {
-      const result = await runs.run(parsed.data, signal);
+      const result: RunResult = await runs.run(parsed.data, signal);
       if (signal.aborted) return;
       res.json(result);
       return;
@@ -84,46 +90,46 @@ export function createApp(deps: AppDeps): express.Express {
     // the status line is only sent once the run has its turn and produces something.
     const start = () => {
       if (res.headersSent) return;
-      res.status(200).set({ 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      res.status(200).set({ 'content-type': NDJSON_MEDIA_TYPE, 'cache-control': 'no-store' });
       res.flushHeaders();
     };
     const result = await runs.run(parsed.data, signal, (delta) => {
       start();
-      res.write(JSON.stringify({ type: 'text', delta }) + '\n');
+      res.write(streamLine({ type: 'text', delta }));
     });
     if (signal.aborted) return;
     start();
-    res.end(JSON.stringify({ type: 'result', result }) + '\n');
+    res.end(streamLine({ type: 'result', result }));
   });
 
   authed.post('/v1/users/:userId/warm', async (req, res) => {
-    const userId = userIdSchema.safeParse(req.params.userId);
-    if (!userId.success) throw new InvalidRequestError('userId: must be 1-128 of [A-Za-z0-9_-]', 'userId');
-    await sandboxes.agentArgv();
+    const userId = idSchema.safeParse(req.params.userId);
+    if (!userId.success) throw new InvalidRequestError(`userId: ${ID_RULE}`, 'userId');
+    await requireReady();
     res.json(await runs.prewarm(userId.data, clientSignal(res)));
   });
 
   authed.delete('/v1/users/:userId/workspace', async (req, res) => {
-    const userId = userIdSchema.safeParse(req.params.userId);
-    if (!userId.success) throw new InvalidRequestError('userId: must be 1-128 of [A-Za-z0-9_-]', 'userId');
-    const existed = await runs.deleteWorkspace(userId.data, clientSignal(res));
-    res.json({ deleted: existed });
+    const userId = idSchema.safeParse(req.params.userId);
+    if (!userId.success) throw new InvalidRequestError(`userId: ${ID_RULE}`, 'userId');
+    const body: DeleteWorkspaceResponse = {
+      deleted: await runs.deleteWorkspace(userId.data, clientSignal(res)),
+    };
+    res.json(body);
   });
 
   app.use(authed);
 
   app.use((_req, res) => {
-    res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
+    res.status(404).json(errorBody('not_found', 'no such route'));
   });
 
   const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
     if (res.headersSent) {
       // Mid-stream: say so on the stream (the client then knows the run did not finish).
-      if (!(err instanceof ClientGoneError) && res.getHeader('content-type') === 'application/x-ndjson') {
+      if (!(err instanceof ClientGoneError) && res.getHeader('content-type') === NDJSON_MEDIA_TYPE) {
         log.unexpected('streaming run', err);
-        res.end(
-          JSON.stringify({ type: 'error', error: { code: 'internal', message: 'internal error' } }) + '\n',
-        );
+        res.end(streamLine({ type: 'error', error: { code: 'internal', message: 'internal error' } }));
         return;
       }
       res.destroy();
@@ -135,19 +141,19 @@ export function createApp(deps: AppDeps): express.Express {
     }
     const body = bodyParserError(err);
     if (body) {
-      res.status(body.status).json({ error: body.error });
+      res.status(body.status).json(errorBody(body.code, body.message));
       return;
     }
     if (err instanceof RunnerError) {
       if ('retryAfterSeconds' in err && typeof err.retryAfterSeconds === 'number') {
         res.set('Retry-After', String(err.retryAfterSeconds));
       }
-      const field = err instanceof InvalidRequestError && err.field ? { field: err.field } : {};
-      res.status(err.httpStatus).json({ error: { code: err.code, message: err.message, ...field } });
+      const field = err instanceof InvalidRequestError ? err.field : undefined;
+      res.status(err.httpStatus).json(errorBody(err.code, err.message, field));
       return;
     }
     log.unexpected('request handler', err);
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+    res.status(500).json(errorBody('internal', 'internal error'));
   };
   app.use(onError);
   return app;
@@ -176,17 +182,17 @@ function fromZod(error: { issues: Array<{ path: PropertyKey[]; message: string }
 }
 
 /** Translates body-parser's errors (they carry `type`). */
-function bodyParserError(err: unknown): { status: number; error: { code: string; message: string } } | null {
+function bodyParserError(err: unknown): { status: number; code: RunnerErrorCode; message: string } | null {
   if (typeof err !== 'object' || err === null || !('type' in err)) return null;
   const type = (err as { type: unknown }).type;
   if (type === 'entity.too.large') {
-    return { status: 413, error: { code: 'body_too_large', message: 'the request body is too large' } };
+    return { status: 413, code: 'body_too_large', message: 'the request body is too large' };
   }
   if (type === 'entity.parse.failed') {
-    return { status: 400, error: { code: 'invalid_json', message: 'the request body is not valid JSON' } };
+    return { status: 400, code: 'invalid_json', message: 'the request body is not valid JSON' };
   }
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return { status: 415, error: { code: 'unsupported_encoding', message: 'unsupported body encoding' } };
+    return { status: 415, code: 'unsupported_encoding', message: 'unsupported body encoding' };
   }
   return null;
 }

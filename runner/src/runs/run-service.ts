@@ -1,33 +1,21 @@
 import { randomUUID } from 'node:crypto';
+import type { RunRequest, RunResult, WarmResponse } from '@agent-platform/contract';
 import type { RunnerConfig } from '../config.ts';
 import type { RunGate } from '../concurrency/run-gate.ts';
 import type { Logger } from '../logs.ts';
-import type { RunResult } from '../sandbox/run-result.ts';
-import type { SandboxPool } from '../sandbox/sandbox-pool.ts';
-import type { SandboxRunner } from '../sandbox/sandbox-runner.ts';
-import type { Workspaces } from '../sandbox/workspaces.ts';
-import type { RunRequest } from './run-request.ts';
+import type { SandboxEngine } from '../sandbox/engine.ts';
 
-/** Admission (gate) plus execution (sandbox) plus the run's bookkeeping. */
+/** Admission (the gate) plus execution (the engine) plus the run's bookkeeping. */
 export class RunService {
   readonly #config: RunnerConfig;
   readonly #gate: RunGate;
-  readonly #sandboxes: SandboxRunner;
-  readonly #pool: SandboxPool;
-  readonly #workspaces: Workspaces;
+  readonly #engine: SandboxEngine;
   readonly #log: Logger;
 
-  constructor(
-    config: RunnerConfig,
-    gate: RunGate,
-    deps: { sandboxes: SandboxRunner; pool: SandboxPool; workspaces: Workspaces },
-    log: Logger,
-  ) {
+  constructor(config: RunnerConfig, gate: RunGate, engine: SandboxEngine, log: Logger) {
     this.#config = config;
     this.#gate = gate;
-    this.#sandboxes = deps.sandboxes;
-    this.#pool = deps.pool;
-    this.#workspaces = deps.workspaces;
+    this.#engine = engine;
     this.#log = log;
   }
 
@@ -37,7 +25,7 @@ export class RunService {
     const release = await this.#gate.acquire(req.userId, signal);
     const queueMs = performance.now() - t0;
     try {
-      const outcome = await this.#sandboxes.run({
+      const outcome = await this.#engine.run({
         runId,
         userId: req.userId,
         conversationId: req.conversationId,
@@ -83,10 +71,10 @@ export class RunService {
   }
 
   /** Starts the user's sandbox ahead of their first message (no-op if one is warm or busy). */
-  async prewarm(userId: string, signal: AbortSignal): Promise<{ warm: boolean; created: boolean }> {
+  async prewarm(userId: string, signal: AbortSignal): Promise<WarmResponse> {
     const release = await this.#gate.acquire(userId, signal);
     try {
-      return await this.#sandboxes.prewarm(userId, randomUUID());
+      return await this.#engine.prewarm(userId, randomUUID());
     } finally {
       release();
     }
@@ -96,10 +84,7 @@ export class RunService {
   async deleteWorkspace(userId: string, signal: AbortSignal): Promise<boolean> {
     const release = await this.#gate.acquire(userId, signal);
     try {
-      await this.#pool.discard(userId, 'workspace deleted');
-      const existed = await this.#workspaces.remove(userId);
-      this.#log.workspaceDeleted(userId);
-      return existed;
+      return await this.#engine.deleteWorkspace(userId);
     } finally {
       release();
     }

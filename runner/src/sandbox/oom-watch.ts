@@ -1,6 +1,13 @@
+import { LineSplitter } from '@agent-platform/contract';
 import type Docker from 'dockerode';
 import type { Logger } from '../logs.ts';
+import { withDeadline } from './deadline.ts';
 import { LABEL_RUNNER_ID } from './labels.ts';
+
+/** Docker event lines are a few hundred bytes; anything far longer is not an event we read. */
+const EVENT_LINE_MAX_CHARS = 64 * 1024;
+/** Pause before subscribing again after the event stream failed or ended. */
+const RESUBSCRIBE_DELAY_MS = 1000;
 
 /**
  * Counts Docker `oom` events of this runner's sandboxes. A warm sandbox keeps running when the
@@ -32,30 +39,27 @@ export class OomWatch {
   async #subscribe(): Promise<void> {
     if (this.#stopped) return;
     try {
-      const stream = await this.#docker.getEvents({
-        filters: { type: ['container'], event: ['oom'], label: [`${LABEL_RUNNER_ID}=${this.#runnerId}`] },
-      });
+      const stream = await withDeadline(
+        this.#docker.getEvents({
+          filters: { type: ['container'], event: ['oom'], label: [`${LABEL_RUNNER_ID}=${this.#runnerId}`] },
+        }),
+        'subscribing to Docker events',
+      );
       this.#stream = stream;
-      let pending = '';
+      const lines = new LineSplitter(EVENT_LINE_MAX_CHARS);
       stream.on('data', (chunk: Buffer) => {
-        pending += chunk.toString('utf8');
-        let nl = pending.indexOf('\n');
-        while (nl >= 0) {
-          this.#record(pending.slice(0, nl));
-          pending = pending.slice(nl + 1);
-          nl = pending.indexOf('\n');
-        }
+        for (const line of lines.push(chunk.toString('utf8'))) if (line !== null) this.#record(line);
       });
       const again = () => {
         if (this.#stream !== stream) return;
         this.#stream = null;
-        if (!this.#stopped) setTimeout(() => void this.#subscribe(), 1000).unref();
+        if (!this.#stopped) setTimeout(() => void this.#subscribe(), RESUBSCRIBE_DELAY_MS).unref();
       };
       stream.on('end', again);
       stream.on('error', again);
     } catch (err) {
       this.#log.oomWatchFailed(err);
-      if (!this.#stopped) setTimeout(() => void this.#subscribe(), 1000).unref();
+      if (!this.#stopped) setTimeout(() => void this.#subscribe(), RESUBSCRIBE_DELAY_MS).unref();
     }
   }
 
@@ -74,6 +78,7 @@ export class OomWatch {
     return this.#counts.get(containerId) ?? 0;
   }
 
+  /** Called when the container is removed, so the map holds only live sandboxes. */
   forget(containerId: string): void {
     this.#counts.delete(containerId);
   }

@@ -1,5 +1,5 @@
 import type { Logger } from '../logs.ts';
-import type { Sandbox } from './sandbox.ts';
+import type { SandboxHandle as Sandbox } from './backend.ts';
 
 export interface PoolLimits {
   /** How long an idle sandbox stays warm; 0 disables warm reuse. */
@@ -9,7 +9,7 @@ export interface PoolLimits {
 }
 
 /**
- * Warm sandboxes: after a run, a user's sandbox stays alive (its agent blocked on stdin, no CPU)
+ * Warm sandboxes (part of the engine, not used outside it): after a run, a user's sandbox stays alive (its agent blocked on stdin, no CPU)
  * for `idleTtlMs`, so that the next run of the same user skips container creation. Each sandbox
  * belongs to one user and is only ever handed to that user. Callers serialize per user (RunGate),
  * so a user has at most one sandbox, idle or busy.
@@ -37,7 +37,7 @@ export class SandboxPool {
     if (!s) return null;
     this.#idle.delete(userId);
     this.#clearTimer(s);
-    if (s.tainted || s.closed) {
+    if (!s.isHealthy()) {
       await this.#retire(s, 'unhealthy');
       return null;
     }
@@ -57,8 +57,8 @@ export class SandboxPool {
   /** After a run: keep the sandbox warm if it is healthy and warm reuse is on, else remove it. */
   async giveBack(s: Sandbox): Promise<void> {
     if (this.#busy.get(s.userId) === s) this.#busy.delete(s.userId);
-    if (s.tainted || s.closed || this.#limits.idleTtlMs === 0 || this.#limits.maxWarm === 0) {
-      await this.#retire(s, s.tainted || s.closed ? 'unhealthy' : 'warm reuse off');
+    if (!s.isHealthy() || !this.enabled) {
+      await this.#retire(s, s.isHealthy() ? 'warm reuse off' : 'unhealthy');
       return;
     }
     this.#idle.delete(s.userId);
@@ -92,9 +92,14 @@ export class SandboxPool {
   /** Container ids the reaper must leave alone. */
   containerIds(): Set<string> {
     const ids = new Set<string>();
-    for (const s of this.#idle.values()) ids.add(s.container.id);
-    for (const s of this.#busy.values()) ids.add(s.container.id);
+    for (const s of this.#idle.values()) ids.add(s.id);
+    for (const s of this.#busy.values()) ids.add(s.id);
     return ids;
+  }
+
+  /** Sandboxes kept warm now (idle, not serving a run). */
+  get idleCount(): number {
+    return this.#idle.size;
   }
 
   /** Removes every idle sandbox (shutdown). */
@@ -113,6 +118,6 @@ export class SandboxPool {
 
   async #retire(s: Sandbox, reason: string): Promise<void> {
     await s.destroy();
-    this.#log.sandboxRetired(s.container.id, s.userId, reason);
+    this.#log.sandboxRetired(s.id, s.userId, reason);
   }
 }

@@ -1,0 +1,98 @@
+import type { AgentRequest, ResultEvent } from '@agent-platform/contract';
+
+/**
+ * The sandbox engine, in two layers.
+ *
+ *   RunService ──(gate)──> SandboxEngine ──> SandboxBackend ──> SandboxHandle
+ *                          engine.ts          docker-backend.ts   docker-sandbox.ts
+ *
+ * SandboxEngine (engine.ts) owns a user's sandbox from acquire (warm from its pool, or new)
+ * through the exchange of one request, the save of /workspace, and release (kept warm) or
+ * retirement (removed); plus prewarm, workspace deletion, readiness, reaping and drain. It holds
+ * the warm pool (idle TTL, LRU eviction), the OOM bookkeeping between runs and the classification
+ * of what happened into a RunStatus. It does not know Docker.
+ *
+ * SandboxBackend (this file) is what the engine needs from a container platform: create a
+ * started sandbox for a user (its workspace volume ensured), readiness, list and remove this
+ * runner's sandboxes (the reaper), remove a user's workspace. DockerBackend implements it with
+ * dockerode; tests use an in-memory backend with scripted outcomes
+ * (runner/test/helpers/in-memory-backend.ts).
+ *
+ * SandboxHandle is one live sandbox. Its health is its own state: it turns unhealthy when its
+ * stream closes, when it writes outside a request, when an exchange ends without a result, or
+ * when the engine says so (markUnhealthy); nobody sets flags from outside. Both backends speak
+ * the agent protocol through the same AgentSession (agent-session.ts).
+ *
+ * Every call to the container platform has a deadline (deadline.ts, from the timeout budget).
+ */
+
+/** How one request in a sandbox ended, before classification. */
+export type Ending = 'result' | 'stream-closed' | 'timeout' | 'output_limit' | 'protocol_error' | 'aborted';
+
+export interface Exchange {
+  ending: Ending;
+  result: ResultEvent | null;
+  protocolError: string | null;
+}
+
+export interface ExchangeOptions {
+  timeoutMs: number;
+  /** Aborted when the client goes away: the exchange ends as `aborted`. */
+  signal: AbortSignal;
+  /** Called for each text delta as the agent produces it. */
+  onText?: ((delta: string) => void) | undefined;
+}
+
+/** One live sandbox of one user. */
+export interface SandboxHandle {
+  /** The container id (what logs and the reaper know it by). */
+  readonly id: string;
+  readonly userId: string;
+  /** False once the sandbox must not serve another request. */
+  isHealthy(): boolean;
+  /** Why it is unhealthy, or null. */
+  unhealthyReason(): string | null;
+  /** The sandbox must not be reused (e.g. it hit its memory limit); the first reason is kept. */
+  markUnhealthy(reason: string): void;
+  /** Sends one request line and reads events until the result, a limit, the timeout or an abort. */
+  exchange(request: AgentRequest, opts: ExchangeOptions): Promise<Exchange>;
+  /** Saves /workspace into the user's volume if it changed; returns the bytes saved (0: none). */
+  save(runId: string): Promise<number>;
+  /** The exit code once the agent process has ended on its own (null: unknown). */
+  waitExit(): Promise<number | null>;
+  /** Whether the platform recorded an OOM kill of the sandbox (known once it has exited). */
+  oomKilled(): Promise<boolean>;
+  /** OOM kills seen so far while the sandbox runs (a kill of a child does not stop it). */
+  oomEvents(): number;
+  /** The end of the agent's stderr (for logs). */
+  stderrTail(): string;
+  /** Removes the sandbox and forgets everything about it. Safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+/** Whether runs can be served, and if not, why (a sentence for operators). */
+export type Readiness =
+  { ready: true; agentImage: string; runtime: string } | { ready: false; reason: string };
+
+/** A sandbox container as listed for the reaper. */
+export interface ListedSandbox {
+  id: string;
+  createdAtMs: number;
+}
+
+export interface SandboxBackend {
+  /** Creates, attaches and starts a sandbox for the user; it is removed again if a step fails. */
+  create(opts: { runId: string; userId: string }): Promise<SandboxHandle>;
+  /** Readiness of the platform, the agent image and the sandbox runtime. */
+  ready(): Promise<Readiness>;
+  /** This runner's sandboxes, running or not. */
+  listSandboxes(): Promise<ListedSandbox[]>;
+  /** Removes a sandbox by id; false when it was already gone. */
+  removeSandbox(id: string): Promise<boolean>;
+  /** Deletes the user's persistent workspace; false when there was none. */
+  removeWorkspace(userId: string): Promise<boolean>;
+  /** Starts background work (e.g. watching OOM events). */
+  start(): void;
+  /** Stops background work. */
+  stop(): void;
+}

@@ -1,0 +1,143 @@
+import type Docker from 'dockerode';
+import type { RunnerConfig } from '../config.ts';
+import { NotReadyError } from '../errors.ts';
+import type { Logger } from '../logs.ts';
+import type { ListedSandbox, Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
+import { withDeadline } from './deadline.ts';
+import { DockerSandbox } from './docker-sandbox.ts';
+import { sandboxFilter } from './labels.ts';
+import { OomWatch } from './oom-watch.ts';
+import { Workspaces, statusCode } from './workspaces.ts';
+
+/**
+ * How long a successful readiness check is trusted. Runs ask before each request; three Docker
+ * round-trips per run would cost the warm path more than the run itself. A failed check is
+ * never reused, so a runner that becomes ready is seen as ready on the next call.
+ */
+const READY_REUSE_MS = 5_000;
+
+/** The SandboxBackend on a Docker engine (dockerode reads DOCKER_HOST like the docker CLI). */
+export class DockerBackend implements SandboxBackend {
+  readonly #docker: Docker;
+  readonly #config: RunnerConfig;
+  readonly #log: Logger;
+  readonly #workspaces: Workspaces;
+  readonly #oom: OomWatch;
+  /** The agent image's command, from the last successful readiness check. */
+  #agentArgv: string[] | null = null;
+  #readyAtMs = Number.NEGATIVE_INFINITY;
+  #checking: Promise<Readiness> | null = null;
+
+  constructor(docker: Docker, config: RunnerConfig, log: Logger) {
+    this.#docker = docker;
+    this.#config = config;
+    this.#log = log;
+    this.#workspaces = new Workspaces(docker, config.runnerId);
+    this.#oom = new OomWatch(docker, config.runnerId, log);
+  }
+
+  start(): void {
+    void this.#oom.start();
+  }
+
+  stop(): void {
+    this.#oom.stop();
+  }
+
+  async create(opts: { runId: string; userId: string }): Promise<SandboxHandle> {
+    const [agentArgv, volumeName] = await Promise.all([
+      this.#argv(),
+      withDeadline(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
+    ]);
+    return DockerSandbox.create(
+      { docker: this.#docker, config: this.#config, log: this.#log, oom: this.#oom },
+      { ...opts, volumeName, agentArgv },
+    );
+  }
+
+  async #argv(): Promise<string[]> {
+    if (!this.#agentArgv) {
+      const r = await this.ready();
+      if (!r.ready) throw new NotReadyError(r.reason);
+    }
+    return this.#agentArgv ?? [];
+  }
+
+  ready(): Promise<Readiness> {
+    if (this.#agentArgv && performance.now() - this.#readyAtMs < READY_REUSE_MS) {
+      return Promise.resolve({
+        ready: true,
+        agentImage: this.#config.agentImage,
+        runtime: this.#config.sandbox.runtime,
+      });
+    }
+    // Concurrent callers share one check.
+    this.#checking ??= this.#check().finally(() => (this.#checking = null));
+    return this.#checking;
+  }
+
+  async #check(): Promise<Readiness> {
+    const image = this.#config.agentImage;
+    const runtime = this.#config.sandbox.runtime;
+    const notReady = (reason: string): Readiness => ({ ready: false, reason });
+    try {
+      await withDeadline(this.#docker.ping(), 'pinging the Docker engine');
+    } catch {
+      return notReady('the Docker engine does not answer');
+    }
+    let info: Docker.ImageInspectInfo;
+    try {
+      info = await withDeadline(this.#docker.getImage(image).inspect(), 'inspecting the agent image');
+    } catch (err) {
+      if (statusCode(err) === 404)
+        return notReady(`agent image ${image} not found (build it with npm run images)`);
+      return notReady('the Docker engine did not answer');
+    }
+    const argv = [...(info.Config.Entrypoint ?? []), ...(info.Config.Cmd ?? [])];
+    if (argv.length === 0) return notReady(`agent image ${image} has no command`);
+    let runtimes: Record<string, unknown>;
+    try {
+      const engine = (await withDeadline(this.#docker.info(), 'reading the engine info')) as {
+        Runtimes?: Record<string, unknown>;
+      };
+      runtimes = engine.Runtimes ?? {};
+    } catch {
+      return notReady('the Docker engine did not answer');
+    }
+    if (!(runtime in runtimes)) {
+      return notReady(
+        `the Docker engine has no runtime "${runtime}" (SANDBOX_RUNTIME); it has: ${Object.keys(runtimes).join(', ')}`,
+      );
+    }
+    this.#agentArgv = argv;
+    this.#readyAtMs = performance.now();
+    return { ready: true, agentImage: image, runtime };
+  }
+
+  async listSandboxes(): Promise<ListedSandbox[]> {
+    const list = await withDeadline(
+      this.#docker.listContainers({ all: true, filters: sandboxFilter(this.#config.runnerId) }),
+      'listing sandboxes',
+    );
+    return list.map((c) => ({ id: c.Id, createdAtMs: c.Created * 1000 }));
+  }
+
+  async removeSandbox(id: string): Promise<boolean> {
+    try {
+      await withDeadline(
+        this.#docker.getContainer(id).remove({ force: true, v: true }),
+        'removing a sandbox',
+      );
+      return true;
+    } catch (err) {
+      if (statusCode(err) === 404) return false;
+      throw err;
+    } finally {
+      this.#oom.forget(id);
+    }
+  }
+
+  removeWorkspace(userId: string): Promise<boolean> {
+    return withDeadline(this.#workspaces.remove(userId), 'removing a workspace volume');
+  }
+}

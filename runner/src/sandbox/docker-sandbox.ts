@@ -1,0 +1,233 @@
+import { PassThrough, type Duplex } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import type { AgentRequest } from '@agent-platform/contract';
+import type Docker from 'dockerode';
+import { pack as tarPack } from 'tar-stream';
+import type { RunnerConfig } from '../config.ts';
+import type { Logger } from '../logs.ts';
+import { AgentSession } from './agent-session.ts';
+import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
+import { withDeadline } from './deadline.ts';
+import type { OomWatch } from './oom-watch.ts';
+import { MARKER, SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
+import { sandboxSpec } from './sandbox-spec.ts';
+import { statusCode } from './workspaces.ts';
+
+const STDERR_TAIL_BYTES = 4096;
+const MiB = 1024 * 1024;
+
+/**
+ * One live sandbox container of one user (the Docker SandboxHandle). Its agent process serves
+ * one request line at a time over the attached stdin and answers with NDJSON events on stdout,
+ * so a warm sandbox answers the next request of the same user without creating a container.
+ */
+export class DockerSandbox implements SandboxHandle {
+  readonly userId: string;
+  readonly #container: Docker.Container;
+  readonly #docker: Docker;
+  readonly #config: RunnerConfig;
+  readonly #log: Logger;
+  readonly #oom: OomWatch;
+  readonly #stream: Duplex;
+  readonly #session: AgentSession;
+  #stderrTail = '';
+
+  private constructor(
+    deps: { docker: Docker; config: RunnerConfig; log: Logger; oom: OomWatch },
+    userId: string,
+    container: Docker.Container,
+    stream: Duplex,
+  ) {
+    this.#docker = deps.docker;
+    this.#config = deps.config;
+    this.#log = deps.log;
+    this.#oom = deps.oom;
+    this.userId = userId;
+    this.#container = container;
+    this.#stream = stream;
+    this.#session = new AgentSession(deps.config.outputLimitBytes, {
+      write: (line) => this.#stream.write(line),
+      kill: () => this.#kill(),
+    });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    deps.docker.modem.demuxStream(stream, stdout, stderr);
+    stderr.on('data', (chunk: Buffer) => {
+      this.#stderrTail = (this.#stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    const close = () => this.#session.close();
+    stream.on('end', close);
+    stream.on('close', close);
+    stream.on('error', close);
+    // A decoder keeps a multi-byte character that straddles two chunks whole.
+    const decoder = new StringDecoder('utf8');
+    stdout.on('data', (chunk: Buffer) => this.#session.data(decoder.write(chunk)));
+  }
+
+  /** create -> attach -> start. The container is removed again if any step fails. */
+  static async create(
+    deps: { docker: Docker; config: RunnerConfig; log: Logger; oom: OomWatch },
+    opts: { runId: string; userId: string; volumeName: string; agentArgv: string[] },
+  ): Promise<DockerSandbox> {
+    const container = await withDeadline(
+      deps.docker.createContainer(sandboxSpec(deps.config, opts)),
+      'creating a sandbox',
+    );
+    try {
+      const stream = (await withDeadline(
+        container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }),
+        'attaching to a sandbox',
+      )) as Duplex;
+      const sandbox = new DockerSandbox(deps, opts.userId, container, stream);
+      await withDeadline(container.start(), 'starting a sandbox');
+      return sandbox;
+    } catch (err) {
+      await withDeadline(container.remove({ force: true }), 'removing a failed sandbox').catch(
+        () => undefined,
+      );
+      throw err;
+    }
+  }
+
+  get id(): string {
+    return this.#container.id;
+  }
+
+  isHealthy(): boolean {
+    return this.#session.isHealthy();
+  }
+
+  unhealthyReason(): string | null {
+    return this.#session.unhealthyReason();
+  }
+
+  markUnhealthy(reason: string): void {
+    this.#session.markUnhealthy(reason);
+  }
+
+  stderrTail(): string {
+    return this.#stderrTail;
+  }
+
+  oomEvents(): number {
+    return this.#oom.count(this.id);
+  }
+
+  exchange(request: AgentRequest, opts: ExchangeOptions): Promise<Exchange> {
+    return this.#session.exchange(request, opts);
+  }
+
+  #kill(): void {
+    this.#container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+  }
+
+  /**
+   * Saves /workspace (a tmpfs that dies with the sandbox) into the user's volume as one tar file
+   * if anything in it is newer than the last save. tar runs inside the sandbox as the sandbox
+   * user; the Docker daemon writes the file into the volume. The runner copies bounded bytes and
+   * never touches a path on the host. Returns the bytes saved (0: nothing had changed).
+   */
+  async save(runId: string): Promise<number> {
+    const cap = this.#config.workspaceBytes + this.#config.workspaceInodes * 1024 + MiB;
+    const script =
+      `[ -z "$(find ${WORKSPACE_DIR} -newer ${MARKER} -print -quit 2>/dev/null)" ] && exit 0; ` +
+      `: > ${MARKER}.next && tar -C ${WORKSPACE_DIR} -cf - . && mv -f ${MARKER}.next ${MARKER}`;
+    try {
+      const exec = await withDeadline(
+        this.#container.exec({
+          Cmd: ['sh', '-c', script],
+          User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+          AttachStdout: true,
+          AttachStderr: true,
+          Env: ['PATH=/usr/bin:/bin'],
+        }),
+        'creating the save exec',
+      );
+      const stream = (await withDeadline(
+        exec.start({ hijack: true, stdin: false }),
+        'starting the save exec',
+      )) as Duplex;
+      const out = new PassThrough();
+      const err = new PassThrough();
+      this.#docker.modem.demuxStream(stream, out, err);
+      err.resume();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooBig = false;
+      await new Promise<void>((resolve, reject) => {
+        out.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > cap) {
+            tooBig = true;
+            stream.destroy();
+            resolve();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', reject);
+      });
+      if (tooBig) {
+        this.#log.workspaceSaveFailed(runId, this.#container.id, `snapshot larger than ${cap} bytes`);
+        return 0;
+      }
+      const info = await withDeadline(exec.inspect(), 'inspecting the save exec');
+      // GNU tar exits 1 when a file changed while being read: the snapshot is still usable.
+      if (info.ExitCode !== 0 && info.ExitCode !== 1) {
+        this.#log.workspaceSaveFailed(runId, this.#container.id, `tar exited with ${info.ExitCode}`);
+        return 0;
+      }
+      if (size === 0) return 0;
+      const snapshot = Buffer.concat(chunks);
+      const outer = tarPack();
+      outer.entry({ name: STORE_FILE, size: snapshot.length, mode: 0o644, uid: 0, gid: 0 }, snapshot);
+      outer.finalize();
+      const parts: Buffer[] = [];
+      for await (const part of outer as AsyncIterable<Buffer>) parts.push(part);
+      await withDeadline(
+        this.#container.putArchive(Buffer.concat(parts), { path: STORE_DIR }),
+        'writing the workspace snapshot',
+      );
+      return snapshot.length;
+    } catch (err) {
+      this.#log.workspaceSaveFailed(
+        runId,
+        this.#container.id,
+        err instanceof Error ? err.message : String(err),
+      );
+      return 0;
+    }
+  }
+
+  /** Whether the container recorded an OOM kill (Docker sets it once the container has exited). */
+  async oomKilled(): Promise<boolean> {
+    try {
+      return (await withDeadline(this.#container.inspect(), 'inspecting a sandbox')).State.OOMKilled === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The container's exit code; the caller bounds how long it waits. */
+  waitExit(): Promise<number | null> {
+    return this.#container.wait().then(
+      (r: { StatusCode?: number }) => r.StatusCode ?? null,
+      () => null,
+    );
+  }
+
+  /** Removes the container (and so the tmpfs). Safe to call twice. */
+  async destroy(): Promise<void> {
+    this.#session.markUnhealthy('removed');
+    this.#stream.destroy();
+    try {
+      await withDeadline(this.#container.remove({ force: true, v: true }), 'removing a sandbox');
+    } catch (err) {
+      if (statusCode(err) !== 404) this.#log.containerRemoveFailed(this.id, err);
+    } finally {
+      this.#oom.forget(this.id);
+    }
+  }
+}

@@ -1,0 +1,254 @@
+import {
+  AGENT_PROTOCOL_VERSION,
+  type AgentComponent,
+  type AgentRequest,
+  type CreatedAgent,
+  type HistoryEntry,
+  type RunStatus,
+} from '@agent-platform/contract';
+import { ClientGoneError } from '../errors.ts';
+import type { Logger } from '../logs.ts';
+import type { Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
+import { classify } from './classify.ts';
+import { SandboxPool } from './sandbox-pool.ts';
+
+/** The design of the engine is described at the top of backend.ts. */
+
+export interface EngineOptions {
+  /** How long an idle sandbox stays warm; 0 disables warm reuse. */
+  idleTtlMs: number;
+  /** Warm (idle) sandboxes kept at most, all users. */
+  maxWarm: number;
+  /** Sandboxes younger than this are never reaped (their create call may be in flight). */
+  reaperMinAgeMs: number;
+  /** Named in the texts of output_limit and oom results. */
+  outputLimitBytes: number;
+  memoryBytes: number;
+}
+
+export interface SandboxRunInput {
+  runId: string;
+  userId: string;
+  conversationId: string;
+  message: string;
+  history: HistoryEntry[];
+  timeoutMs: number;
+  /** Aborted when the client goes away: the run is killed and its sandbox removed. */
+  signal: AbortSignal;
+  /** Called for each text delta as the agent produces it. */
+  onText?: ((delta: string) => void) | undefined;
+}
+
+export interface SandboxOutcome {
+  status: RunStatus;
+  text: string;
+  component: AgentComponent | null;
+  agent: CreatedAgent | null;
+  exitCode: number | null;
+  containerId: string;
+  warm: boolean;
+  timings: { createMs: number; agentMs: number; saveMs: number };
+}
+
+export type ReapReason = 'startup' | 'periodic' | 'shutdown';
+
+const now = () => performance.now();
+/** Exit code reported when the host killed the sandbox (SIGKILL). */
+const KILLED = 137;
+/**
+ * How long to wait for the exit code of an agent whose stream closed on its own. The stream can
+ * close a moment before the platform records the exit; a sandbox that never reports one (a hung
+ * engine) must not hold the run, so after this the exit code is unknown (null).
+ */
+export const LATE_EXIT_WAIT_MS = 5_000;
+
+/**
+ * Owns every sandbox of this runner: acquire (warm or new) -> exchange -> save -> release (warm)
+ * or retire; prewarm, workspace deletion, readiness, reaping and drain. Callers serialize per
+ * user (RunGate), so a user has at most one sandbox.
+ */
+export class SandboxEngine {
+  readonly #backend: SandboxBackend;
+  readonly #options: EngineOptions;
+  readonly #log: Logger;
+  readonly #pool: SandboxPool;
+  /** OOM events each sandbox had seen when its last run ended (one that grows meanwhile is replaced). */
+  readonly #oomAtRest = new WeakMap<SandboxHandle, number>();
+  #reaperTimer: NodeJS.Timeout | null = null;
+
+  constructor(backend: SandboxBackend, options: EngineOptions, log: Logger) {
+    this.#backend = backend;
+    this.#options = options;
+    this.#log = log;
+    this.#pool = new SandboxPool({ idleTtlMs: options.idleTtlMs, maxWarm: options.maxWarm }, log);
+  }
+
+  /** Whether runs can be served now; the one readiness check of /readyz and of every run. */
+  ready(): Promise<Readiness> {
+    return this.#backend.ready();
+  }
+
+  /** Sandboxes kept warm now. */
+  get warmCount(): number {
+    return this.#pool.idleCount;
+  }
+
+  /** Whether the user has a sandbox (warm or serving a run). */
+  hasSandbox(userId: string): boolean {
+    return this.#pool.hasSandbox(userId);
+  }
+
+  async #create(userId: string, runId: string): Promise<SandboxHandle> {
+    const s = await this.#backend.create({ runId, userId });
+    this.#pool.adopt(s);
+    return s;
+  }
+
+  /** Makes sure the user has a warm sandbox (caller holds the user's turn). */
+  async prewarm(userId: string, runId: string): Promise<{ warm: boolean; created: boolean }> {
+    if (!this.#pool.enabled) return { warm: false, created: false };
+    if (this.#pool.hasSandbox(userId)) return { warm: true, created: false };
+    const s = await this.#create(userId, runId);
+    this.#oomAtRest.set(s, s.oomEvents());
+    await this.#pool.giveBack(s);
+    return { warm: true, created: true };
+  }
+
+  /** Runs one request in the user's sandbox (caller holds the user's turn). */
+  async run(input: SandboxRunInput): Promise<SandboxOutcome> {
+    const t0 = now();
+    let sandbox = await this.#pool.takeWarm(input.userId);
+    if (sandbox && sandbox.oomEvents() > (this.#oomAtRest.get(sandbox) ?? 0)) {
+      // An OOM kill reported after its run had ended: replace the sandbox.
+      sandbox.markUnhealthy('out of memory after its run');
+      await this.#pool.giveBack(sandbox);
+      sandbox = null;
+    }
+    const warm = sandbox !== null;
+    sandbox ??= await this.#create(input.userId, input.runId);
+    const createMs = warm ? 0 : now() - t0;
+    const s = sandbox;
+    try {
+      const oomBefore = s.oomEvents();
+      const request: AgentRequest = {
+        protocol: AGENT_PROTOCOL_VERSION,
+        runId: input.runId,
+        userId: input.userId,
+        conversationId: input.conversationId,
+        message: input.message,
+        history: input.history,
+      };
+      const tAgent = now();
+      const x = await s.exchange(request, {
+        timeoutMs: input.timeoutMs,
+        signal: input.signal,
+        onText: input.onText,
+      });
+      const agentMs = now() - tAgent;
+      if (x.ending === 'aborted') throw new ClientGoneError('client disconnected');
+
+      // Only a run that ran code can change the workspace or hit the memory limit; the agent
+      // says so (a lie only costs its own user). Saving before answering means an answered run is
+      // persisted, and gives the platform's `oom` event time to arrive.
+      let saveMs = 0;
+      if (x.ending === 'result' && x.result?.workspaceChanged !== false) {
+        const tSave = now();
+        const bytes = await s.save(input.runId);
+        saveMs = now() - tSave;
+        if (bytes > 0) this.#log.workspaceSaved(input.runId, s.id, bytes, Math.round(saveMs));
+      }
+      let exitCode: number | null = x.ending === 'result' ? 0 : KILLED;
+      let oom = s.oomEvents() > oomBefore;
+      if (x.ending === 'stream-closed') {
+        const end = await this.#exited(s);
+        exitCode = end.exitCode;
+        oom ||= end.oomKilled;
+      }
+      if (oom) s.markUnhealthy('out of memory'); // removed now; the next run gets a fresh sandbox
+      this.#oomAtRest.set(s, s.oomEvents());
+      if (x.protocolError) this.#log.agentOutputInvalid(input.runId, s.id, x.protocolError);
+      const stderrTail = s.stderrTail();
+      if (stderrTail) this.#log.agentStderr(input.runId, s.id, stderrTail);
+      // Kept warm (instant) or, if unhealthy or warm reuse is off, removed before answering.
+      await this.#pool.giveBack(s);
+      return {
+        ...classify(this.#options, input.timeoutMs, x, oom, exitCode),
+        containerId: s.id,
+        warm,
+        timings: { createMs, agentMs, saveMs },
+      };
+    } catch (err) {
+      s.markUnhealthy(err instanceof ClientGoneError ? 'client gone' : 'run failed in the runner');
+      await this.#pool.giveBack(s);
+      throw err;
+    }
+  }
+
+  /** The agent process ended on its own: the sandbox has exited or is about to. */
+  async #exited(s: SandboxHandle): Promise<{ exitCode: number | null; oomKilled: boolean }> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), LATE_EXIT_WAIT_MS);
+      timer.unref();
+    });
+    const exitCode = await Promise.race([s.waitExit(), late]);
+    clearTimeout(timer);
+    return { exitCode: exitCode === 'late' ? null : exitCode, oomKilled: await s.oomKilled() };
+  }
+
+  /** Removes the user's warm sandbox and workspace (caller holds the user's turn). */
+  async deleteWorkspace(userId: string): Promise<boolean> {
+    await this.#pool.discard(userId, 'workspace deleted');
+    const existed = await this.#backend.removeWorkspace(userId);
+    this.#log.workspaceDeleted(userId);
+    return existed;
+  }
+
+  /**
+   * Removes this runner's sandboxes that no run owns: all of them at start-up and shutdown (a
+   * previous process died mid-run), periodically those not in the pool and older than the
+   * minimum age. Returns the ids removed.
+   */
+  async reap(reason: ReapReason): Promise<string[]> {
+    const list = await this.#backend.listSandboxes();
+    const active = this.#pool.containerIds();
+    const nowMs = Date.now();
+    const victims = list.filter(
+      (c) =>
+        reason !== 'periodic' || (!active.has(c.id) && nowMs - c.createdAtMs >= this.#options.reaperMinAgeMs),
+    );
+    const removed: string[] = [];
+    await Promise.all(
+      victims.map(async (c) => {
+        try {
+          if (await this.#backend.removeSandbox(c.id)) removed.push(c.id);
+        } catch (err) {
+          this.#log.containerRemoveFailed(c.id, err);
+        }
+      }),
+    );
+    this.#log.reaped(removed, reason);
+    return removed;
+  }
+
+  /** Starts background work: the platform's watchers and the periodic reaper. */
+  start(reaperIntervalMs: number): void {
+    this.#backend.start();
+    this.#reaperTimer = setInterval(() => {
+      this.reap('periodic').catch((err: unknown) => this.#log.reaperFailed(err));
+    }, reaperIntervalMs);
+    this.#reaperTimer.unref();
+  }
+
+  /** Stops background work (runs in flight go on). */
+  stop(): void {
+    if (this.#reaperTimer) clearInterval(this.#reaperTimer);
+    this.#reaperTimer = null;
+    this.#backend.stop();
+  }
+
+  /** Removes every warm sandbox (shutdown). */
+  drain(): Promise<void> {
+    return this.#pool.drain();
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * The sandbox engine and the gate against the in-memory backend: no Docker, fast and
+ * deterministic (small TTLs; waits are polls bounded well under a second; behaviour, not timing).
+ */
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Docker from 'dockerode';
+import { RunGate, type GateLimits } from '../src/concurrency/run-gate.ts';
+import { ClientGoneError, OverloadedError } from '../src/errors.ts';
+import { Logger } from '../src/logs.ts';
+import { SandboxEngine, type EngineOptions, type SandboxRunInput } from '../src/sandbox/engine.ts';
+import { OomWatch } from '../src/sandbox/oom-watch.ts';
+import { InMemoryBackend } from './helpers/in-memory-backend.ts';
+
+const OUTPUT_LIMIT = 4096;
+const MEMORY = 256 * 1024 * 1024;
+
+function setup(options: Partial<EngineOptions> = {}) {
+  const backend = new InMemoryBackend(OUTPUT_LIMIT);
+  const logs: string[] = [];
+  const engine = new SandboxEngine(
+    backend,
+    {
+      idleTtlMs: 60_000,
+      maxWarm: 16,
+      reaperMinAgeMs: 0,
+      outputLimitBytes: OUTPUT_LIMIT,
+      memoryBytes: MEMORY,
+      ...options,
+    },
+    new Logger({ write: (line) => logs.push(line) }),
+  );
+  let n = 0;
+  const run = (userId: string, message: string, extra: Partial<SandboxRunInput> = {}) =>
+    engine.run({
+      runId: `r${++n}`,
+      userId,
+      conversationId: 'c',
+      message,
+      history: [],
+      timeoutMs: 5_000,
+      signal: new AbortController().signal,
+      ...extra,
+    });
+  return { backend, engine, run, logs };
+}
+
+/** Polls `check` every 5 ms for at most 500 ms. */
+async function eventually(what: string, check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (check()) return;
+    await sleep(5);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('engine: classification', () => {
+  test('ok: the result and its streamed text; the sandbox stays warm', async () => {
+    const { run, backend } = setup();
+    const deltas: string[] = [];
+    const r = await run('u', 'hi', { onText: (d) => deltas.push(d) });
+    assert.equal(r.status, 'ok');
+    assert.equal(r.text, 'echo: hi');
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.warm, false);
+    assert.deepEqual(deltas, ['echo: ']);
+    assert.equal(backend.live().length, 1);
+  });
+
+  test('an error result is status error, and the sandbox stays warm', async () => {
+    const { run, backend } = setup();
+    const r = await run('u', 'error-result');
+    assert.equal(r.status, 'error');
+    assert.equal(r.text, 'echo: error-result');
+    assert.equal(backend.live().length, 1);
+  });
+
+  test('timeout: killed (137) and removed', async () => {
+    const { run, backend } = setup();
+    const r = await run('u', 'silent', { timeoutMs: 30 });
+    assert.equal(r.status, 'timeout');
+    assert.equal(r.text, 'The run took longer than 30 ms and was stopped.');
+    assert.equal(r.exitCode, 137);
+    assert.equal(backend.live().length, 0);
+  });
+
+  test('output limit: a flood of events, and one endless line', async () => {
+    for (const message of ['flood', 'long-line']) {
+      const { run, backend } = setup();
+      const r = await run('u', message);
+      assert.equal(r.status, 'output_limit', message);
+      assert.equal(r.text, `The agent's output exceeded ${OUTPUT_LIMIT} bytes; the run was stopped.`);
+      assert.equal(backend.live().length, 0, message);
+    }
+  });
+
+  test('oom: the agent was OOM-killed', async () => {
+    const { run, backend } = setup();
+    const r = await run('u', 'oom');
+    assert.equal(r.status, 'oom');
+    assert.equal(r.text, 'The sandbox ran out of memory (limit 256 MiB) and was stopped.');
+    assert.equal(backend.live().length, 0);
+  });
+
+  test('protocol error: malformed output is an error naming the problem', async () => {
+    const { run, backend, logs } = setup();
+    const r = await run('u', 'garbage');
+    assert.equal(r.status, 'error');
+    assert.match(r.text, /^The agent's output was malformed: agent wrote a line that is not JSON\.$/);
+    assert.equal(backend.live().length, 0);
+    assert.ok(logs.some((l) => l.includes('agent output invalid')));
+  });
+
+  test('stream closed: the agent exited without a result, with its exit code', async () => {
+    const { run, backend } = setup();
+    const r = await run('u', 'exit:3');
+    assert.equal(r.status, 'error');
+    assert.equal(r.text, 'The agent ended without a result (exit code 3).');
+    assert.equal(r.exitCode, 3);
+    assert.equal(backend.live().length, 0);
+  });
+
+  test('a client that goes away: ClientGoneError, sandbox removed', async () => {
+    const { run, backend } = setup();
+    const ac = new AbortController();
+    const p = run('u', 'silent', { signal: ac.signal });
+    await eventually('the sandbox', () => backend.live().length === 1);
+    ac.abort();
+    await assert.rejects(p, ClientGoneError);
+    assert.equal(backend.live().length, 0);
+  });
+
+  test('the workspace is saved only when the agent says it changed', async () => {
+    const { run, backend, logs } = setup();
+    await run('u', 'hi');
+    await run('u', 'write');
+    const s = backend.sandboxes[0]!;
+    assert.equal(s.saves, 1);
+    assert.ok(logs.some((l) => l.includes('workspace saved')));
+  });
+});
+
+describe('engine: pool', () => {
+  test('warm reuse: the second run of a user uses the same sandbox', async () => {
+    const { run, backend } = setup();
+    const a = await run('u', 'one');
+    const b = await run('u', 'two');
+    assert.equal(b.warm, true);
+    assert.equal(b.containerId, a.containerId);
+    assert.equal(b.timings.createMs, 0);
+    assert.deepEqual(
+      backend.sandboxes[0]!.requests.map((r) => r.message),
+      ['one', 'two'],
+    );
+  });
+
+  test('warm reuse off (TTL 0): every run gets a new sandbox, removed after', async () => {
+    const { run, backend } = setup({ idleTtlMs: 0 });
+    const a = await run('u', 'one');
+    const b = await run('u', 'two');
+    assert.equal(b.warm, false);
+    assert.notEqual(a.containerId, b.containerId);
+    assert.equal(backend.live().length, 0);
+  });
+
+  test('idle expiry removes a warm sandbox', async () => {
+    const { run, backend, engine } = setup({ idleTtlMs: 20 });
+    await run('u', 'hi');
+    await eventually('idle expiry', () => backend.live().length === 0);
+    assert.equal(engine.hasSandbox('u'), false);
+    assert.equal((await run('u', 'again')).warm, false);
+  });
+
+  test('beyond the cap the least recently used warm sandbox is evicted', async () => {
+    const { run, backend, engine } = setup({ maxWarm: 2 });
+    const a = await run('a', 'hi');
+    await run('b', 'hi');
+    await run('a', 'hi'); // a is now more recent than b
+    await run('c', 'hi');
+    await eventually('eviction', () => backend.live().length === 2);
+    assert.equal(engine.hasSandbox('b'), false);
+    const again = await run('a', 'hi');
+    assert.equal(again.warm, true);
+    assert.equal(again.containerId, a.containerId);
+  });
+
+  test('an unhealthy sandbox is removed and the next run gets a new one', async () => {
+    const { run, backend } = setup();
+    const a = await run('u', 'silent', { timeoutMs: 20 });
+    const b = await run('u', 'hi');
+    assert.equal(b.warm, false);
+    assert.notEqual(a.containerId, b.containerId);
+    assert.equal(backend.sandboxes[0]!.destroyed, true);
+  });
+
+  test('an OOM event after a run replaces the sandbox before the next run', async () => {
+    const { run, backend } = setup();
+    const a = await run('u', 'oom-after');
+    assert.equal(a.status, 'ok');
+    await eventually('the late oom event', () => backend.sandboxes[0]!.oomEvents() === 1);
+    const b = await run('u', 'hi');
+    assert.equal(b.warm, false);
+    assert.notEqual(b.containerId, a.containerId);
+    assert.equal(backend.sandboxes[0]!.destroyed, true);
+  });
+
+  test('deleting a workspace removes the warm sandbox and the workspace', async () => {
+    const { run, backend, engine } = setup();
+    await run('u', 'hi');
+    assert.equal(await engine.deleteWorkspace('u'), true);
+    assert.equal(backend.live().length, 0);
+    assert.equal(backend.workspaces.has('u'), false);
+    assert.equal(await engine.deleteWorkspace('u'), false);
+  });
+
+  test('drain removes every warm sandbox', async () => {
+    const { run, backend, engine } = setup();
+    await Promise.all([run('a', 'hi'), run('b', 'hi'), run('c', 'hi')]);
+    assert.equal(engine.warmCount, 3);
+    await engine.drain();
+    assert.equal(backend.live().length, 0);
+    assert.equal(engine.warmCount, 0);
+  });
+
+  test('prewarm creates once; the next run is warm', async () => {
+    const { run, engine } = setup();
+    assert.deepEqual(await engine.prewarm('u', 'p1'), { warm: true, created: true });
+    assert.deepEqual(await engine.prewarm('u', 'p2'), { warm: true, created: false });
+    assert.equal((await run('u', 'hi')).warm, true);
+    const off = setup({ idleTtlMs: 0 });
+    assert.deepEqual(await off.engine.prewarm('u', 'p'), { warm: false, created: false });
+  });
+
+  test('a failing create leaves nothing in the pool; a slow one still serves the run', async () => {
+    const { run, backend, engine } = setup();
+    backend.createError = new Error('create failed');
+    await assert.rejects(run('u', 'hi'), /create failed/);
+    assert.equal(engine.hasSandbox('u'), false);
+    backend.createError = null;
+    backend.createDelayMs = 20;
+    const r = await run('u', 'hi');
+    assert.equal(r.status, 'ok');
+    assert.ok(r.timings.createMs > 0);
+  });
+});
+
+describe('engine: readiness and reaping', () => {
+  test('ready() is the backend readiness', async () => {
+    const { engine, backend } = setup();
+    assert.equal((await engine.ready()).ready, true);
+    backend.readiness = { ready: false, reason: 'no engine' };
+    assert.deepEqual(await engine.ready(), { ready: false, reason: 'no engine' });
+  });
+
+  test('a periodic reap removes orphans old enough, never a pooled sandbox', async () => {
+    const { engine, backend, run } = setup({ reaperMinAgeMs: 60_000 });
+    await run('u', 'hi');
+    backend.orphans.set('old', Date.now() - 120_000);
+    backend.orphans.set('young', Date.now());
+    assert.deepEqual(await engine.reap('periodic'), ['old']);
+    assert.equal(backend.live().length, 1);
+    assert.deepEqual((await engine.reap('shutdown')).sort(), ['mem-1', 'young']);
+  });
+
+  test('start and stop start and stop the backend watchers', () => {
+    const { engine, backend } = setup();
+    engine.start(60_000);
+    assert.equal(backend.started, true);
+    engine.stop();
+    assert.equal(backend.started, false);
+  });
+});
+
+describe('oom watch', () => {
+  test('counts oom events per container and forgets a removed one', async () => {
+    const events = new PassThrough();
+    const fake = { getEvents: async () => events } as unknown as Docker;
+    const watch = new OomWatch(fake, 'r', new Logger({ write: () => undefined }));
+    await watch.start();
+    // Split across chunks, with a line of another kind in between.
+    events.write('{"status":"oom","id":"c1"}\n{"status":"oom","i');
+    events.write('d":"c1"}\nnot json\n{"Action":"oom","id":"c2"}\n');
+    await eventually('events', () => watch.count('c2') === 1);
+    assert.equal(watch.count('c1'), 2);
+    watch.forget('c1');
+    assert.equal(watch.count('c1'), 0);
+    watch.stop();
+  });
+});
+
+describe('run gate', () => {
+  const limits: GateLimits = {
+    maxConcurrent: 1,
+    maxQueued: 2,
+    maxQueuedPerUser: 1,
+    retryAfterSeconds: 2,
+    queueTimeoutMs: 10_000,
+  };
+
+  test("one user's requests run in arrival order", async () => {
+    const gate = new RunGate({ ...limits, maxConcurrent: 4, maxQueuedPerUser: 3, maxQueued: 4 });
+    const order: number[] = [];
+    const first = await gate.acquire('u');
+    const rest = [1, 2, 3].map((i) =>
+      gate.acquire('u').then((release) => {
+        order.push(i);
+        release();
+      }),
+    );
+    first();
+    await Promise.all(rest);
+    assert.deepEqual(order, [1, 2, 3]);
+  });
+
+  test('the global cap holds a second user until a slot frees', async () => {
+    const gate = new RunGate(limits);
+    const a = await gate.acquire('a');
+    let bIn = false;
+    const b = gate.acquire('b').then((r) => ((bIn = true), r));
+    await sleep(5);
+    assert.equal(bIn, false);
+    assert.equal(gate.running, 1);
+    a();
+    (await b)();
+    assert.equal(gate.running, 0);
+  });
+
+  test('queue limits: per user, then overall, are 429', async () => {
+    const gate = new RunGate(limits);
+    const a = await gate.acquire('a');
+    const a2 = gate.acquire('a');
+    await assert.rejects(gate.acquire('a'), OverloadedError);
+    const b = gate.acquire('b');
+    await assert.rejects(gate.acquire('c'), /at capacity/);
+    a(); // the slot goes to b (first in the slot queue), the lane to a2
+    (await b)();
+    (await a2)();
+  });
+
+  test('a request aborted while queued leaves the queue', async () => {
+    const gate = new RunGate(limits);
+    const a = await gate.acquire('a');
+    const ac = new AbortController();
+    const w = gate.acquire('b', ac.signal);
+    ac.abort();
+    await assert.rejects(w, ClientGoneError);
+    assert.equal(gate.waiting, 0);
+    a();
+    (await gate.acquire('b'))();
+  });
+
+  test('a request that waits past the queue deadline gets OverloadedError with Retry-After', async () => {
+    const gate = new RunGate({ ...limits, queueTimeoutMs: 20 });
+    const a = await gate.acquire('a');
+    await assert.rejects(
+      gate.acquire('a'),
+      (e: unknown) =>
+        e instanceof OverloadedError && e.retryAfterSeconds === 2 && /waited longer/.test(e.message),
+    );
+    await assert.rejects(gate.acquire('b'), OverloadedError); // waiting for a slot
+    assert.equal(gate.waiting, 0);
+    a();
+    // Nobody is left holding the lane or a slot.
+    (await gate.acquire('a'))();
+    (await gate.acquire('b'))();
+    assert.equal(gate.running, 0);
+  });
+});
