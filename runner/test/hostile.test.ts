@@ -135,6 +135,34 @@ test('fork bomb: capped by the pids limit, stopped by the timeout, sandbox remov
   await assertStillServing();
 });
 
+test('the workspace save cannot be held: a FIFO at the old marker path, a stopped tar', async () => {
+  // Issue 12: the save used to write /tmp/.workspace-saved.next, which the sandbox user owns, and
+  // had no deadline: a FIFO there, or a SIGSTOP to the save's tar, held the run and its slot.
+  const fifo = await run(
+    uniqueId('u'),
+    fence('sh', 'mkfifo /tmp/.workspace-saved.next; echo x > f.txt; echo made'),
+  );
+  assert.equal(fifo.status, 'ok', fifo.text);
+  assert.match(fifo.text, /^made$/m);
+  await assertStillServing();
+
+  // A background process stops every tar it sees; the save's tar is one.
+  // Shell builtins only (read, kill), so one pass over /proc is fast enough to catch it.
+  const stopper = [
+    '( end=$(($(date +%s) + 20)); while [ "$(date +%s)" -lt "$end" ]; do',
+    '  for p in /proc/[0-9]*; do c=; read -r c < "$p/comm" 2>/dev/null; [ "$c" = tar ] && kill -STOP "${p#/proc/}"; done',
+    'done ) >/dev/null 2>&1 &',
+    'echo x > g.txt; echo started',
+  ].join('\n');
+  const stopped = await run(uniqueId('u'), fence('sh', stopper));
+  assert.equal(stopped.status, 'ok', stopped.text);
+  assert.match(stopped.text, /^started$/m);
+  const saveLine = runner.logs.find((l) => l.includes('workspace not saved') && l.includes(stopped.runId));
+  assert.ok(saveLine, 'the held save was logged');
+  assert.match(saveLine, /took longer than \d+ ms/);
+  await assertStillServing();
+});
+
 test('memory hog: the OOM killer stops it and the run reports oom', async () => {
   const user = uniqueId('u');
   const hog = 'x = []\nwhile True:\n    x.append(bytearray(10 * 1024 * 1024))';

@@ -11,6 +11,7 @@ import {
   uniqueId,
   type RunnerProcess,
 } from './helpers/runner-process.ts';
+import { hostPidsLimit } from '../src/sandbox/sandbox-spec.ts';
 
 /**
  * SANDBOX_RUNTIME=runsc: sandboxes under gVisor where the engine has it (.ci/run registers it),
@@ -69,6 +70,30 @@ describe(
       assert.equal(c.HostConfig.ReadonlyRootfs, true);
       const del = await postRun(runner, { userId, message: fence('sh', 'cat k.txt') });
       assert.match(del.body.text, /^kept$/m);
+    });
+
+    test('a warm sandbox under gVisor serves many code runs in a row, each saving the workspace', async () => {
+      // Issue 9: the third such run used to fail ("exit code 2") or hang. The sentry's own host
+      // threads counted against a pids limit of 128, its clone failed and it panicked.
+      const userId = uniqueId('u');
+      const runs = 8;
+      for (let i = 1; i <= runs; i++) {
+        const r = await postRun(runner, {
+          userId,
+          message: fence('sh', `echo run${i} > f${i}.txt; ls | wc -l`),
+        });
+        assert.equal(r.status, 200);
+        assert.equal(r.body.status, 'ok', `run ${i}: ${r.body.text}`);
+        assert.equal(r.body.warm, i > 1, `run ${i} warm`);
+        assert.match(r.body.text, new RegExp(`^${i}$`, 'm'), `run ${i} sees the files of the runs before it`);
+      }
+      const [id] = await sandboxIds(runner.runnerId, userId);
+      const c = await docker.getContainer(id!).inspect();
+      assert.equal(
+        c.HostConfig.PidsLimit,
+        hostPidsLimit('runsc', 128),
+        'the pids limit leaves gVisor its threads',
+      );
     });
 
     test('a memory hog under gVisor is stopped by the wall-clock timeout', async () => {

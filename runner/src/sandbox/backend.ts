@@ -56,8 +56,11 @@ export interface SandboxHandle {
   markUnhealthy(reason: string): void;
   /** Sends one request line and reads events until the result, a limit, the timeout or an abort. */
   exchange(request: AgentRequest, opts: ExchangeOptions): Promise<Exchange>;
-  /** Saves /workspace into the user's volume if it changed; returns the bytes saved (0: none). */
-  save(runId: string): Promise<number>;
+  /**
+   * Saves /workspace into the user's volume if it changed; returns the bytes saved (0: none or
+   * failed). Bounded in time and ended by `signal`; a save that fails leaves the sandbox unhealthy.
+   */
+  save(runId: string, signal: AbortSignal): Promise<number>;
   /** The exit code once the agent process has ended on its own (null: unknown). */
   waitExit(): Promise<number | null>;
   /** Whether the platform recorded an OOM kill of the sandbox (known once it has exited). */

@@ -1,20 +1,23 @@
 import { PassThrough, type Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { AgentRequest } from '@agent-platform/contract';
+import { TIMEOUT_MARGINS, type AgentRequest } from '@agent-platform/contract';
 import type Docker from 'dockerode';
 import { pack as tarPack } from 'tar-stream';
 import type { RunnerConfig } from '../config.ts';
 import type { Logger } from '../logs.ts';
 import { AgentSession } from './agent-session.ts';
 import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
+import { DeadlineError } from '../errors.ts';
 import { withDeadline } from './deadline.ts';
 import type { OomWatch } from './oom-watch.ts';
-import { MARKER, SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
+import { SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
 import { sandboxSpec } from './sandbox-spec.ts';
 import { statusCode } from './workspaces.ts';
 
 const STDERR_TAIL_BYTES = 4096;
 const MiB = 1024 * 1024;
+/** The whole workspace save (find, tar, upload): the budget's margin for sandbox work. */
+const SAVE_TIMEOUT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 
 /**
  * One live sandbox container of one user (the Docker SandboxHandle). Its agent process serves
@@ -31,6 +34,8 @@ export class DockerSandbox implements SandboxHandle {
   readonly #stream: Duplex;
   readonly #session: AgentSession;
   #stderrTail = '';
+  /** When /workspace was last saved or restored (epoch ms); files newer than this are unsaved. */
+  #savedAtMs = Date.now();
 
   private constructor(
     deps: { docker: Docker; config: RunnerConfig; log: Logger; oom: OomWatch },
@@ -80,6 +85,9 @@ export class DockerSandbox implements SandboxHandle {
       )) as Duplex;
       const sandbox = new DockerSandbox(deps, opts.userId, container, stream);
       await withDeadline(container.start(), 'starting a sandbox');
+      // The tmpfs is mounted by now and a restore keeps the archived mtimes: only what changes
+      // from here on is unsaved.
+      sandbox.#savedAtMs = Date.now();
       return sandbox;
     } catch (err) {
       await withDeadline(container.remove({ force: true }), 'removing a failed sandbox').catch(
@@ -123,15 +131,26 @@ export class DockerSandbox implements SandboxHandle {
 
   /**
    * Saves /workspace (a tmpfs that dies with the sandbox) into the user's volume as one tar file
-   * if anything in it is newer than the last save. tar runs inside the sandbox as the sandbox
-   * user; the Docker daemon writes the file into the volume. The runner copies bounded bytes and
-   * never touches a path on the host. Returns the bytes saved (0: nothing had changed).
+   * if anything in it changed since the last save. tar runs inside the sandbox as the sandbox
+   * user and writes to stdout only; the Docker daemon writes the file into the volume. The runner
+   * copies bounded bytes and never touches a path on the host. Returns the bytes saved (0:
+   * nothing had changed, or the save failed and was logged).
+   *
+   * Nothing the sandbox user can replace takes part: the time of the last save is the runner's
+   * (`find -newermt`; a restore keeps the archived mtimes), not a marker file in the sandbox's
+   * /tmp (a FIFO put there held the save, the run and its slot for ever). The whole save has one
+   * deadline and follows the client's abort; a save that does not finish (its tar stopped with
+   * SIGSTOP, a gVisor sandbox that died under it) leaves the sandbox unhealthy, so it is removed
+   * before the answer.
    */
-  async save(runId: string): Promise<number> {
+  async save(runId: string, signal: AbortSignal): Promise<number> {
     const cap = this.#config.workspaceBytes + this.#config.workspaceInodes * 1024 + MiB;
+    const since = (this.#savedAtMs / 1000).toFixed(3);
     const script =
-      `[ -z "$(find ${WORKSPACE_DIR} -newer ${MARKER} -print -quit 2>/dev/null)" ] && exit 0; ` +
-      `: > ${MARKER}.next && tar -C ${WORKSPACE_DIR} -cf - . && mv -f ${MARKER}.next ${MARKER}`;
+      `[ -z "$(find ${WORKSPACE_DIR} -newermt @${since} -print -quit 2>/dev/null)" ] && exit 0; ` +
+      `exec tar -C ${WORKSPACE_DIR} -cf - .`;
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(SAVE_TIMEOUT_MS)]);
+    const startedAtMs = Date.now();
     try {
       const exec = await withDeadline(
         this.#container.exec({
@@ -147,58 +166,87 @@ export class DockerSandbox implements SandboxHandle {
         exec.start({ hijack: true, stdin: false }),
         'starting the save exec',
       )) as Duplex;
-      const out = new PassThrough();
-      const err = new PassThrough();
-      this.#docker.modem.demuxStream(stream, out, err);
-      err.resume();
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let tooBig = false;
-      await new Promise<void>((resolve, reject) => {
-        out.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > cap) {
-            tooBig = true;
-            stream.destroy();
-            resolve();
-            return;
-          }
-          chunks.push(chunk);
-        });
-        stream.on('end', resolve);
-        stream.on('close', resolve);
-        stream.on('error', reject);
-      });
-      if (tooBig) {
-        this.#log.workspaceSaveFailed(runId, this.#container.id, `snapshot larger than ${cap} bytes`);
+      const snapshot = await this.#readSnapshot(stream, cap, deadline);
+      if (snapshot === 'too big') {
+        this.#log.workspaceSaveFailed(runId, this.id, `snapshot larger than ${cap} bytes`);
         return 0;
       }
       const info = await withDeadline(exec.inspect(), 'inspecting the save exec');
       // GNU tar exits 1 when a file changed while being read: the snapshot is still usable.
       if (info.ExitCode !== 0 && info.ExitCode !== 1) {
-        this.#log.workspaceSaveFailed(runId, this.#container.id, `tar exited with ${info.ExitCode}`);
+        this.#log.workspaceSaveFailed(runId, this.id, `tar exited with ${info.ExitCode}`);
         return 0;
       }
-      if (size === 0) return 0;
-      const snapshot = Buffer.concat(chunks);
+      if (snapshot.size === 0) return 0;
+      // One copy of the snapshot in memory (its chunks), streamed into the outer tar that the
+      // daemon unpacks into the volume (before: the chunks, their concatenation and the packed
+      // archive, about three copies).
       const outer = tarPack();
-      outer.entry({ name: STORE_FILE, size: snapshot.length, mode: 0o644, uid: 0, gid: 0 }, snapshot);
-      outer.finalize();
-      const parts: Buffer[] = [];
-      for await (const part of outer as AsyncIterable<Buffer>) parts.push(part);
+      const entry = outer.entry({ name: STORE_FILE, size: snapshot.size, mode: 0o644, uid: 0, gid: 0 });
+      for (const chunk of snapshot.chunks) entry.write(chunk);
+      entry.end(() => outer.finalize());
       await withDeadline(
-        this.#container.putArchive(Buffer.concat(parts), { path: STORE_DIR }),
+        this.#container.putArchive(outer as unknown as NodeJS.ReadableStream, { path: STORE_DIR, abortSignal: deadline }),
         'writing the workspace snapshot',
+        Math.max(1, SAVE_TIMEOUT_MS - (Date.now() - startedAtMs)),
       );
-      return snapshot.length;
+      // Changes made while tar was reading are newer than this, so the next save takes them.
+      this.#savedAtMs = startedAtMs;
+      return snapshot.size;
     } catch (err) {
-      this.#log.workspaceSaveFailed(
-        runId,
-        this.#container.id,
-        err instanceof Error ? err.message : String(err),
-      );
+      const why = signal.aborted
+        ? 'the client went away'
+        : deadline.aborted
+          ? `the save took longer than ${SAVE_TIMEOUT_MS} ms`
+          : err instanceof Error
+            ? err.message
+            : String(err);
+      this.#log.workspaceSaveFailed(runId, this.id, why);
+      // What happened inside is unknown (a process may hold the save's tar): never reuse it.
+      this.markUnhealthy(`workspace save failed: ${why}`);
       return 0;
     }
+  }
+
+  /** Reads the save's stdout until it ends, the cap is passed, or the deadline fires. */
+  #readSnapshot(
+    stream: Duplex,
+    cap: number,
+    deadline: AbortSignal,
+  ): Promise<{ chunks: Buffer[]; size: number } | 'too big'> {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    this.#docker.modem.demuxStream(stream, out, err);
+    err.resume();
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      const finish = (value: { chunks: Buffer[]; size: number } | 'too big' | Error) => {
+        if (settled) return;
+        settled = true;
+        deadline.removeEventListener('abort', onAbort);
+        if (value instanceof Error) {
+          stream.destroy();
+          reject(value);
+          return;
+        }
+        if (value === 'too big') stream.destroy();
+        resolve(value);
+      };
+      const onAbort = () => finish(new DeadlineError('the workspace save did not finish in time'));
+      if (deadline.aborted) return onAbort();
+      deadline.addEventListener('abort', onAbort, { once: true });
+      out.on('data', (chunk: Buffer) => {
+        if (settled) return;
+        size += chunk.length;
+        if (size > cap) return finish('too big');
+        chunks.push(chunk);
+      });
+      stream.on('end', () => finish({ chunks, size }));
+      stream.on('close', () => finish({ chunks, size }));
+      stream.on('error', (e) => finish(e));
+    });
   }
 
   /** Whether the container recorded an OOM kill (Docker sets it once the container has exited). */

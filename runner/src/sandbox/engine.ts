@@ -153,7 +153,7 @@ export class SandboxEngine {
       let saveMs = 0;
       if (x.ending === 'result' && x.result?.workspaceChanged !== false) {
         const tSave = now();
-        const bytes = await s.save(input.runId);
+        const bytes = await s.save(input.runId, input.signal);
         saveMs = now() - tSave;
         if (bytes > 0) this.#log.workspaceSaved(input.runId, s.id, bytes, Math.round(saveMs));
       }

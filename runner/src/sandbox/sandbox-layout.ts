@@ -9,7 +9,5 @@ export const WORKSPACE_DIR = '/workspace';
 /** Where the user's persistent workspace volume is mounted; only root may write there. */
 export const STORE_DIR = '/.workspace-store';
 export const STORE_FILE = 'workspace.tar';
-/** Marks the last restore or save of /workspace (in /tmp, which the sandbox user owns too). */
-export const MARKER = '/tmp/.workspace-saved';
 /** Size of the sandbox's /dev/shm (counted in the memory check of config.ts). */
 export const SHM_BYTES = 16 * 1024 * 1024;

@@ -1,18 +1,16 @@
 import type { ContainerCreateOptions } from 'dockerode';
 import type { RunnerConfig } from '../config.ts';
 import { sandboxLabels } from './labels.ts';
-import { MARKER, SANDBOX_UID, SHM_BYTES, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
+import { SANDBOX_UID, SHM_BYTES, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
 
 /**
- * The sandbox's PID 1 child (under docker-init): restore the workspace snapshot into the tmpfs,
- * mark the time, then become the agent, which serves one request line at a time until stdin
+ * The sandbox's PID 1 child (under docker-init): restore the workspace snapshot into the tmpfs
+ * (tar keeps the archived mtimes, so the runner's `find -newermt` sees only later changes; saving
+ * costs ~110 ms and most runs change nothing), then become the agent, which serves one request line at a time until stdin
  * closes. Arguments after the script are the agent's argv.
  */
 const ENTRY_SCRIPT = [
   `if [ -f ${STORE_DIR}/${STORE_FILE} ]; then tar -xf ${STORE_DIR}/${STORE_FILE} -C ${WORKSPACE_DIR} 2>/dev/null || echo 'sandbox: workspace restore incomplete' >&2; fi`,
-  // Anything in /workspace newer than this marker (files, or directories whose entries changed)
-  // is unsaved; Sandbox.save() compares against it. Saving costs ~110 ms; most runs change nothing.
-  `: > ${MARKER}`,
   `cd ${WORKSPACE_DIR}`,
   'exec "$@"',
 ].join('\n');
@@ -23,6 +21,23 @@ export interface SandboxSpecInput {
   volumeName: string;
   /** The agent image's own command (Entrypoint + Cmd), run by the entry script. */
   agentArgv: string[];
+}
+
+/**
+ * Host processes and threads gVisor itself needs per sandbox, on top of the sandbox's own. The
+ * pids cgroup of a runsc container also counts the sentry's Go threads and the ptrace platform's
+ * stub processes: measured here (2 CPUs, runsc 2022-12-19) 83 after a sandbox's first run,
+ * growing to about 190 after 40 runs with a save each. With the limit at 128 the sentry's clone
+ * failed with EAGAIN around the third run ("error initializing first thread: resource
+ * temporarily unavailable"), it panicked (exit code 2, the Go runtime's) and took the sandbox
+ * with it: the "third warm run fails under gVisor" of issue 9. Guest processes still count
+ * against the cgroup (each address space is a stub process), so a fork bomb stays bounded.
+ */
+export const GVISOR_HOST_PIDS_HEADROOM = 512;
+
+/** The pids cgroup limit of a sandbox under `runtime`. */
+export function hostPidsLimit(runtime: string, pidsLimit: number): number {
+  return runtime.startsWith('runsc') ? pidsLimit + GVISOR_HOST_PIDS_HEADROOM : pidsLimit;
 }
 
 /** Container options for one sandbox. Every hardening property is set here and nowhere else. */
@@ -62,7 +77,7 @@ export function sandboxSpec(config: RunnerConfig, input: SandboxSpecInput): Cont
       Memory: s.memoryBytes,
       MemorySwap: s.memoryBytes, // equal to Memory: no swap
       NanoCpus: s.nanoCpus,
-      PidsLimit: s.pidsLimit,
+      PidsLimit: hostPidsLimit(s.runtime, s.pidsLimit),
       Ulimits: [
         { Name: 'fsize', Soft: s.fileSizeBytes, Hard: s.fileSizeBytes },
         { Name: 'nofile', Soft: s.nofile, Hard: s.nofile },
