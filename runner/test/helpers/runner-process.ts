@@ -7,6 +7,11 @@ import Docker from 'dockerode';
 export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export const AGENT_IMAGE = process.env.AGENT_IMAGE ?? 'agent-platform/agent-default:latest';
 export const docker = new Docker();
+/**
+ * The runtime every sandbox test runs under: scripts/test.sh runs the sandbox suites once with
+ * runc and once with runsc (gVisor). Tests read it; none sets it.
+ */
+export const SANDBOX_TEST_RUNTIME = process.env.SANDBOX_TEST_RUNTIME ?? 'runc';
 
 export interface RunnerProcess {
   url: string;
@@ -35,6 +40,7 @@ export async function startRunner(env: Record<string, string> = {}): Promise<Run
       RUNNER_TOKEN: token,
       RUNNER_ID: runnerId,
       AGENT_IMAGE,
+      SANDBOX_RUNTIME: SANDBOX_TEST_RUNTIME,
       LOG_REQUESTS: 'false',
       ...env,
     },
