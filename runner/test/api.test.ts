@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.ts';
 import {
+  AGENT_IMAGE,
   MAIN,
   leftovers,
   removeLeftovers,
@@ -70,10 +71,22 @@ describe('open endpoints', () => {
     assert.deepEqual(await res.json(), { status: 'ok', service: 'runner' });
   });
 
-  test('GET /readyz is 200 when the engine and the agent image are there', async () => {
+  test('GET /readyz is 200 when the engine and the agent image are there; details only with auth', async () => {
     const res = await fetch(`${runner.url}/readyz`);
     assert.equal(res.status, 200);
-    assert.equal(((await res.json()) as { status: string }).status, 'ready');
+    assert.deepEqual(await res.json(), { status: 'ready' }, 'an anonymous caller learns nothing more');
+    const authed = await fetch(`${runner.url}/readyz`, {
+      headers: { authorization: `Bearer ${runner.token}` },
+    });
+    assert.equal(authed.status, 200);
+    const body = (await authed.json()) as { status: string; agentImage: string; runtime: string };
+    assert.equal(body.status, 'ready');
+    assert.equal(body.agentImage, AGENT_IMAGE);
+    assert.equal(typeof body.runtime, 'string');
+    const wrong = await fetch(`${runner.url}/readyz`, {
+      headers: { authorization: 'Bearer wrong-token-123456' },
+    });
+    assert.deepEqual(await wrong.json(), { status: 'ready' }, 'a wrong token gets the anonymous answer');
   });
 
   test('GET /readyz is 503 with a reason when the agent image is missing', async () => {
@@ -81,7 +94,12 @@ describe('open endpoints', () => {
     try {
       const res = await fetch(`${other.url}/readyz`);
       assert.equal(res.status, 503);
-      const body = (await res.json()) as { reason: string };
+      assert.deepEqual(await res.json(), { status: 'unavailable' });
+      const authed = await fetch(`${other.url}/readyz`, {
+        headers: { authorization: `Bearer ${other.token}` },
+      });
+      assert.equal(authed.status, 503);
+      const body = (await authed.json()) as { reason: string };
       assert.match(body.reason, /does-not-exist/);
       const r = await fetch(`${other.url}/v1/runs`, {
         method: 'POST',
@@ -154,12 +172,15 @@ describe('authentication', () => {
     assert.deepEqual(res.json, UNAUTH_BODY);
   });
 
-  test('the log records why a token was rejected, never the token', async () => {
+  test('the log records a reason code for a rejected token, never the token or its payload', async () => {
     const token = google.idToken({ aud: 'https://wrong-audience.example.test' });
+    const [, payload] = token.split('.');
     await run(`Bearer ${token}`);
     const logs = runner.logs.join('\n');
-    assert.match(logs, /authentication rejected/);
+    assert.match(logs, /"message":"authentication rejected","[^}]*"reason":"id_token_rejected"/);
     assert.ok(!logs.includes(token), 'a token must never be logged');
+    assert.ok(!logs.includes(payload!), "the token's payload must never be logged");
+    assert.ok(!logs.includes('wrong-audience.example.test'), "nothing of the token's claims is logged");
     assert.ok(!logs.includes(runner.token), 'the shared secret must never be logged');
   });
 });

@@ -40,7 +40,9 @@ describe(
 
     if (!hasRunsc) {
       test('readiness and runs answer 503 naming the missing runtime', async () => {
-        const ready = await fetch(`${runner.url}/readyz`);
+        const ready = await fetch(`${runner.url}/readyz`, {
+          headers: { authorization: `Bearer ${runner.token}` },
+        });
         assert.equal(ready.status, 503);
         assert.match(((await ready.json()) as { reason: string }).reason, /no runtime "runsc"/);
         const run = await postRun(runner, { userId: uniqueId('u'), message: 'hi' });

@@ -18,7 +18,8 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  * Verifies `Authorization: Bearer <token>`. A token shaped like a JWT is checked as a
  * Google-signed ID token (signature against the certificates at RUNNER_OIDC_CERTS_URL, expiry,
  * issuer, audience = RUNNER_AUDIENCE, email in RUNNER_ALLOWED_INVOKERS and verified); anything
- * else is compared in constant time with RUNNER_TOKEN. Failures carry a reason for the log only.
+ * else is compared in constant time with RUNNER_TOKEN. Failures carry a reason code (never token
+ * text) for the log only.
  */
 export function createAuthenticator(config: RunnerConfig): Authenticator {
   const client = config.audience
@@ -29,31 +30,28 @@ export function createAuthenticator(config: RunnerConfig): Authenticator {
 
   return {
     async verify(header) {
-      if (!header) throw new UnauthenticatedError('no Authorization header');
+      if (!header) throw new UnauthenticatedError('no_header');
       const match = /^Bearer ([^\s]+)$/.exec(header);
-      if (!match?.[1]) throw new UnauthenticatedError('Authorization is not "Bearer <token>"');
+      if (!match?.[1]) throw new UnauthenticatedError('not_bearer');
       const token = match[1];
       if (client && JWT_SHAPE.test(token)) {
         let payload;
         try {
           const ticket = await client.verifyIdToken({ idToken: token, audience: config.audience });
           payload = ticket.getPayload();
-        } catch (err) {
-          throw new UnauthenticatedError(
-            `ID token rejected: ${err instanceof Error ? err.message : 'invalid'}`,
-          );
+        } catch {
+          // google-auth-library's message can quote the token or its payload: never log it.
+          throw new UnauthenticatedError('id_token_rejected');
         }
         const email = payload?.email?.toLowerCase();
         if (!email || payload?.email_verified !== true) {
-          throw new UnauthenticatedError('ID token has no verified email');
+          throw new UnauthenticatedError('id_token_email_unverified');
         }
-        if (!allowed.has(email)) throw new UnauthenticatedError(`${email} is not an allowed invoker`);
+        if (!allowed.has(email)) throw new UnauthenticatedError('invoker_not_allowed');
         return { kind: 'google', email };
       }
       if (secretDigest && timingSafeEqual(sha256(token), secretDigest)) return { kind: 'shared-secret' };
-      throw new UnauthenticatedError(
-        client ? 'token is neither a valid ID token nor the shared secret' : 'wrong token',
-      );
+      throw new UnauthenticatedError(client ? 'not_id_token_nor_secret' : 'wrong_secret');
     },
   };
 }
@@ -71,7 +69,7 @@ export function requireAuth(auth: Authenticator, log: Logger): RequestHandler {
         next();
       },
       (err: unknown) => {
-        log.authRejected(err instanceof Error ? err.message : 'unknown', req.path);
+        log.authRejected(err instanceof UnauthenticatedError ? err.message : 'internal_error', req.path);
         res
           .status(401)
           .set('WWW-Authenticate', 'Bearer')

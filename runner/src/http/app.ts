@@ -56,13 +56,27 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ status: 'ok', service: 'runner' });
   });
 
-  app.get('/readyz', async (_req, res) => {
-    const r = await engine.ready();
+  // Public for load balancers and health checks, which need only the status code; the reason,
+  // the image and the runtime are for authenticated callers (operators, the functions).
+  app.get('/readyz', async (req, res) => {
+    const [r, detailed] = await Promise.all([
+      engine.ready(),
+      req.headers.authorization
+        ? auth.verify(req.headers.authorization).then(
+            () => true,
+            () => false,
+          )
+        : false,
+    ]);
     if (!r.ready) {
-      res.status(503).json({ status: 'unavailable', reason: r.reason });
+      res
+        .status(503)
+        .json(detailed ? { status: 'unavailable', reason: r.reason } : { status: 'unavailable' });
       return;
     }
-    res.json({ status: 'ready', agentImage: r.agentImage, runtime: r.runtime });
+    res.json(
+      detailed ? { status: 'ready', agentImage: r.agentImage, runtime: r.runtime } : { status: 'ready' },
+    );
   });
 
   const authed = express.Router();

@@ -10,11 +10,11 @@ import { OomWatch } from './oom-watch.ts';
 import { Workspaces, statusCode } from './workspaces.ts';
 
 /**
- * How long a successful readiness check is trusted. Runs ask before each request; three Docker
- * round-trips per run would cost the warm path more than the run itself. A failed check is
- * never reused, so a runner that becomes ready is seen as ready on the next call.
+ * How long a readiness check's answer is reused, ready or not. Runs ask before each request and
+ * /readyz is public: three Docker round-trips per call would cost the warm path more than the run
+ * itself and let anyone make the runner hammer its engine. A change is seen within a second.
  */
-const READY_REUSE_MS = 5_000;
+const READY_REUSE_MS = 1_000;
 
 /** The SandboxBackend on a Docker engine (dockerode reads DOCKER_HOST like the docker CLI). */
 export class DockerBackend implements SandboxBackend {
@@ -25,7 +25,7 @@ export class DockerBackend implements SandboxBackend {
   readonly #oom: OomWatch;
   /** The agent image's command, from the last successful readiness check. */
   #agentArgv: string[] | null = null;
-  #readyAtMs = Number.NEGATIVE_INFINITY;
+  #last: { readiness: Readiness; atMs: number } | null = null;
   #checking: Promise<Readiness> | null = null;
 
   constructor(docker: Docker, config: RunnerConfig, log: Logger) {
@@ -64,15 +64,16 @@ export class DockerBackend implements SandboxBackend {
   }
 
   ready(): Promise<Readiness> {
-    if (this.#agentArgv && performance.now() - this.#readyAtMs < READY_REUSE_MS) {
-      return Promise.resolve({
-        ready: true,
-        agentImage: this.#config.agentImage,
-        runtime: this.#config.sandbox.runtime,
-      });
+    if (this.#last && performance.now() - this.#last.atMs < READY_REUSE_MS) {
+      return Promise.resolve(this.#last.readiness);
     }
     // Concurrent callers share one check.
-    this.#checking ??= this.#check().finally(() => (this.#checking = null));
+    this.#checking ??= this.#check()
+      .then((readiness) => {
+        this.#last = { readiness, atMs: performance.now() };
+        return readiness;
+      })
+      .finally(() => (this.#checking = null));
     return this.#checking;
   }
 
@@ -110,7 +111,6 @@ export class DockerBackend implements SandboxBackend {
       );
     }
     this.#agentArgv = argv;
-    this.#readyAtMs = performance.now();
     return { ready: true, agentImage: image, runtime };
   }
 

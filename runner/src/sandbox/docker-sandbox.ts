@@ -186,7 +186,10 @@ export class DockerSandbox implements SandboxHandle {
       for (const chunk of snapshot.chunks) entry.write(chunk);
       entry.end(() => outer.finalize());
       await withDeadline(
-        this.#container.putArchive(outer as unknown as NodeJS.ReadableStream, { path: STORE_DIR, abortSignal: deadline }),
+        this.#container.putArchive(outer as unknown as NodeJS.ReadableStream, {
+          path: STORE_DIR,
+          abortSignal: deadline,
+        }),
         'writing the workspace snapshot',
         Math.max(1, SAVE_TIMEOUT_MS - (Date.now() - startedAtMs)),
       );
