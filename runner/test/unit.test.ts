@@ -5,6 +5,8 @@ import { RunGate } from '../src/concurrency/run-gate.ts';
 import { ConfigError, loadConfig, redactedConfig } from '../src/config.ts';
 import { ClientGoneError, OverloadedError } from '../src/errors.ts';
 import { parseAgentLine, runRequestSchema } from '@agent-platform/contract';
+import { AgentSession } from '../src/sandbox/agent-session.ts';
+import { DockerDemuxer } from '../src/sandbox/docker-demux.ts';
 
 const TOKEN = 'a-long-enough-development-secret';
 
@@ -194,5 +196,97 @@ describe('run gate', () => {
     const again = await gate.acquire('a');
     again();
     assert.equal(gate.running, 0);
+  });
+});
+
+describe('Docker stream demultiplexer', () => {
+  const frame = (type: number, payload: Buffer) => {
+    const header = Buffer.alloc(8);
+    header[0] = type;
+    header.writeUInt32BE(payload.length, 4);
+    return Buffer.concat([header, payload]);
+  };
+
+  test('routes stdout and stderr frames, split across chunks at every byte', () => {
+    const stream = Buffer.concat([
+      frame(1, Buffer.from('out-1 ')),
+      frame(2, Buffer.from('err-1')),
+      frame(1, Buffer.from('out-2')),
+      frame(1, Buffer.alloc(0)),
+    ]);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      let out = '';
+      let err = '';
+      const d = new DockerDemuxer(
+        (p) => (out += p.toString()),
+        (p) => (err += p.toString()),
+      );
+      d.push(stream.subarray(0, cut));
+      d.push(stream.subarray(cut));
+      assert.equal(out, 'out-1 out-2', `cut at ${cut}`);
+      assert.equal(err, 'err-1', `cut at ${cut}`);
+    }
+  });
+
+  test('a chunk of 300,000 one-byte frames is split in one pass (docker-modem recursed per frame)', () => {
+    const one = frame(1, Buffer.from('x'));
+    const chunk = Buffer.concat(Array.from({ length: 300_000 }, () => one));
+    let n = 0;
+    new DockerDemuxer(
+      (p) => (n += p.length),
+      () => assert.fail('no stderr'),
+    ).push(chunk);
+    assert.equal(n, 300_000);
+  });
+});
+
+describe('agent session: output outside a request', () => {
+  const session = () => {
+    const io = { written: [] as string[], kills: 0 };
+    const s = new AgentSession(1024, {
+      write: (line) => io.written.push(line),
+      kill: () => io.kills++,
+    });
+    return { s, io };
+  };
+
+  test('stdout while idle kills the sandbox at once and is not read further', () => {
+    const { s, io } = session();
+    s.data('\n');
+    assert.equal(s.isHealthy(), true, 'a blank line is harmless');
+    s.data('flood\n');
+    assert.equal(s.isHealthy(), false);
+    assert.equal(s.unhealthyReason(), 'output outside a request');
+    assert.equal(io.kills, 1);
+    s.data('more flood\n'.repeat(1000));
+    assert.equal(io.kills, 1, 'killed once, the rest ignored');
+  });
+
+  test('stderr while idle is allowed up to a small amount, then kills', () => {
+    const { s, io } = session();
+    s.stderr(100);
+    assert.equal(s.isHealthy(), true);
+    s.stderr(5000);
+    assert.equal(s.isHealthy(), false);
+    assert.equal(io.kills, 1);
+  });
+
+  test("stderr during a run counts against the run's output limit", async () => {
+    const { s, io } = session();
+    const request = {
+      protocol: 1 as const,
+      runId: 'r',
+      userId: 'u',
+      conversationId: 'c',
+      message: 'm',
+      history: [],
+    };
+    const pending = s.exchange(request, { timeoutMs: 5000, signal: new AbortController().signal });
+    assert.equal(io.written.length, 1);
+    s.stderr(600);
+    s.stderr(600);
+    const x = await pending;
+    assert.equal(x.ending, 'output_limit');
+    assert.equal(io.kills, 1);
   });
 });

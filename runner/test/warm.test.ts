@@ -49,6 +49,30 @@ describe('warm sandboxes', () => {
     assert.deepEqual(await containersOf(runner, userId), [id], 'still the one container');
   });
 
+  test("a background process flooding the agent's stdout or stderr between runs gets its sandbox killed", async () => {
+    // Issue 12: output outside a request was scanned without a byte cap (and stderr not counted).
+    for (const fd of [1, 2]) {
+      const userId = uniqueId('u');
+      const armed = await postRun(runner, {
+        userId,
+        message: fence('sh', `( sleep 1; yes flood > /proc/$PPID/fd/${fd} ) >/dev/null 2>&1 &\necho armed`),
+      });
+      assert.equal(armed.body.status, 'ok', armed.body.text);
+      const [id] = await containersOf(runner, userId);
+      assert.ok(id);
+      await waitUntil(`the sandbox flooding fd ${fd} is killed`, async () => {
+        const info = await docker.getContainer(id).inspect();
+        return !info.State.Running;
+      });
+      const other = await postRun(runner, { userId: uniqueId('u'), message: 'still served' });
+      assert.equal(other.body.status, 'ok');
+      const next = await postRun(runner, { userId, message: 'after the flood' });
+      assert.equal(next.body.status, 'ok', next.body.text);
+      assert.equal(next.body.warm, false, 'the killed sandbox was replaced');
+      assert.ok(!(await containersOf(runner, userId)).includes(id), 'the killed sandbox was removed');
+    }
+  });
+
   test('a warm sandbox keeps every hardening property of a cold one', async () => {
     const userId = uniqueId('u');
     await postRun(runner, { userId, message: 'warm up' });

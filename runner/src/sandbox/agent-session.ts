@@ -11,9 +11,17 @@ export interface AgentIo {
 
 interface Active {
   line(line: string): void;
+  /** Bytes the agent wrote to stderr; they count against the run's output limit too. */
+  stderr(bytes: number): void;
   overflow(): void;
   closed(): void;
 }
+
+/**
+ * stderr an idle sandbox may write before it is killed (the entry script's restore warning is
+ * written before the first request). stdout outside a request is never legitimate.
+ */
+const IDLE_STDERR_BYTES = 4096;
 
 /**
  * The runner's side of the agent protocol over one sandbox's stdin/stdout, independent of the
@@ -28,6 +36,10 @@ export class AgentSession {
   #active: Active | null = null;
   #closed = false;
   #unhealthy: string | null = null;
+  /** stderr bytes written while no request was in progress. */
+  #idleStderrBytes = 0;
+  /** Killed for output while idle: nothing it writes is read any more. */
+  #killedIdle = false;
 
   constructor(outputLimitBytes: number, io: AgentIo) {
     this.#outputLimitBytes = outputLimitBytes;
@@ -52,19 +64,43 @@ export class AgentSession {
     this.#unhealthy ??= reason;
   }
 
-  /** Feeds decoded stdout text. */
+  /**
+   * Feeds decoded stdout text. Output while no request is in progress (a background process
+   * writing to the agent's stdout, e.g. through /proc/$PPID/fd/1) kills the sandbox at once: it
+   * is never read further, so one user cannot make the runner scan a flood for everyone.
+   */
   data(text: string): void {
+    if (this.#killedIdle) return;
+    if (!this.#active) {
+      if (text.trim() === '') return;
+      return this.#killIdle('output outside a request');
+    }
     for (const line of this.#splitter.push(text)) {
+      if (!this.#active) {
+        if (line !== null && line.trim() === '') continue;
+        return this.#killIdle('output outside a request');
+      }
       if (line === null) {
         this.markUnhealthy('output line over the limit');
-        if (this.#active) this.#active.overflow();
-        else this.#io.kill();
-      } else if (this.#active) {
+        this.#active.overflow();
+      } else {
         this.#active.line(line);
-      } else if (line.trim() !== '') {
-        this.markUnhealthy('output outside a request');
       }
     }
+  }
+
+  /** Counts stderr bytes: against the run's output limit, or against a small idle allowance. */
+  stderr(bytes: number): void {
+    if (this.#killedIdle) return;
+    if (this.#active) return this.#active.stderr(bytes);
+    this.#idleStderrBytes += bytes;
+    if (this.#idleStderrBytes > IDLE_STDERR_BYTES) this.#killIdle('stderr flood outside a request');
+  }
+
+  #killIdle(reason: string): void {
+    this.#killedIdle = true;
+    this.markUnhealthy(reason);
+    this.#io.kill();
   }
 
   /** The stdout stream ended (the agent or its sandbox is gone). */
@@ -123,6 +159,10 @@ export class AgentSession {
       opts.signal.addEventListener('abort', onAbort, { once: true });
       this.#active = {
         line: onLine,
+        stderr: (n) => {
+          bytes += n;
+          if (bytes > limit) finish('output_limit');
+        },
         overflow: () => finish('output_limit'),
         closed: () => finish('stream-closed'),
       };

@@ -1,4 +1,4 @@
-import { PassThrough, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { TIMEOUT_MARGINS, type AgentRequest } from '@agent-platform/contract';
 import type Docker from 'dockerode';
@@ -8,6 +8,7 @@ import type { Logger } from '../logs.ts';
 import { AgentSession } from './agent-session.ts';
 import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
 import { DeadlineError } from '../errors.ts';
+import { DockerDemuxer } from './docker-demux.ts';
 import { withDeadline } from './deadline.ts';
 import type { OomWatch } from './oom-watch.ts';
 import { SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
@@ -16,6 +17,13 @@ import { statusCode } from './workspaces.ts';
 
 const STDERR_TAIL_BYTES = 4096;
 const MiB = 1024 * 1024;
+/**
+ * File times come from the kernel's coarse clock, up to a tick (4-10 ms) behind the precise clock
+ * of Date.now(): a file written just after the runner took its time can carry an earlier mtime.
+ * Comparing against a time this much earlier never misses one; at worst a file written in the
+ * last 100 ms before a save is saved once more. (Seen as a flaky missing file before the slack.)
+ */
+const MTIME_SLACK_MS = 100;
 /** The whole workspace save (find, tar, upload): the budget's margin for sandbox work. */
 const SAVE_TIMEOUT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 
@@ -27,7 +35,6 @@ const SAVE_TIMEOUT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 export class DockerSandbox implements SandboxHandle {
   readonly userId: string;
   readonly #container: Docker.Container;
-  readonly #docker: Docker;
   readonly #config: RunnerConfig;
   readonly #log: Logger;
   readonly #oom: OomWatch;
@@ -43,7 +50,6 @@ export class DockerSandbox implements SandboxHandle {
     container: Docker.Container,
     stream: Duplex,
   ) {
-    this.#docker = deps.docker;
     this.#config = deps.config;
     this.#log = deps.log;
     this.#oom = deps.oom;
@@ -54,19 +60,23 @@ export class DockerSandbox implements SandboxHandle {
       write: (line) => this.#stream.write(line),
       kill: () => this.#kill(),
     });
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    deps.docker.modem.demuxStream(stream, stdout, stderr);
-    stderr.on('data', (chunk: Buffer) => {
-      this.#stderrTail = (this.#stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
-    });
+    // A decoder keeps a multi-byte character that straddles two frames whole.
+    const decoder = new StringDecoder('utf8');
+    const demux = new DockerDemuxer(
+      (payload) => this.#session.data(decoder.write(payload)),
+      (payload) => {
+        this.#session.stderr(payload.length);
+        this.#stderrTail =
+          payload.length >= STDERR_TAIL_BYTES
+            ? payload.subarray(-STDERR_TAIL_BYTES).toString('utf8')
+            : (this.#stderrTail + payload.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+      },
+    );
+    stream.on('data', (chunk: Buffer) => demux.push(chunk));
     const close = () => this.#session.close();
     stream.on('end', close);
     stream.on('close', close);
     stream.on('error', close);
-    // A decoder keeps a multi-byte character that straddles two chunks whole.
-    const decoder = new StringDecoder('utf8');
-    stdout.on('data', (chunk: Buffer) => this.#session.data(decoder.write(chunk)));
   }
 
   /** create -> attach -> start. The container is removed again if any step fails. */
@@ -145,7 +155,7 @@ export class DockerSandbox implements SandboxHandle {
    */
   async save(runId: string, signal: AbortSignal): Promise<number> {
     const cap = this.#config.workspaceBytes + this.#config.workspaceInodes * 1024 + MiB;
-    const since = (this.#savedAtMs / 1000).toFixed(3);
+    const since = ((this.#savedAtMs - MTIME_SLACK_MS) / 1000).toFixed(3);
     const script =
       `[ -z "$(find ${WORKSPACE_DIR} -newermt @${since} -print -quit 2>/dev/null)" ] && exit 0; ` +
       `exec tar -C ${WORKSPACE_DIR} -cf - .`;
@@ -217,10 +227,6 @@ export class DockerSandbox implements SandboxHandle {
     cap: number,
     deadline: AbortSignal,
   ): Promise<{ chunks: Buffer[]; size: number } | 'too big'> {
-    const out = new PassThrough();
-    const err = new PassThrough();
-    this.#docker.modem.demuxStream(stream, out, err);
-    err.resume();
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -240,12 +246,17 @@ export class DockerSandbox implements SandboxHandle {
       const onAbort = () => finish(new DeadlineError('the workspace save did not finish in time'));
       if (deadline.aborted) return onAbort();
       deadline.addEventListener('abort', onAbort, { once: true });
-      out.on('data', (chunk: Buffer) => {
-        if (settled) return;
-        size += chunk.length;
-        if (size > cap) return finish('too big');
-        chunks.push(chunk);
-      });
+      // stderr (tar's complaints) is dropped; stdout is the snapshot.
+      const demux = new DockerDemuxer(
+        (payload) => {
+          if (settled) return;
+          size += payload.length;
+          if (size > cap) return finish('too big');
+          chunks.push(Buffer.from(payload));
+        },
+        () => undefined,
+      );
+      stream.on('data', (chunk: Buffer) => demux.push(chunk));
       stream.on('end', () => finish({ chunks, size }));
       stream.on('close', () => finish({ chunks, size }));
       stream.on('error', (e) => finish(e));
