@@ -92,6 +92,8 @@ const envSchema = z.object({
   WARM_IDLE_TTL_MS: int(0, 86_400_000).default(300_000),
   /** Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. Default 16. */
   WARM_MAX_SANDBOXES: int(0, 10_000).default(16),
+  /** How long one sandbox may live however active its user (then it is replaced). Default 3600000 (1 h). */
+  WARM_MAX_LIFETIME_MS: int(1_000, 7 * 86_400_000).default(3_600_000),
   /** How often the reaper looks for orphaned containers. Default 60000 (60 s). */
   REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
   /** Sandboxes younger than this are never reaped (their create call may be in flight). Default 30000. */
@@ -133,6 +135,7 @@ export interface RunnerConfig {
   reaperMinAgeMs: number;
   warmIdleTtlMs: number;
   warmMaxSandboxes: number;
+  warmMaxLifetimeMs: number;
   logRequests: boolean;
 }
 
@@ -214,6 +217,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reaperMinAgeMs: e.REAPER_MIN_AGE_MS,
     warmIdleTtlMs: e.WARM_IDLE_TTL_MS,
     warmMaxSandboxes: e.WARM_MAX_SANDBOXES,
+    warmMaxLifetimeMs: e.WARM_MAX_LIFETIME_MS,
     logRequests: e.LOG_REQUESTS,
   };
 }

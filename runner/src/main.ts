@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     {
       idleTtlMs: config.warmIdleTtlMs,
       maxWarm: config.warmMaxSandboxes,
+      maxLifetimeMs: config.warmMaxLifetimeMs,
       reaperMinAgeMs: config.reaperMinAgeMs,
       outputLimitBytes: config.outputLimitBytes,
       memoryBytes: config.sandbox.memoryBytes,

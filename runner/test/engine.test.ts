@@ -25,6 +25,7 @@ function setup(options: Partial<EngineOptions> = {}) {
     {
       idleTtlMs: 60_000,
       maxWarm: 16,
+      maxLifetimeMs: 3_600_000,
       reaperMinAgeMs: 0,
       outputLimitBytes: OUTPUT_LIMIT,
       memoryBytes: MEMORY,
@@ -184,6 +185,21 @@ describe('engine: pool', () => {
     const again = await run('a', 'hi');
     assert.equal(again.warm, true);
     assert.equal(again.containerId, a.containerId);
+  });
+
+  test('a sandbox past its lifetime is not kept warm, however active its user', async () => {
+    const { backend, run, logs } = setup({ maxLifetimeMs: 150 });
+    const first = await run('u', 'hi');
+    assert.equal(first.warm, false);
+    const second = await run('u', 'again');
+    assert.equal(second.warm, true, 'young: kept warm');
+    await sleep(200);
+    const third = await run('u', 'past its lifetime');
+    assert.equal(third.warm, true, 'the run in progress keeps its sandbox');
+    assert.equal(backend.live().length, 0, 'then it is removed instead of kept warm');
+    assert.ok(logs.some((l) => l.includes('lifetime reached')));
+    const fourth = await run('u', 'fresh');
+    assert.equal(fourth.warm, false);
   });
 
   test('an unhealthy sandbox is removed and the next run gets a new one', async () => {

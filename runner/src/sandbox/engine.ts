@@ -19,6 +19,8 @@ export interface EngineOptions {
   idleTtlMs: number;
   /** Warm (idle) sandboxes kept at most, all users. */
   maxWarm: number;
+  /** How long one sandbox may live, however active; then it is not kept warm again. */
+  maxLifetimeMs: number;
   /** Sandboxes younger than this are never reaped (their create call may be in flight). */
   reaperMinAgeMs: number;
   /** Named in the texts of output_limit and oom results. */
@@ -80,7 +82,10 @@ export class SandboxEngine {
     this.#backend = backend;
     this.#options = options;
     this.#log = log;
-    this.#pool = new SandboxPool({ idleTtlMs: options.idleTtlMs, maxWarm: options.maxWarm }, log);
+    this.#pool = new SandboxPool(
+      { idleTtlMs: options.idleTtlMs, maxWarm: options.maxWarm, maxLifetimeMs: options.maxLifetimeMs },
+      log,
+    );
   }
 
   /** Whether runs can be served now; the one readiness check of /readyz and of every run. */

@@ -6,6 +6,12 @@ export interface PoolLimits {
   idleTtlMs: number;
   /** Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. */
   maxWarm: number;
+  /**
+   * How long one sandbox may live, however active its user: after a run past this age it is
+   * removed instead of kept warm, so no message rhythm keeps a sandbox (and what its user left
+   * running in it) alive for ever.
+   */
+  maxLifetimeMs: number;
 }
 
 /**
@@ -20,6 +26,8 @@ export class SandboxPool {
   readonly #idle = new Map<string, Sandbox>(); // insertion order = least recently used first
   readonly #busy = new Map<string, Sandbox>();
   readonly #timers = new Map<Sandbox, NodeJS.Timeout>();
+  /** When each sandbox was adopted (created). */
+  readonly #bornAtMs = new WeakMap<Sandbox, number>();
 
   constructor(limits: PoolLimits, log: Logger) {
     this.#limits = limits;
@@ -48,6 +56,7 @@ export class SandboxPool {
   /** Registers a freshly created sandbox as in use. */
   adopt(s: Sandbox): void {
     this.#busy.set(s.userId, s);
+    this.#bornAtMs.set(s, performance.now());
   }
 
   hasSandbox(userId: string): boolean {
@@ -59,6 +68,11 @@ export class SandboxPool {
     if (this.#busy.get(s.userId) === s) this.#busy.delete(s.userId);
     if (!s.isHealthy() || !this.enabled) {
       await this.#retire(s, s.isHealthy() ? 'warm reuse off' : 'unhealthy');
+      return;
+    }
+    const ageMs = performance.now() - (this.#bornAtMs.get(s) ?? performance.now());
+    if (ageMs >= this.#limits.maxLifetimeMs) {
+      await this.#retire(s, 'lifetime reached');
       return;
     }
     this.#idle.delete(s.userId);
