@@ -43,7 +43,7 @@ STEPS=(
 )
 # Every param of functions/src/params.ts. firebase deploy runs non-interactively, and then every
 # param needs a value in a .env file (defaults are only offered at a prompt).
-PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUNNER_TIMEOUT_MS MESSAGES_PER_MINUTE
+PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUN_TIMEOUT_MS MESSAGES_PER_MINUTE
   MAX_MESSAGE_CHARS ENFORCE_APP_CHECK CORS_ORIGINS)
 
 # This script uses only bash builtins until it runs a command for real, so that --dry-run needs
@@ -602,7 +602,7 @@ param_default() { # param_default NAME: the production value of a param without 
     RUNNER_URL) printf '%s' "$RUNNER_URL" ;;
     RUNNER_AUDIENCE) printf '%s' "$RUNNER_AUDIENCE" ;;
     RUNNER_SERVICE) printf '' ;;
-    RUNNER_TIMEOUT_MS) printf '45000' ;;
+    RUN_TIMEOUT_MS) printf '30000' ;; # must not exceed the runner's RUN_TIMEOUT_MS (30000 unless set)
     MESSAGES_PER_MINUTE) printf '20' ;;
     MAX_MESSAGE_CHARS) printf '8000' ;;
     ENFORCE_APP_CHECK) printf 'false' ;;

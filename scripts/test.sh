@@ -38,7 +38,7 @@ trap stop_emulators EXIT
 start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_TEST_PORT
 RUNNER_TOKEN=$RUNNER_TEST_TOKEN
 MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
-RUNNER_TIMEOUT_MS=60000"
+RUN_TIMEOUT_MS=30000"
 
 echo "[test] tests"
 node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-contract/test/*.test.ts runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts}

@@ -120,14 +120,3 @@ export type ListAgentsOutput = z.infer<typeof listAgentsOutputSchema>;
 
 export const warmSandboxOutputSchema = z.object({ warm: z.boolean(), created: z.boolean() });
 export type WarmSandboxOutput = z.infer<typeof warmSandboxOutputSchema>;
-
-/** Names of the callables, so senders and listeners cannot drift apart. */
-export const CALLABLES = {
-  sendMessage: 'sendMessage',
-  listConversations: 'listConversations',
-  getConversation: 'getConversation',
-  deleteConversation: 'deleteConversation',
-  listAgents: 'listAgents',
-  warmSandbox: 'warmSandbox',
-  deleteWorkspace: 'deleteWorkspace',
-} as const;

@@ -1,17 +1,11 @@
+import type { FunctionsErrorCode } from '@agent-platform/contract';
+
 /**
  * The functions' domain errors. Translated exactly once at each boundary: to HttpsError in
  * http/callables.ts and to an HTTP status in http/api.ts (both through http/translate.ts).
  * Messages are short, safe for clients, and say what to do.
  */
-export type DomainCode =
-  | 'invalid-argument'
-  | 'unauthenticated'
-  | 'not-found'
-  | 'resource-exhausted'
-  | 'unavailable'
-  | 'deadline-exceeded'
-  | 'aborted'
-  | 'internal';
+export type DomainCode = FunctionsErrorCode;
 
 export abstract class DomainError extends Error {
   abstract readonly code: DomainCode;

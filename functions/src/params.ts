@@ -1,4 +1,12 @@
 import { defineBoolean, defineInt, defineString } from 'firebase-functions/params';
+import { FUNCTIONS_MESSAGE_CHARS_DEFAULT, RUN_TIMEOUT_DEFAULT_MS } from '@agent-platform/contract';
+
+/**
+ * The functions' params, declared for `firebase deploy` (which stores their values in
+ * functions/.env.<project> and sets them as environment variables). At run time they are read
+ * and checked, with their bounds, by config.ts; only ENFORCE_APP_CHECK is used here directly
+ * (in the callables' options, at deploy). scripts/deploy.sh knows every one of them.
+ */
 
 /** Base URL of the runner, e.g. https://runner.example.com. Default: empty (then RUNNER_SERVICE). */
 export const RUNNER_URL = defineString('RUNNER_URL', { default: '' });
@@ -6,12 +14,12 @@ export const RUNNER_URL = defineString('RUNNER_URL', { default: '' });
 export const RUNNER_SERVICE = defineString('RUNNER_SERVICE', { default: '' });
 /** Audience of the ID tokens sent to the runner. Default: empty, meaning the runner URL. */
 export const RUNNER_AUDIENCE = defineString('RUNNER_AUDIENCE', { default: '' });
-/** Milliseconds to wait for the runner's answer to one message. Default 45000. */
-export const RUNNER_TIMEOUT_MS = defineInt('RUNNER_TIMEOUT_MS', { default: 45_000 });
+/** The run cap asked of the runner; every wait of a message derives from it. Default 30000. */
+export const RUN_TIMEOUT_MS = defineInt('RUN_TIMEOUT_MS', { default: RUN_TIMEOUT_DEFAULT_MS });
 /** Messages one user may send per minute. Default 20. */
 export const MESSAGES_PER_MINUTE = defineInt('MESSAGES_PER_MINUTE', { default: 20 });
 /** Longest message in characters. Default 8000. */
-export const MAX_MESSAGE_CHARS = defineInt('MAX_MESSAGE_CHARS', { default: 8000 });
+export const MAX_MESSAGE_CHARS = defineInt('MAX_MESSAGE_CHARS', { default: FUNCTIONS_MESSAGE_CHARS_DEFAULT });
 /** Reject callable requests without a valid App Check token. Default false. */
 export const ENFORCE_APP_CHECK = defineBoolean('ENFORCE_APP_CHECK', { default: false });
 /** Comma-separated web origins allowed by the REST API's CORS. Default: the local Hosting emulator. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import functionsTest from 'firebase-functions-test';
 import { HttpsError, type CallableRequest } from 'firebase-functions/v2/https';
 import { getApps } from 'firebase-admin/app';
@@ -18,20 +18,15 @@ import {
   RunnerUnavailableError,
 } from '../src/errors.ts';
 import {
-  getConversationSchema,
-  listConversationsSchema,
-  parseInput,
-  sendMessageSchema,
-} from '../src/conversations/schemas.ts';
+  getConversationInputSchema as getConversationSchema,
+  listConversationsInputSchema as listConversationsSchema,
+  sendMessageInputSchema as sendMessageSchema,
+} from '@agent-platform/contract';
+import { parseInput } from '../src/http/parse-input.ts';
 import { toHttpError, toHttpsError } from '../src/http/translate.ts';
-import {
-  deleteConversation,
-  deleteWorkspace,
-  getConversation,
-  listAgents,
-  listConversations,
-  sendMessage,
-} from '../src/http/callables.ts';
+import { createCallables, sendMessage } from '../src/http/callables.ts';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { Logger, userHash } from '../src/logs.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
 import { resolveRunner } from '../src/runner/runner-url.ts';
 
@@ -329,16 +324,10 @@ describe('error translation', () => {
 
 describe('callables (firebase-functions-test, offline)', () => {
   const fft = functionsTest();
-  // Outside the Firebase CLI no one applies the params' defaults: an unset int param reads as 0.
-  const maxCharsBefore = process.env.MAX_MESSAGE_CHARS;
-  before(() => {
-    process.env.MAX_MESSAGE_CHARS = '8000';
-  });
-  after(() => {
-    fft.cleanup();
-    if (maxCharsBefore === undefined) delete process.env.MAX_MESSAGE_CHARS;
-    else process.env.MAX_MESSAGE_CHARS = maxCharsBefore;
-  });
+  after(() => fft.cleanup());
+  // The callables read a validated configuration; these get one of their own (defaults), so no
+  // test touches the process's environment.
+  const callables = createCallables(() => loadConfig({}));
 
   function request(data: unknown, uid?: string): CallableRequest {
     const token: DecodedIdToken = {
@@ -371,12 +360,12 @@ describe('callables (firebase-functions-test, offline)', () => {
   }
 
   const all = {
-    sendMessage: fft.wrap(sendMessage),
-    listConversations: fft.wrap(listConversations),
-    getConversation: fft.wrap(getConversation),
-    deleteConversation: fft.wrap(deleteConversation),
-    listAgents: fft.wrap(listAgents),
-    deleteWorkspace: fft.wrap(deleteWorkspace),
+    sendMessage: fft.wrap(callables.sendMessage),
+    listConversations: fft.wrap(callables.listConversations),
+    getConversation: fft.wrap(callables.getConversation),
+    deleteConversation: fft.wrap(callables.deleteConversation),
+    listAgents: fft.wrap(callables.listAgents),
+    deleteWorkspace: fft.wrap(callables.deleteWorkspace),
   };
 
   test('every callable rejects a call without auth as unauthenticated', async () => {
@@ -417,18 +406,22 @@ describe('callables (firebase-functions-test, offline)', () => {
     }
   });
 
-  test('sendMessage reads MAX_MESSAGE_CHARS at call time', async () => {
-    process.env.MAX_MESSAGE_CHARS = '5';
-    try {
-      const e = await rejectsWith(
-        all.sendMessage(request({ message: '123456' }, 'user-1')),
-        'invalid-argument',
-      );
-      assert.equal(e.message, 'message: must be at most 5 characters');
-      assert.deepEqual(e.details, { field: 'message' });
-    } finally {
-      process.env.MAX_MESSAGE_CHARS = '8000';
-    }
+  test("sendMessage's message cap is MAX_MESSAGE_CHARS of its configuration", async () => {
+    const short = createCallables(() => loadConfig({ MAX_MESSAGE_CHARS: '5' }));
+    const e = await rejectsWith(
+      fft.wrap(short.sendMessage)(request({ message: '123456' }, 'user-1')),
+      'invalid-argument',
+    );
+    assert.equal(e.message, 'message: must be at most 5 characters');
+    assert.deepEqual(e.details, { field: 'message' });
+  });
+
+  test('the module-level callables use the default cap without any environment', async () => {
+    const e = await rejectsWith(
+      fft.wrap(sendMessage)(request({ message: 'x'.repeat(8001) }, 'user-1')),
+      'invalid-argument',
+    );
+    assert.equal(e.message, 'message: must be at most 8000 characters');
   });
 });
 
@@ -522,7 +515,8 @@ const RESULT: RunResult = {
   agent: { name: 'helper', description: 'helps', instructions: 'be helpful' },
   exitCode: 0,
   durationMs: 12.5,
-  timings: { sandbox: 3 },
+  warm: true,
+  timings: { queueMs: 0.1, createMs: 0, agentMs: 3, saveMs: 0 },
 };
 
 function client(url: string, extra: { timeoutMs?: number; fetchImpl?: typeof fetch } = {}): RunnerClient {
@@ -570,6 +564,8 @@ describe('RunnerClient against a local HTTP server', () => {
       agent: null,
       exitCode: null,
       durationMs: 0,
+      warm: false,
+      timings: { queueMs: 0, createMs: 0, agentMs: 0, saveMs: 0 },
     };
     const s = await servedFor(t, json(200, { ...minimal, secretField: 'x' }));
     assert.deepEqual(await client(s.url).run(RUN_REQUEST), minimal);
@@ -865,5 +861,95 @@ describe('resolveRunner', () => {
       InternalError,
     );
     assert.match(err.detail, /is not a URL/);
+  });
+});
+
+describe('configuration (params with bounds)', () => {
+  test('defaults, and every wait derived from the run cap', () => {
+    const c = loadConfig({});
+    assert.equal(c.runTimeoutMs, 30_000);
+    assert.equal(c.messagesPerMinute, 20);
+    assert.equal(c.maxMessageChars, 8000);
+    assert.equal(c.enforceAppCheck, false);
+    assert.deepEqual(c.corsOrigins, ['http://127.0.0.1:5000', 'http://localhost:5000']);
+    assert.ok(c.budget.runnerClientMs > c.budget.runnerAnswerMs);
+    assert.ok(c.budget.runnerAnswerMs > c.runTimeoutMs);
+    assert.ok(c.budget.functionMs <= c.budget.functionTimeoutMs);
+  });
+
+  test('out-of-bounds values are refused, each named with why', () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          MESSAGES_PER_MINUTE: '0',
+          MAX_MESSAGE_CHARS: '2000000',
+          RUNNER_URL: 'ftp://runner',
+          CORS_ORIGINS: 'https://ok.example.com,https://bad.example.com/path',
+          ENFORCE_APP_CHECK: 'yes',
+        }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        const text = err.problems.join('\n');
+        assert.match(text, /MESSAGES_PER_MINUTE="0": must be at least 1/);
+        assert.match(text, /MAX_MESSAGE_CHARS="2000000": must be at most 1000000/);
+        assert.match(text, /RUNNER_URL="ftp:\/\/runner": must be an http\(s\) URL/);
+        assert.match(text, /CORS_ORIGINS=.*origins/);
+        assert.match(text, /ENFORCE_APP_CHECK="yes"/);
+        return true;
+      },
+    );
+  });
+
+  test('a run cap whose path does not fit the function timeout is refused, naming both values', () => {
+    assert.throws(
+      () => loadConfig({ RUN_TIMEOUT_MS: '90000' }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /RUN_TIMEOUT_MS=90000/);
+        assert.match(err.message, /FUNCTION_TIMEOUT_S=120/);
+        return true;
+      },
+    );
+    assert.equal(loadConfig({ RUN_TIMEOUT_MS: '80000' }).runTimeoutMs, 80_000);
+  });
+});
+
+describe('logs', () => {
+  test('one structured line per message, with a hash of the user id and never the id itself', () => {
+    const lines: Array<{ severity: string; message: string; fields: Record<string, unknown> }> = [];
+    const log = new Logger({
+      write: (severity, message, fields) => lines.push({ severity, message, fields }),
+    });
+    log.messageHandled({
+      uid: 'alice-uid-123',
+      conversationId: 'c1',
+      messageId: 'm1',
+      runId: 'r1',
+      status: 'ok',
+      ms: 42,
+      streamed: true,
+      replay: false,
+      warm: true,
+    });
+    assert.equal(lines.length, 1);
+    const [line] = lines;
+    assert.equal(line!.message, 'message handled');
+    assert.equal(line!.fields.user, userHash('alice-uid-123'));
+    assert.match(String(line!.fields.user), /^[0-9a-f]{16}$/);
+    assert.ok(!JSON.stringify(line).includes('alice-uid-123'));
+    assert.deepEqual(
+      { ...line!.fields, user: undefined },
+      {
+        user: undefined,
+        conversationId: 'c1',
+        messageId: 'm1',
+        runId: 'r1',
+        status: 'ok',
+        ms: 42,
+        streamed: true,
+        replay: false,
+        warm: true,
+      },
+    );
   });
 });

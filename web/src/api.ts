@@ -3,6 +3,17 @@ import { initializeApp } from 'firebase/app';
 import { connectAuthEmulator, getAuth } from 'firebase/auth';
 import { connectFirestoreEmulator, getFirestore, Timestamp, type DocumentData } from 'firebase/firestore';
 import { connectFunctionsEmulator, getFunctions, httpsCallable } from 'firebase/functions';
+import {
+  CALLABLES,
+  RUN_TIMEOUT_DEFAULT_MS,
+  timeoutBudget,
+  type AgentView,
+  type DeletedOutput,
+  type SendResult,
+  type TextChunk,
+  type MessageDoc,
+  type WarmSandboxOutput,
+} from '@agent-platform/contract';
 
 const env = import.meta.env;
 const projectId = env.VITE_FIREBASE_PROJECT_ID || 'demo-agent-platform';
@@ -24,49 +35,29 @@ if (usingEmulators) {
   connectFunctionsEmulator(functions, '127.0.0.1', 5001);
 }
 
-export type RunStatus = 'ok' | 'error' | 'timeout' | 'oom' | 'output_limit';
+export type { RunStatus, SendResult } from '@agent-platform/contract';
+export type Agent = AgentView;
+export type StreamChunk = TextChunk;
 
+/** What the client sends (its requestId is always set: a retry reuses it). */
 export interface SendRequest {
   message: string;
   conversationId?: string;
   requestId: string;
 }
 
-export interface SendResult {
-  conversationId: string;
-  messageId: string;
-  text: string;
-  status: RunStatus;
-  component: unknown;
-  agentCreated: boolean;
-  agentId: string | null;
-}
-
-/** What sendMessage streams before its result. */
-export interface StreamChunk {
-  type: 'text';
-  delta: string;
-}
-
-export interface Agent {
-  id: string;
-  name: string;
-  description: string;
-  instructions: string;
-  conversationId: string;
-  createdAt: string | null;
-}
-
 export const callables = {
-  sendMessage: httpsCallable<SendRequest, SendResult, StreamChunk>(functions, 'sendMessage', {
-    timeout: 130_000,
+  sendMessage: httpsCallable<SendRequest, SendResult, TextChunk>(functions, CALLABLES.sendMessage, {
+    // The outermost layer of the timeout budget (contract/src/timeouts.ts): longer than the
+    // function's own timeout, so the function always answers first.
+    timeout: timeoutBudget(RUN_TIMEOUT_DEFAULT_MS).webClientMs,
   }),
-  deleteConversation: httpsCallable<{ conversationId: string }, { deleted: boolean }>(
+  deleteConversation: httpsCallable<{ conversationId: string }, DeletedOutput>(
     functions,
-    'deleteConversation',
+    CALLABLES.deleteConversation,
   ),
-  listAgents: httpsCallable<undefined, { agents: Agent[] }>(functions, 'listAgents'),
-  warmSandbox: httpsCallable<undefined, { warm: boolean; created: boolean }>(functions, 'warmSandbox'),
+  listAgents: httpsCallable<undefined, { agents: AgentView[] }>(functions, CALLABLES.listAgents),
+  warmSandbox: httpsCallable<undefined, WarmSandboxOutput>(functions, CALLABLES.warmSandbox),
 };
 
 /** users/{uid}/conversations/{id} */
@@ -77,11 +68,11 @@ export interface Conversation {
   updatedAt: Date | null;
 }
 
-/** users/{uid}/conversations/{cid}/messages/{id} */
+/** users/{uid}/conversations/{cid}/messages/{id} (MessageDoc in the contract), as shown. */
 export interface Message {
   id: string;
   seq: number;
-  role: 'user' | 'agent';
+  role: MessageDoc['role'];
   text: string;
   /** user: pending | done | failed; agent: a RunStatus */
   status: string;
@@ -115,7 +106,7 @@ export function toMessage(id: string, d: DocumentData): Message {
   };
 }
 
-/** A fresh idempotency key for one send: 32 of [0-9a-f] (the API wants 8-128 of [A-Za-z0-9_-]). */
+/** A fresh idempotency key for one send: 32 of [0-9a-f] (requestIdSchema: 8-128 of [A-Za-z0-9_-]). */
 export function newRequestId(): string {
   return crypto.randomUUID().replaceAll('-', '');
 }

@@ -2,6 +2,7 @@
  * Renders message text (plain text plus fenced code and the agent's ```output blocks), the
  * agent's UI components, and run statuses. Everything is built as DOM nodes with text content.
  */
+import type { RunStatus } from '@agent-platform/contract';
 import { h } from './dom.ts';
 
 export type Segment =
@@ -150,7 +151,8 @@ export function renderComponent(c: unknown, onChoose: (value: string) => void): 
   );
 }
 
-const RUN_STATUS: Record<string, string> = {
+/** A label for every run status but ok (typed against the contract, so a new status is a type error here). */
+const RUN_STATUS: Record<Exclude<RunStatus, 'ok'>, string> = {
   timeout: 'Timed out',
   oom: 'Out of memory',
   output_limit: 'Output limit reached',
@@ -164,6 +166,6 @@ export function renderRunStatus(status: string): HTMLElement | null {
     'p',
     { class: `run-status run-status-${status}` },
     h('span', { class: 'visually-hidden' }, 'Run status: '),
-    RUN_STATUS[status] ?? status,
+    (RUN_STATUS as Record<string, string | undefined>)[status] ?? status,
   );
 }

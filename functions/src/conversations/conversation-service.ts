@@ -6,6 +6,23 @@ import {
   type Firestore,
 } from 'firebase-admin/firestore';
 import {
+  AGENTS_LIST_MAX,
+  COLLECTIONS,
+  HISTORY_ENTRY_MAX_CHARS,
+  HISTORY_MESSAGES_SENT,
+  PREVIEW_MAX_CHARS,
+  TITLE_MAX_CHARS,
+  requestDocSchema,
+  type AgentView,
+  type ConversationSummary,
+  type GetConversationOutput,
+  type ListConversationsOutput,
+  type MessageView,
+  type RequestDoc,
+  type SendMessageInput,
+  type SendResult,
+} from '@agent-platform/contract';
+import {
   ConversationNotFoundError,
   DomainError,
   InternalError,
@@ -15,27 +32,17 @@ import {
   RunnerTimeoutError,
   RunnerUnavailableError,
 } from '../errors.ts';
+import type { Logger } from '../logs.ts';
 import type { RunResult, RunnerClient } from '../runner/runner-client.ts';
-import type { SendMessageInput } from './schemas.ts';
 
-/** What sendMessage returns (and what a retry with the same requestId returns again). */
-export interface SendResult {
-  conversationId: string;
-  messageId: string;
-  text: string;
-  status: RunResult['status'];
-  component: Record<string, unknown> | null;
-  agentCreated: boolean;
-  agentId: string | null;
-}
+export type { SendResult };
 
 export interface ServiceLimits {
   messagesPerMinute: number;
+  /** The run cap asked of the runner (its timeoutMs). */
+  runTimeoutMs: number;
 }
 
-const HISTORY_MESSAGES = 20;
-const PREVIEW_CHARS = 140;
-const TITLE_CHARS = 80;
 const WINDOW_MS = 60_000;
 /** gRPC status of a write to a missing document. */
 const NOT_FOUND = 5;
@@ -44,16 +51,18 @@ const NOT_FOUND = 5;
 export class ConversationService {
   readonly #db: Firestore;
   readonly #runner: RunnerClient;
-  readonly #limits: () => ServiceLimits;
+  readonly #limits: ServiceLimits;
+  readonly #log: Logger;
 
-  constructor(db: Firestore, runner: RunnerClient, limits: () => ServiceLimits) {
+  constructor(db: Firestore, runner: RunnerClient, limits: ServiceLimits, log: Logger) {
     this.#db = db;
     this.#runner = runner;
     this.#limits = limits;
+    this.#log = log;
   }
 
   #user(uid: string): DocumentReference {
-    return this.#db.collection('users').doc(uid);
+    return this.#db.collection(COLLECTIONS.users).doc(uid);
   }
 
   /**
@@ -66,9 +75,44 @@ export class ConversationService {
     input: SendMessageInput,
     onText?: (delta: string) => void,
   ): Promise<SendResult> {
+    const t0 = performance.now();
+    const seen: Handled = {
+      conversationId: input.conversationId ?? null,
+      runId: null,
+      warm: null,
+      replay: false,
+    };
+    const done = (status: string, messageId: string | null) =>
+      this.#log.messageHandled({
+        uid,
+        conversationId: seen.conversationId,
+        messageId,
+        runId: seen.runId,
+        status,
+        ms: Math.round(performance.now() - t0),
+        streamed: onText !== undefined,
+        replay: seen.replay,
+        warm: seen.warm,
+      });
+    try {
+      const out = await this.#send(uid, input, seen, onText);
+      done(out.status, out.messageId);
+      return out;
+    } catch (err) {
+      done(err instanceof DomainError ? err.code : 'internal', null);
+      throw err;
+    }
+  }
+
+  async #send(
+    uid: string,
+    input: SendMessageInput,
+    seen: Handled,
+    onText?: (delta: string) => void,
+  ): Promise<SendResult> {
     const user = this.#user(uid);
-    const convs = user.collection('conversations');
-    const requestRef = input.requestId ? user.collection('requests').doc(input.requestId) : null;
+    const convs = user.collection(COLLECTIONS.conversations);
+    const requestRef = input.requestId ? user.collection(COLLECTIONS.requests).doc(input.requestId) : null;
     const now = Date.now();
     // The history read does not depend on the transaction: run both at once (saves a round trip,
     // ~17 ms on the emulator). Messages written meanwhile are filtered out by seq below.
@@ -78,7 +122,7 @@ export class ConversationService {
     historyRead.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
 
     type Prep =
-      | { replay: RequestDoc }
+      | { replay: unknown }
       | { conversationRef: DocumentReference; messageRef: DocumentReference; seq: number };
     const prep = await this.#db.runTransaction(async (tx): Promise<Prep> => {
       const [requestSnap, userSnap, convSnap] = await Promise.all([
@@ -86,10 +130,10 @@ export class ConversationService {
         tx.get(user),
         input.conversationId ? tx.get(convs.doc(input.conversationId)) : Promise.resolve(null),
       ]);
-      if (requestSnap?.exists) return { replay: requestSnap.data() as unknown as RequestDoc };
+      if (requestSnap?.exists) return { replay: requestSnap.data() };
 
       const rate = (userSnap.get('rate') as { windowStartMs: number; count: number } | undefined) ?? null;
-      const limit = this.#limits().messagesPerMinute;
+      const limit = this.#limits.messagesPerMinute;
       const fresh = !rate || now - rate.windowStartMs >= WINDOW_MS;
       const count = fresh ? 0 : rate.count;
       if (count >= limit) {
@@ -106,7 +150,7 @@ export class ConversationService {
       const convRef = convSnap ? convSnap.ref : convs.doc();
       // Two slots: this message and its reply, so the reply needs no transaction of its own.
       const seq = convSnap ? (convSnap.get('nextSeq') as number) : 0;
-      const messageRef = convRef.collection('messages').doc();
+      const messageRef = convRef.collection(COLLECTIONS.messages).doc();
       tx.set(messageRef, {
         seq,
         role: 'user',
@@ -117,7 +161,7 @@ export class ConversationService {
         requestId: input.requestId ?? null,
         createdAt: FieldValue.serverTimestamp(),
       });
-      const preview = input.message.slice(0, PREVIEW_CHARS);
+      const preview = input.message.slice(0, PREVIEW_MAX_CHARS);
       if (convSnap) {
         tx.update(convRef, {
           messageCount: FieldValue.increment(1),
@@ -141,13 +185,17 @@ export class ConversationService {
           conversationId: convRef.id,
           userMessageId: messageRef.id,
           createdAt: FieldValue.serverTimestamp(),
-        } satisfies RequestDoc);
+        } satisfies Written<RequestDoc>);
       }
       return { conversationRef: convRef, messageRef, seq };
     });
 
-    if ('replay' in prep) return replay(prep.replay);
+    if ('replay' in prep) {
+      seen.replay = true;
+      return replay(prep.replay);
+    }
     const { conversationRef, messageRef, seq } = prep;
+    seen.conversationId = conversationRef.id;
 
     const history = (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text }));
     let result: RunResult;
@@ -158,14 +206,17 @@ export class ConversationService {
           conversationId: conversationRef.id,
           message: input.message,
           history,
+          timeoutMs: this.#limits.runTimeoutMs,
         },
         onText,
       );
     } catch (err) {
-      await this.#markFailed(messageRef, requestRef, err);
+      await this.#markFailed(uid, conversationRef, messageRef, requestRef, err);
       if (err instanceof DomainError) err.conversationId = conversationRef.id;
       throw err;
     }
+    seen.runId = result.runId;
+    seen.warm = result.warm;
     return this.#storeReply(
       uid,
       conversationRef,
@@ -180,11 +231,15 @@ export class ConversationService {
   async #recentMessages(
     conv: DocumentReference,
   ): Promise<Array<{ seq: number; role: 'user' | 'agent'; text: string }>> {
-    const snap = await conv.collection('messages').orderBy('seq', 'desc').limit(HISTORY_MESSAGES).get();
+    const snap = await conv
+      .collection(COLLECTIONS.messages)
+      .orderBy('seq', 'desc')
+      .limit(HISTORY_MESSAGES_SENT)
+      .get();
     return snap.docs.reverse().map((d) => ({
       seq: d.get('seq') as number,
       role: d.get('role') as 'user' | 'agent',
-      text: String(d.get('text')).slice(0, 100_000),
+      text: String(d.get('text')).slice(0, HISTORY_ENTRY_MAX_CHARS),
     }));
   }
 
@@ -197,8 +252,8 @@ export class ConversationService {
     requestId: string | null,
     result: RunResult,
   ): Promise<SendResult> {
-    const agentRef = result.agent ? this.#user(uid).collection('agents').doc() : null;
-    const replyRef = convRef.collection('messages').doc();
+    const agentRef = result.agent ? this.#user(uid).collection(COLLECTIONS.agents).doc() : null;
+    const replyRef = convRef.collection(COLLECTIONS.messages).doc();
     const out: SendResult = {
       conversationId: convRef.id,
       messageId: replyRef.id,
@@ -224,7 +279,7 @@ export class ConversationService {
     batch.update(convRef, {
       messageCount: FieldValue.increment(1),
       updatedAt: FieldValue.serverTimestamp(),
-      lastMessagePreview: result.text.slice(0, PREVIEW_CHARS),
+      lastMessagePreview: result.text.slice(0, PREVIEW_MAX_CHARS),
     });
     const outcome = this.#db.batch();
     if (agentRef && result.agent) {
@@ -242,12 +297,15 @@ export class ConversationService {
       // The conversation was deleted meanwhile (the updates find no document): keep only the
       // request's outcome and the created agent.
       if ((err as { code?: number }).code !== NOT_FOUND) throw err;
+      this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
     }
     await outcome.commit();
     return out;
   }
 
   async #markFailed(
+    uid: string,
+    convRef: DocumentReference,
     messageRef: DocumentReference,
     requestRef: DocumentReference | null,
     err: unknown,
@@ -258,14 +316,20 @@ export class ConversationService {
     if (requestRef) batch.update(requestRef, { state: 'failed', errorCode: code });
     try {
       await batch.commit();
-    } catch {
-      // The conversation was deleted meanwhile; nothing is left pending.
+    } catch (commitErr) {
+      if ((commitErr as { code?: number }).code === NOT_FOUND) {
+        // The conversation was deleted meanwhile: its message went with it, nothing is pending.
+        this.#log.conversationGoneMidSend(uid, convRef.id, messageRef.id);
+        return;
+      }
+      // The sender still gets the run's error; the message stays pending (logged, not hidden).
+      this.#log.markFailedFailed(uid, convRef.id, messageRef.id, commitErr);
     }
   }
 
-  async listConversations(uid: string, limit: number, cursor?: string) {
+  async listConversations(uid: string, limit: number, cursor?: string): Promise<ListConversationsOutput> {
     let q = this.#user(uid)
-      .collection('conversations')
+      .collection(COLLECTIONS.conversations)
       .orderBy('updatedAt', 'desc')
       .orderBy(FieldPath.documentId(), 'desc')
       .limit(limit);
@@ -278,7 +342,7 @@ export class ConversationService {
       q = q.startAfter(Timestamp.fromMillis(ms), id);
     }
     const snap = await q.get();
-    const conversations = snap.docs.map((d) => ({
+    const conversations = snap.docs.map((d): ConversationSummary => ({
       id: d.id,
       title: d.get('title') as string,
       createdAt: iso(d.get('createdAt')),
@@ -294,18 +358,23 @@ export class ConversationService {
     return { conversations, nextCursor };
   }
 
-  async getConversation(uid: string, conversationId: string, limit: number, cursor?: string) {
-    const convRef = this.#user(uid).collection('conversations').doc(conversationId);
-    let q = convRef.collection('messages').orderBy('seq', 'asc').limit(limit);
+  async getConversation(
+    uid: string,
+    conversationId: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<GetConversationOutput> {
+    const convRef = this.#user(uid).collection(COLLECTIONS.conversations).doc(conversationId);
+    let q = convRef.collection(COLLECTIONS.messages).orderBy('seq', 'asc').limit(limit);
     if (cursor) q = q.startAfter(decodeCursor(cursor, (v): v is number => Number.isInteger(v)));
     const [convSnap, snap] = await Promise.all([convRef.get(), q.get()]);
     if (!convSnap.exists) throw new ConversationNotFoundError();
-    const messages = snap.docs.map((d) => ({
+    const messages = snap.docs.map((d): MessageView => ({
       id: d.id,
-      role: d.get('role') as string,
+      role: d.get('role') as MessageView['role'],
       text: d.get('text') as string,
       status: d.get('status') as string,
-      component: (d.get('component') as Record<string, unknown> | null) ?? null,
+      component: (d.get('component') as MessageView['component']) ?? null,
       runId: (d.get('runId') as string | null) ?? null,
       createdAt: iso(d.get('createdAt')),
     }));
@@ -324,16 +393,20 @@ export class ConversationService {
   }
 
   async deleteConversation(uid: string, conversationId: string): Promise<void> {
-    const convRef = this.#user(uid).collection('conversations').doc(conversationId);
+    const convRef = this.#user(uid).collection(COLLECTIONS.conversations).doc(conversationId);
     const snap = await convRef.get();
     if (!snap.exists) throw new ConversationNotFoundError();
     await this.#db.recursiveDelete(convRef);
   }
 
-  async listAgents(uid: string) {
-    const snap = await this.#user(uid).collection('agents').orderBy('createdAt', 'desc').limit(100).get();
+  async listAgents(uid: string): Promise<{ agents: AgentView[] }> {
+    const snap = await this.#user(uid)
+      .collection(COLLECTIONS.agents)
+      .orderBy('createdAt', 'desc')
+      .limit(AGENTS_LIST_MAX)
+      .get();
     return {
-      agents: snap.docs.map((d) => ({
+      agents: snap.docs.map((d): AgentView => ({
         id: d.id,
         name: d.get('name') as string,
         description: d.get('description') as string,
@@ -354,17 +427,22 @@ export class ConversationService {
   }
 }
 
-interface RequestDoc {
-  state: 'pending' | 'done' | 'failed';
-  conversationId: string;
-  userMessageId: string;
-  createdAt: FieldValue | Timestamp;
-  result?: SendResult;
-  errorCode?: string;
+/** A document as written: its timestamps are server timestamps until the write lands. */
+type Written<T> = Omit<T, 'createdAt'> & { createdAt: FieldValue };
+
+/** What sendMessage learned, for its one log line. */
+interface Handled {
+  conversationId: string | null;
+  runId: string | null;
+  warm: boolean | null;
+  replay: boolean;
 }
 
 /** A retry returns the first outcome: the stored result, the same error, or "in progress". */
-function replay(doc: RequestDoc): SendResult {
+function replay(data: unknown): SendResult {
+  const parsed = requestDocSchema.safeParse(data);
+  if (!parsed.success) throw new InternalError('a stored request record is not a RequestDoc');
+  const doc = parsed.data;
   if (doc.state === 'done' && doc.result) return doc.result;
   if (doc.state === 'pending') throw new RequestInProgressError();
   switch (doc.errorCode) {
@@ -386,7 +464,7 @@ function titleOf(message: string): string {
       inFence = !inFence;
       continue;
     }
-    if (!inFence && line) return line.slice(0, TITLE_CHARS);
+    if (!inFence && line) return line.slice(0, TITLE_MAX_CHARS);
   }
   return 'Code';
 }

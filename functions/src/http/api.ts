@@ -1,31 +1,40 @@
+import {
+  FUNCTION_TIMEOUT_S,
+  REST_BODY_MAX_BYTES,
+  SSE_EVENTS,
+  SSE_MEDIA_TYPE,
+  conversationIdInputSchema,
+  getConversationInputSchema,
+  listConversationsInputSchema,
+  sendMessageInputSchema,
+} from '@agent-platform/contract';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { onRequest } from 'firebase-functions/v2/https';
-import { deps } from '../deps.ts';
+import type { FunctionsConfig } from '../config.ts';
+import { config, deps } from '../deps.ts';
 import { InvalidInputError, NotSignedInError } from '../errors.ts';
-import { CORS_ORIGINS, MAX_MESSAGE_CHARS } from '../params.ts';
-import {
-  getConversationSchema,
-  listConversationsSchema,
-  parseInput,
-  sendMessageSchema,
-} from '../conversations/schemas.ts';
+import { parseInput } from './parse-input.ts';
 import { toHttpError } from './translate.ts';
 
 /**
  * The REST API for clients that do not use the Firebase SDK. Identity comes only from a verified
  * Firebase ID token (`Authorization: Bearer`); the old trusted X-User-Id header is gone.
  */
-export function createApi(): express.Express {
+export function createApi(cfg: () => FunctionsConfig = config): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
   app.use((req, res, next) => {
     const origin = req.headers.origin;
     if (origin) {
-      const allowed = CORS_ORIGINS.value()
-        .split(',')
-        .map((o) => o.trim())
-        .filter(Boolean);
+      let allowed: string[];
+      try {
+        allowed = cfg().corsOrigins;
+      } catch (err) {
+        const out = toHttpError(err, 'api');
+        res.status(out.status).set(out.headers).json(out.body);
+        return;
+      }
       if (!allowed.includes(origin)) {
         res.status(403).json({ error: { code: 'permission-denied', message: 'origin not allowed' } });
         return;
@@ -51,7 +60,7 @@ export function createApi(): express.Express {
   app.get('/health', health);
   app.get('/api/health', health);
 
-  app.use('/api', express.json({ limit: '64kb' }));
+  app.use('/api', express.json({ limit: REST_BODY_MAX_BYTES }));
 
   const uidOf = async (req: Request): Promise<string> => {
     const m = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
@@ -77,19 +86,19 @@ export function createApi(): express.Express {
 
   // Input is validated before any client is built (deps()), so bad input is always invalid-argument.
   const send = (uid: string, req: Request, onText?: (delta: string) => void) => {
-    const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), req.body);
+    const input = parseInput(sendMessageInputSchema(cfg().maxMessageChars), req.body);
     return deps().service.sendMessage(uid, input, onText);
   };
   const sendRoute = route('POST /api/conversation', (uid, req) => send(uid, req));
   app.post('/api/conversation', async (req, res) => {
-    if (!/(^|,)\s*text\/event-stream/i.test(req.headers.accept ?? '')) return sendRoute(req, res);
+    if (!wantsSse(req.headers.accept)) return sendRoute(req, res);
     // Server-Sent Events: `delta` events as the agent writes, then one `result` (or `error`).
     // Errors before the first event are ordinary JSON answers with their status.
     const start = () => {
       if (res.headersSent) return;
       res
         .status(200)
-        .set({ 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+        .set({ 'content-type': SSE_MEDIA_TYPE, 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       res.flushHeaders();
     };
     const event = (name: string, data: unknown) => {
@@ -98,13 +107,13 @@ export function createApi(): express.Express {
     };
     try {
       const uid = await uidOf(req);
-      const result = await send(uid, req, (delta) => event('delta', { delta }));
-      event('result', result);
+      const result = await send(uid, req, (delta) => event(SSE_EVENTS.delta, { delta }));
+      event(SSE_EVENTS.result, result);
       res.end();
     } catch (err) {
       const out = toHttpError(err, 'POST /api/conversation (stream)');
       if (res.headersSent) {
-        event('error', out.body.error);
+        event(SSE_EVENTS.error, out.body.error);
         res.end();
       } else {
         res.status(out.status).set(out.headers).json(out.body);
@@ -114,7 +123,7 @@ export function createApi(): express.Express {
   app.get(
     '/api/conversations',
     route('GET /api/conversations', (uid, req) => {
-      const input = parseInput(listConversationsSchema, {
+      const input = parseInput(listConversationsInputSchema, {
         ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
         ...(typeof req.query.cursor === 'string' ? { cursor: req.query.cursor } : {}),
       });
@@ -124,7 +133,7 @@ export function createApi(): express.Express {
   app.get(
     '/api/conversations/:id',
     route('GET /api/conversations/:id', (uid, req) => {
-      const input = parseInput(getConversationSchema, {
+      const input = parseInput(getConversationInputSchema, {
         conversationId: req.params.id,
         ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
         ...(typeof req.query.cursor === 'string' ? { cursor: req.query.cursor } : {}),
@@ -135,7 +144,7 @@ export function createApi(): express.Express {
   app.delete(
     '/api/conversations/:id',
     route('DELETE /api/conversations/:id', async (uid, req) => {
-      const input = parseInput(getConversationSchema.pick({ conversationId: true }), {
+      const input = parseInput(conversationIdInputSchema, {
         conversationId: req.params.id,
       });
       await deps().service.deleteConversation(uid, input.conversationId);
@@ -165,4 +174,10 @@ export function createApi(): express.Express {
   return app;
 }
 
-export const api = onRequest({ memory: '256MiB', timeoutSeconds: 120 }, createApi());
+/** True when the client asked for Server-Sent Events (Accept: text/event-stream). */
+function wantsSse(accept: string | undefined): boolean {
+  return (accept ?? '').split(',').some((t) => t.trim().toLowerCase().startsWith(SSE_MEDIA_TYPE));
+}
+
+// The timeout is the budget's outermost function layer (contract/src/timeouts.ts).
+export const api = onRequest({ memory: '256MiB', timeoutSeconds: FUNCTION_TIMEOUT_S }, createApi());

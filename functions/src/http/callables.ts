@@ -1,24 +1,26 @@
-import { onCall, type CallableRequest, type CallableResponse } from 'firebase-functions/v2/https';
-import { deps } from '../deps.ts';
-import { NotSignedInError } from '../errors.ts';
-import { ENFORCE_APP_CHECK, MAX_MESSAGE_CHARS } from '../params.ts';
 import {
-  conversationIdSchema,
-  emptySchema,
-  getConversationSchema,
-  listConversationsSchema,
-  parseInput,
-  sendMessageSchema,
-} from '../conversations/schemas.ts';
+  FUNCTION_TIMEOUT_S,
+  conversationIdInputSchema,
+  emptyInputSchema,
+  getConversationInputSchema,
+  listConversationsInputSchema,
+  sendMessageInputSchema,
+  type TextChunk,
+} from '@agent-platform/contract';
+import { onCall, type CallableRequest, type CallableResponse } from 'firebase-functions/v2/https';
+import type { FunctionsConfig } from '../config.ts';
+import { config, deps } from '../deps.ts';
+import { NotSignedInError } from '../errors.ts';
+import { ENFORCE_APP_CHECK } from '../params.ts';
+import { parseInput } from './parse-input.ts';
 import { toHttpsError } from './translate.ts';
 
-const options = { enforceAppCheck: ENFORCE_APP_CHECK, memory: '256MiB' as const, timeoutSeconds: 120 };
-
-/** A chunk streamed to clients that call with `.stream()`. */
-export interface TextChunk {
-  type: 'text';
-  delta: string;
-}
+// The timeout is the budget's outermost function layer (contract/src/timeouts.ts).
+const options = {
+  enforceAppCheck: ENFORCE_APP_CHECK,
+  memory: '256MiB' as const,
+  timeoutSeconds: FUNCTION_TIMEOUT_S,
+};
 
 /** Wraps a handler: requires sign-in, translates every error once. */
 function callable<T>(
@@ -45,38 +47,51 @@ function callable<T>(
   );
 }
 
-export const sendMessage = callable('sendMessage', (uid, data, stream) => {
-  const input = parseInput(sendMessageSchema(MAX_MESSAGE_CHARS.value()), data);
-  return deps().service.sendMessage(uid, input, stream);
-});
+/**
+ * The callables, reading their settings from `cfg` (the instance's validated configuration;
+ * tests pass their own instead of changing the process's environment).
+ */
+export function createCallables(cfg: () => FunctionsConfig = config) {
+  return {
+    sendMessage: callable('sendMessage', (uid, data, stream) => {
+      const input = parseInput(sendMessageInputSchema(cfg().maxMessageChars), data);
+      return deps().service.sendMessage(uid, input, stream);
+    }),
+    listConversations: callable('listConversations', (uid, data) => {
+      const input = parseInput(listConversationsInputSchema, data);
+      return deps().service.listConversations(uid, input.limit, input.cursor);
+    }),
+    getConversation: callable('getConversation', (uid, data) => {
+      const input = parseInput(getConversationInputSchema, data);
+      return deps().service.getConversation(uid, input.conversationId, input.limit, input.cursor);
+    }),
+    deleteConversation: callable('deleteConversation', async (uid, data) => {
+      const input = parseInput(conversationIdInputSchema, data);
+      await deps().service.deleteConversation(uid, input.conversationId);
+      return { deleted: true };
+    }),
+    listAgents: callable('listAgents', (uid, data) => {
+      parseInput(emptyInputSchema, data);
+      return deps().service.listAgents(uid);
+    }),
+    warmSandbox: callable('warmSandbox', (uid, data) => {
+      parseInput(emptyInputSchema, data);
+      return deps().service.warmSandbox(uid);
+    }),
+    deleteWorkspace: callable('deleteWorkspace', (uid, data) => {
+      parseInput(emptyInputSchema, data);
+      return deps().service.deleteWorkspace(uid);
+    }),
+  };
+}
 
-export const listConversations = callable('listConversations', (uid, data) => {
-  const input = parseInput(listConversationsSchema, data);
-  return deps().service.listConversations(uid, input.limit, input.cursor);
-});
-
-export const getConversation = callable('getConversation', (uid, data) => {
-  const input = parseInput(getConversationSchema, data);
-  return deps().service.getConversation(uid, input.conversationId, input.limit, input.cursor);
-});
-
-export const deleteConversation = callable('deleteConversation', async (uid, data) => {
-  const input = parseInput(conversationIdSchema, data);
-  await deps().service.deleteConversation(uid, input.conversationId);
-  return { deleted: true };
-});
-
-export const listAgents = callable('listAgents', (uid, data) => {
-  parseInput(emptySchema, data);
-  return deps().service.listAgents(uid);
-});
-
-export const warmSandbox = callable('warmSandbox', (uid, data) => {
-  parseInput(emptySchema, data);
-  return deps().service.warmSandbox(uid);
-});
-
-export const deleteWorkspace = callable('deleteWorkspace', (uid, data) => {
-  parseInput(emptySchema, data);
-  return deps().service.deleteWorkspace(uid);
-});
+const callables = createCallables();
+export const {
+  sendMessage,
+  listConversations,
+  getConversation,
+  deleteConversation,
+  listAgents,
+  warmSandbox,
+  deleteWorkspace,
+} = callables;

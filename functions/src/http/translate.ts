@@ -1,28 +1,15 @@
-import { HttpsError, type FunctionsErrorCode } from 'firebase-functions/v2/https';
-import { logger } from 'firebase-functions';
+import { FUNCTIONS_ERROR_HTTP_STATUS, type RestErrorBody } from '@agent-platform/contract';
+import { HttpsError } from 'firebase-functions/v2/https';
 import { DomainError, InternalError, InvalidInputError, RateLimitedError } from '../errors.ts';
-
-/** HTTP statuses of the REST API, per domain code. */
-const HTTP_STATUS: Record<DomainError['code'], number> = {
-  'invalid-argument': 400,
-  unauthenticated: 401,
-  'not-found': 404,
-  'resource-exhausted': 429,
-  aborted: 409,
-  unavailable: 503,
-  'deadline-exceeded': 504,
-  internal: 500,
-};
+import { log } from '../logs.ts';
 
 /** Anything thrown -> a DomainError; unknown errors are logged and become `internal`. */
 export function toDomain(err: unknown, where: string): DomainError {
   if (err instanceof DomainError) {
-    if (err instanceof InternalError) logger.error(`${where}: ${err.detail}`);
+    if (err instanceof InternalError) log.internalError(where, err.detail);
     return err;
   }
-  logger.error(`${where}: unexpected error`, {
-    error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-  });
+  log.unexpected(where, err);
   return new InternalError('unexpected');
 }
 
@@ -33,20 +20,19 @@ export function toHttpsError(err: unknown, where: string): HttpsError {
   if (d instanceof InvalidInputError && d.field) details.field = d.field;
   if (d instanceof RateLimitedError) details.retryAfterSeconds = d.retryAfterSeconds;
   if (d.conversationId) details.conversationId = d.conversationId;
-  return new HttpsError(
-    d.code as FunctionsErrorCode,
-    d.message,
-    Object.keys(details).length ? details : undefined,
-  );
+  return new HttpsError(d.code, d.message, Object.keys(details).length ? details : undefined);
 }
 
 /** The one translation to REST responses: status, headers and a JSON body with a stable code. */
-export function toHttpError(err: unknown, where: string) {
+export function toHttpError(
+  err: unknown,
+  where: string,
+): { status: number; headers: Record<string, string>; body: RestErrorBody } {
   const d = toDomain(err, where);
   const headers: Record<string, string> = {};
   if (d instanceof RateLimitedError) headers['retry-after'] = String(d.retryAfterSeconds);
   return {
-    status: HTTP_STATUS[d.code],
+    status: FUNCTIONS_ERROR_HTTP_STATUS[d.code],
     headers,
     body: {
       error: {

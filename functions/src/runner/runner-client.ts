@@ -1,33 +1,27 @@
+import {
+  LineSplitter,
+  NDJSON_MEDIA_TYPE,
+  REPLY_MAX_CHARS,
+  deleteWorkspaceResponseSchema,
+  runResultSchema,
+  runStreamLineSchema,
+  warmResponseSchema,
+  type RunRequestInput,
+  type RunResult,
+} from '@agent-platform/contract';
 import { GoogleAuth } from 'google-auth-library';
-import { z } from 'zod';
 import { InternalError, RunnerTimeoutError, RunnerUnavailableError } from '../errors.ts';
 import type { RunnerLocation } from './runner-url.ts';
 
-/** The runner's run result (its POST /v1/runs contract), validated on arrival. */
-export const runResultSchema = z.object({
-  runId: z.string().min(1).max(100),
-  status: z.enum(['ok', 'error', 'timeout', 'oom', 'output_limit']),
-  text: z.string().max(4_000_000),
-  component: z.looseObject({ type: z.string().min(1).max(64) }).nullable(),
-  agent: z
-    .object({
-      name: z.string().min(1).max(100),
-      description: z.string().max(1000),
-      instructions: z.string().max(20_000),
-    })
-    .nullable(),
-  exitCode: z.number().int().nullable(),
-  durationMs: z.number().nonnegative(),
-  timings: z.record(z.string(), z.number()).optional(),
-});
-export type RunResult = z.infer<typeof runResultSchema>;
+export type { RunResult };
+/** One run request (the runner's POST /v1/runs body, declared in the contract). */
+export type RunRequest = RunRequestInput;
 
-export interface RunRequest {
-  userId: string;
-  conversationId: string;
-  message: string;
-  history: Array<{ role: 'user' | 'agent'; text: string }>;
-}
+/**
+ * Longest line of the runner's stream kept in memory: a result line holds the reply, and JSON
+ * escaping can grow a character to six.
+ */
+const STREAM_LINE_MAX_CHARS = 6 * REPLY_MAX_CHARS + 64 * 1024;
 
 export interface RunnerClientOptions {
   location: () => Promise<RunnerLocation>;
@@ -57,29 +51,26 @@ export class RunnerClient {
    * as the agent produces it; the result is the same either way.
    */
   async run(req: RunRequest, onText?: (delta: string) => void): Promise<RunResult> {
-    const res = await this.#send('POST', '/v1/runs', req, onText ? 'application/x-ndjson' : undefined);
-    const streaming = (res.headers.get('content-type') ?? '').startsWith('application/x-ndjson');
+    const res = await this.#send('POST', '/v1/runs', req, onText ? NDJSON_MEDIA_TYPE : undefined);
+    const streaming = (res.headers.get('content-type') ?? '').startsWith(NDJSON_MEDIA_TYPE);
     if (onText && res.ok && streaming) return this.#readStream(res, onText);
     return parseResult(await this.#json(res, true));
   }
 
   async #readStream(res: Response, onText: (delta: string) => void): Promise<RunResult> {
     const decoder = new TextDecoder();
-    let pending = '';
+    const splitter = new LineSplitter(STREAM_LINE_MAX_CHARS);
     try {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        pending += decoder.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = pending.indexOf('\n')) >= 0) {
-          const line = pending.slice(0, nl);
-          pending = pending.slice(nl + 1);
+        for (const line of splitter.push(decoder.decode(chunk, { stream: true }))) {
+          if (line === null) throw new InternalError('runner streamed a line over the bound');
           if (!line.trim()) continue;
-          const parsed = streamLineSchema.safeParse(safeJson(line));
+          const parsed = runStreamLineSchema.safeParse(safeJson(line));
           if (!parsed.success) throw new InternalError('runner streamed an invalid line');
           const event = parsed.data;
           if (event.type === 'text') onText(event.delta);
           else if (event.type === 'error') throw new InternalError('runner reported an error mid-stream');
-          else return parseResult(event.result);
+          else return event.result;
         }
       }
     } catch (err) {
@@ -93,14 +84,14 @@ export class RunnerClient {
   /** Starts the user's sandbox ahead of their first message (a no-op where warm reuse is off). */
   async warm(userId: string): Promise<{ warm: boolean; created: boolean }> {
     const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`);
-    const parsed = z.object({ warm: z.boolean(), created: z.boolean() }).safeParse(body);
+    const parsed = warmResponseSchema.safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid warm-up');
     return parsed.data;
   }
 
   async deleteWorkspace(userId: string): Promise<boolean> {
     const body = await this.#call('DELETE', `/v1/users/${encodeURIComponent(userId)}/workspace`);
-    const parsed = z.object({ deleted: z.boolean() }).safeParse(body);
+    const parsed = deleteWorkspaceResponseSchema.safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid workspace deletion');
     return parsed.data.deleted;
   }
@@ -185,13 +176,6 @@ function parseResult(body: unknown): RunResult {
   }
   return parsed.data;
 }
-
-/** One line of the runner's NDJSON stream. */
-const streamLineSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('text'), delta: z.string().max(4_000_000) }),
-  z.object({ type: z.literal('result'), result: z.unknown() }),
-  z.object({ type: z.literal('error') }).loose(),
-]);
 
 function safeJson(line: string): unknown {
   try {

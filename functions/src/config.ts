@@ -1,0 +1,132 @@
+import {
+  FUNCTIONS_MESSAGE_CHARS_DEFAULT,
+  MESSAGE_MAX_CHARS,
+  RUN_TIMEOUT_DEFAULT_MS,
+  RUN_TIMEOUT_MAX_MS,
+  budgetProblem,
+  timeoutBudget,
+  type TimeoutBudget,
+} from '@agent-platform/contract';
+import { z } from 'zod';
+
+/**
+ * Every setting of the functions, validated once per instance with bounds (the runner's
+ * runner/src/config.ts is the model). The values arrive as environment variables: firebase-tools
+ * sets them from functions/.env.<project> (deploys) or functions/.env.local (emulator), and the
+ * params in params.ts declare the same names for `firebase deploy`. Outside the Firebase CLI no
+ * one applies the params' defaults (an unset int param reads as 0), so the defaults live here.
+ * The loader takes the environment as a parameter: tests pass their own and never touch
+ * process.env.
+ */
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const httpUrl = z.string().refine((v) => {
+  if (v === '') return true;
+  try {
+    return ['http:', 'https:'].includes(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+}, 'must be an http(s) URL');
+
+const origins = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((o) => o.trim())
+      .filter((o) => o.length > 0),
+  )
+  .refine(
+    (list) =>
+      list.every((o) => {
+        try {
+          const u = new URL(o);
+          return ['http:', 'https:'].includes(u.protocol) && u.origin === o;
+        } catch {
+          return false;
+        }
+      }),
+    'must be a comma-separated list of origins like https://app.example.com (scheme, host, port; no path)',
+  );
+
+const envSchema = z.object({
+  /** Base URL of the runner. Default: empty (then RUNNER_SERVICE). */
+  RUNNER_URL: httpUrl.default(''),
+  /** Cloud Run service name whose URL is the runner's. Default: empty. */
+  RUNNER_SERVICE: z.string().default(''),
+  /** Audience of the ID tokens sent to the runner. Default: empty, meaning the runner URL. */
+  RUNNER_AUDIENCE: z.string().default(''),
+  /** The run cap asked of the runner (its timeoutMs); every wait derives from it. Default 30000. */
+  RUN_TIMEOUT_MS: int(1_000, RUN_TIMEOUT_MAX_MS).default(RUN_TIMEOUT_DEFAULT_MS),
+  /** Messages one user may send per minute. Default 20. */
+  MESSAGES_PER_MINUTE: int(1, 10_000).default(20),
+  /** Longest message in characters. Default 8000. */
+  MAX_MESSAGE_CHARS: int(1, MESSAGE_MAX_CHARS).default(FUNCTIONS_MESSAGE_CHARS_DEFAULT),
+  /** Reject callables without a valid App Check token (applied at deploy). Default false. */
+  ENFORCE_APP_CHECK: bool.default(false),
+  /** Web origins the REST API allows. Default: the local Hosting emulator. */
+  CORS_ORIGINS: origins.default(['http://127.0.0.1:5000', 'http://localhost:5000']),
+});
+
+export interface FunctionsConfig {
+  runnerUrl: string;
+  runnerService: string;
+  runnerAudience: string;
+  runTimeoutMs: number;
+  /** Every deadline of a message's path, derived from runTimeoutMs (contract/src/timeouts.ts). */
+  budget: TimeoutBudget;
+  messagesPerMinute: number;
+  maxMessageChars: number;
+  enforceAppCheck: boolean;
+  corsOrigins: string[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid functions configuration:\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+/** Reads and validates the functions' settings; throws ConfigError naming each bad one. */
+export function loadConfig(env: Record<string, string | undefined>): FunctionsConfig {
+  // Empty means "unset", as with the runner: `FOO=` falls back to the default.
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') cleaned[key] = value.trim();
+  }
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '?');
+        return `${key}=${JSON.stringify(cleaned[key])}: ${i.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  const problem = budgetProblem(e.RUN_TIMEOUT_MS);
+  if (problem) throw new ConfigError([problem]);
+  return {
+    runnerUrl: e.RUNNER_URL,
+    runnerService: e.RUNNER_SERVICE,
+    runnerAudience: e.RUNNER_AUDIENCE,
+    runTimeoutMs: e.RUN_TIMEOUT_MS,
+    budget: timeoutBudget(e.RUN_TIMEOUT_MS),
+    messagesPerMinute: e.MESSAGES_PER_MINUTE,
+    maxMessageChars: e.MAX_MESSAGE_CHARS,
+    enforceAppCheck: e.ENFORCE_APP_CHECK,
+    corsOrigins: e.CORS_ORIGINS,
+  };
+}

@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { logger } from 'firebase-functions';
+
+/**
+ * Every log line the functions write lives here (the runner's runner/src/logs.ts is the model), so
+ * messages stay consistent and nothing logs a secret or a raw user id by accident. One structured
+ * entry per call; Cloud Logging reads `severity` and `message`. The sink is injectable for tests.
+ */
+export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
+
+export interface LogSink {
+  write(severity: Severity, message: string, fields: Record<string, unknown>): void;
+}
+
+const firebaseSink: LogSink = {
+  write(severity, message, fields) {
+    logger.write({ severity, message, ...fields });
+  },
+};
+
+/** A stable, non-reversible stand-in for a user id in logs (first 16 hex of its SHA-256). */
+export function userHash(uid: string): string {
+  return createHash('sha256').update(uid, 'utf8').digest('hex').slice(0, 16);
+}
+
+/** What one sendMessage call did, logged once when it ends (callable or REST, streamed or not). */
+export interface MessageHandled {
+  uid: string;
+  conversationId: string | null;
+  messageId: string | null;
+  runId: string | null;
+  /** The run's status, or the error code the caller got. */
+  status: string;
+  ms: number;
+  streamed: boolean;
+  /** A retry answered from its requestId's record. */
+  replay: boolean;
+  warm: boolean | null;
+}
+
+export class Logger {
+  readonly #sink: LogSink;
+  constructor(sink: LogSink = firebaseSink) {
+    this.#sink = sink;
+  }
+
+  messageHandled(m: MessageHandled): void {
+    const { uid, ...rest } = m;
+    this.#sink.write('INFO', 'message handled', { user: userHash(uid), ...rest });
+  }
+  configInvalid(problems: string[]): void {
+    this.#sink.write('ERROR', 'functions refused to start: invalid configuration', { problems });
+  }
+  internalError(where: string, detail: string): void {
+    this.#sink.write('ERROR', `${where}: ${detail}`, { where });
+  }
+  unexpected(where: string, err: unknown): void {
+    this.#sink.write('ERROR', `${where}: unexpected error`, { where, error: describe(err) });
+  }
+  /** A message could not be marked failed: its sender got an error, but the message stays pending. */
+  markFailedFailed(uid: string, conversationId: string, messageId: string, err: unknown): void {
+    this.#sink.write('ERROR', 'could not mark a message failed', {
+      user: userHash(uid),
+      conversationId,
+      messageId,
+      error: describe(err),
+    });
+  }
+  /** The conversation was deleted while its message was in flight: nothing is left pending. */
+  conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
+    this.#sink.write('INFO', 'conversation deleted while a message was in flight', {
+      user: userHash(uid),
+      conversationId,
+      messageId,
+    });
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** The functions' logger (one per instance). */
+export const log = new Logger();
