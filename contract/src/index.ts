@@ -8,6 +8,7 @@ export * from './callable-names.ts';
 export * from './callables.ts';
 export * from './errors.ts';
 export * from './firestore.ts';
+export * from './id-rules.ts';
 export * from './ids.ts';
 export * from './limits.ts';
 export * from './ndjson.ts';

@@ -1,5 +1,6 @@
 /** Wires the views together: auth state, routing (/ and /c/<id>), the narrow-screen layout. */
 import './styles.css';
+import { ID_PATTERN } from '@agent-platform/contract';
 import { onAuthStateChanged, signOut, type User } from 'firebase/auth';
 import { auth } from './api.ts';
 import { setUpAuthView } from './auth-view.ts';
@@ -9,11 +10,10 @@ import { Sidebar } from './sidebar.ts';
 
 const shell = byId('shell');
 const authView = byId('auth-view');
-const ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 function conversationFromPath(): string | null {
   const m = /^\/c\/([^/]+)\/?$/.exec(location.pathname);
-  return m && ID.test(m[1]!) ? m[1]! : null;
+  return m && ID_PATTERN.test(m[1]!) ? m[1]! : null;
 }
 
 /** On a narrow screen the list and the chat take turns; wide screens show both. */

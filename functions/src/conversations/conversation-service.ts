@@ -10,6 +10,7 @@ import {
   COLLECTIONS,
   HISTORY_ENTRY_MAX_CHARS,
   HISTORY_MESSAGES_SENT,
+  type HistoryEntry,
   PREVIEW_MAX_CHARS,
   TITLE_MAX_CHARS,
   requestDocSchema,
@@ -228,9 +229,7 @@ export class ConversationService {
     );
   }
 
-  async #recentMessages(
-    conv: DocumentReference,
-  ): Promise<Array<{ seq: number; role: 'user' | 'agent'; text: string }>> {
+  async #recentMessages(conv: DocumentReference): Promise<Array<HistoryEntry & { seq: number }>> {
     const snap = await conv
       .collection(COLLECTIONS.messages)
       .orderBy('seq', 'desc')
@@ -238,7 +237,7 @@ export class ConversationService {
       .get();
     return snap.docs.reverse().map((d) => ({
       seq: d.get('seq') as number,
-      role: d.get('role') as 'user' | 'agent',
+      role: d.get('role') as HistoryEntry['role'],
       text: String(d.get('text')).slice(0, HISTORY_ENTRY_MAX_CHARS),
     }));
   }

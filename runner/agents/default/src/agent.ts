@@ -28,6 +28,7 @@ import {
   type AgentRequest,
   type CreatedAgent,
   type KnownComponent,
+  type ResultEvent,
 } from '@agent-platform/contract';
 
 interface CodeBlock {
@@ -89,7 +90,7 @@ function say(delta: string): void {
  * code blocks can change it. The agent then waits for the next request line (warm sandbox).
  */
 function finish(
-  status: 'ok' | 'error',
+  status: NonNullable<ResultEvent['status']>,
   component: KnownComponent | null,
   agent: CreatedAgent | null,
   workspaceChanged = false,
