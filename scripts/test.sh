@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm test: lint, type-check, build, (re)build the images, start the Firebase emulators (Auth,
 # Functions, Firestore, Hosting) on loopback, then every test in one node:test run (the browser
-# tests drive Debian's Chromium); stops the emulators by PID at the end. Needs a Docker engine,
+# tests drive Debian's Chromium), then the sandbox suites again under gVisor (runsc) when the
+# engine has it; stops the emulators by PID at the end. Needs a Docker engine,
 # Java >= 21 and Chromium (.ci/run provides them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +41,19 @@ RUNNER_TOKEN=$RUNNER_TEST_TOKEN
 MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
 RUN_TIMEOUT_MS=30000"
 
+# The sandbox suites run a second time under gVisor (runsc) when the engine has it (.ci/run
+# registers it). With TEST_FILES set, only those files run, under runc.
+SANDBOX_SUITES="runner/test/hardening.test.ts runner/test/hostile.test.ts runner/test/lifecycle.test.ts runner/test/warm.test.ts runner/test/streaming.test.ts"
+has_runsc=0
+if [ -z "${TEST_FILES:-}" ] && docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+  has_runsc=1
+fi
+
 echo "[test] tests"
-node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-contract/test/*.test.ts runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts}
+status=0
+node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-contract/test/*.test.ts runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts} || status=$?
+if [ "$has_runsc" = 1 ]; then
+  echo "[test] sandbox suites under gVisor (runsc)"
+  SANDBOX_TEST_RUNTIME=runsc node --test --test-concurrency=1 --test-timeout=300000 $SANDBOX_SUITES || status=$?
+fi
+exit "$status"

@@ -1,5 +1,6 @@
 import {
   AGENT_PROTOCOL_VERSION,
+  TIMEOUT_MARGINS,
   type AgentComponent,
   type AgentRequest,
   type CreatedAgent,
@@ -63,6 +64,8 @@ const KILLED = 137;
  * engine) must not hold the run, so after this the exit code is unknown (null).
  */
 export const LATE_EXIT_WAIT_MS = 5_000;
+/** How long shutdown waits for runs in flight: create, kill and removal each have this bound. */
+const DRAIN_WAIT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 
 /**
  * Owns every sandbox of this runner: acquire (warm or new) -> exchange -> save -> release (warm)
@@ -77,6 +80,8 @@ export class SandboxEngine {
   /** OOM events each sandbox had seen when its last run ended (one that grows meanwhile is replaced). */
   readonly #oomAtRest = new WeakMap<SandboxHandle, number>();
   #reaperTimer: NodeJS.Timeout | null = null;
+  /** Runs and prewarms in progress (settled promises), for drain(). */
+  readonly #inFlight = new Set<Promise<void>>();
 
   constructor(backend: SandboxBackend, options: EngineOptions, log: Logger) {
     this.#backend = backend;
@@ -110,7 +115,11 @@ export class SandboxEngine {
   }
 
   /** Makes sure the user has a warm sandbox (caller holds the user's turn). */
-  async prewarm(userId: string, runId: string): Promise<{ warm: boolean; created: boolean }> {
+  prewarm(userId: string, runId: string): Promise<{ warm: boolean; created: boolean }> {
+    return this.#track(this.#prewarm(userId, runId));
+  }
+
+  async #prewarm(userId: string, runId: string): Promise<{ warm: boolean; created: boolean }> {
     if (!this.#pool.enabled) return { warm: false, created: false };
     if (this.#pool.hasSandbox(userId)) return { warm: true, created: false };
     const s = await this.#create(userId, runId);
@@ -120,7 +129,22 @@ export class SandboxEngine {
   }
 
   /** Runs one request in the user's sandbox (caller holds the user's turn). */
-  async run(input: SandboxRunInput): Promise<SandboxOutcome> {
+  run(input: SandboxRunInput): Promise<SandboxOutcome> {
+    return this.#track(this.#run(input));
+  }
+
+  /** Keeps an operation in #inFlight until it settles, so drain() can wait for it. */
+  #track<T>(op: Promise<T>): Promise<T> {
+    const settled = op.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#inFlight.add(settled);
+    void settled.finally(() => this.#inFlight.delete(settled));
+    return op;
+  }
+
+  async #run(input: SandboxRunInput): Promise<SandboxOutcome> {
     const t0 = now();
     let sandbox = await this.#pool.takeWarm(input.userId);
     if (sandbox && sandbox.oomEvents() > (this.#oomAtRest.get(sandbox) ?? 0)) {
@@ -253,7 +277,20 @@ export class SandboxEngine {
   }
 
   /** Removes every warm sandbox (shutdown). */
-  drain(): Promise<void> {
-    return this.#pool.drain();
+  /**
+   * Shutdown: waits (at most DRAIN_WAIT_MS) for the runs and prewarms in flight, whose clients
+   * were cut off, to remove their sandboxes (one still being created would otherwise appear after
+   * the final reap and outlive the runner: seen under gVisor, where start takes ~400 ms), then
+   * removes every warm sandbox.
+   */
+  async drain(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, DRAIN_WAIT_MS);
+      timer.unref();
+    });
+    await Promise.race([Promise.all([...this.#inFlight]), late]);
+    clearTimeout(timer);
+    await this.#pool.drain();
   }
 }
