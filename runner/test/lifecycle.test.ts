@@ -227,7 +227,7 @@ describe('timings', () => {
     try {
       const res = await postRun(runner, { userId: uniqueId('u'), message: 'hello' });
       const t = res.body.timings;
-      for (const key of ['queueMs', 'createMs', 'agentMs', 'saveMs']) {
+      for (const key of ['queueMs', 'createMs', 'agentMs', 'saveMs'] as const) {
         assert.equal(typeof t[key], 'number', key);
         assert.ok(t[key]! >= 0, key);
       }

@@ -1,3 +1,4 @@
+import type { RunRequestInput, RunResult } from '@agent-platform/contract';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -118,25 +119,11 @@ export async function removeLeftovers(runnerId: string): Promise<void> {
   );
 }
 
-export interface RunBody {
-  userId: string;
-  conversationId?: string;
-  message: string;
-  history?: Array<{ role: 'user' | 'agent'; text: string }>;
-  timeoutMs?: number;
-}
+/** A run request (the contract's), its conversationId optional: the helper fills one in. */
+export type RunBody = Omit<RunRequestInput, 'conversationId'> & { conversationId?: string };
 
-export interface RunResultBody {
-  runId: string;
-  status: string;
-  text: string;
-  component: Record<string, unknown> | null;
-  agent: { name: string; description: string; instructions: string } | null;
-  exitCode: number | null;
-  durationMs: number;
-  warm: boolean;
-  timings: Record<string, number>;
-}
+/** The body of a 200 from POST /v1/runs (the contract's RunResult). */
+export type RunResultBody = RunResult;
 
 /** POST /v1/runs with the shared secret; returns status and parsed JSON. */
 export async function postRun(
