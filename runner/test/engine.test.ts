@@ -280,6 +280,19 @@ describe('engine: readiness and reaping', () => {
     assert.deepEqual((await engine.reap('shutdown')).sort(), ['mem-1', 'young']);
   });
 
+  test('a periodic reap spares a sandbox still being created (not in the pool yet)', async () => {
+    // Under gVisor a start took over a second, and a pass with a short minimum age removed it.
+    const { engine, backend, run } = setup({ reaperMinAgeMs: 0 });
+    backend.createDelayMs = 80;
+    const pending = run('u', 'hi');
+    await eventually('the sandbox is listed', () => backend.sandboxes.length === 1);
+    assert.deepEqual(await engine.reap('periodic'), [], 'the starting sandbox is spared');
+    const out = await pending;
+    assert.equal(out.status, 'ok');
+    backend.orphans.set('old-orphan', Date.now() - 1000);
+    assert.deepEqual(await engine.reap('periodic'), ['old-orphan'], 'an orphan is still removed');
+  });
+
   test('start and stop start and stop the backend watchers', () => {
     const { engine, backend } = setup();
     engine.start(60_000);

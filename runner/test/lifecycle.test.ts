@@ -147,10 +147,12 @@ describe('cleanup', () => {
   test('the workspace is saved only when a run changed it, deletions included', async () => {
     const userId = uniqueId('u');
     const wrote = await postRun(runner, { userId, message: fence('sh', 'echo a > a.txt; echo b > b.txt') });
+    assert.equal(wrote.body.status, 'ok', wrote.body.text);
     assert.ok(wrote.body.timings.saveMs! > 0, 'a run that wrote files saves the workspace');
     const plain = await postRun(runner, { userId, message: 'just talk' });
     assert.equal(plain.body.timings.saveMs, 0, 'a run that changed nothing skips the save');
     const removed = await postRun(runner, { userId, message: fence('sh', 'rm a.txt') });
+    assert.equal(removed.body.status, 'ok', removed.body.text);
     assert.ok(removed.body.timings.saveMs! > 0, 'a deletion is a change');
     const list = await postRun(runner, { userId, message: fence('sh', 'ls') });
     assert.match(list.body.text, /```output \(sh, exit 0\)\nb\.txt\n```/);

@@ -81,6 +81,8 @@ export type Readiness =
 export interface ListedSandbox {
   id: string;
   createdAtMs: number;
+  /** The run that created it (its label), so the reaper can spare one still being created. */
+  runId: string | null;
 }
 
 export interface SandboxBackend {

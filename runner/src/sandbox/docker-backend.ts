@@ -5,7 +5,7 @@ import type { Logger } from '../logs.ts';
 import type { ListedSandbox, Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { withDeadline } from './deadline.ts';
 import { DockerSandbox } from './docker-sandbox.ts';
-import { sandboxFilter } from './labels.ts';
+import { LABEL_RUN_ID, sandboxFilter } from './labels.ts';
 import { OomWatch } from './oom-watch.ts';
 import { Workspaces, statusCode } from './workspaces.ts';
 
@@ -119,7 +119,11 @@ export class DockerBackend implements SandboxBackend {
       this.#docker.listContainers({ all: true, filters: sandboxFilter(this.#config.runnerId) }),
       'listing sandboxes',
     );
-    return list.map((c) => ({ id: c.Id, createdAtMs: c.Created * 1000 }));
+    return list.map((c) => ({
+      id: c.Id,
+      createdAtMs: c.Created * 1000,
+      runId: c.Labels[LABEL_RUN_ID] ?? null,
+    }));
   }
 
   async removeSandbox(id: string): Promise<boolean> {

@@ -80,6 +80,8 @@ export class SandboxEngine {
   /** OOM events each sandbox had seen when its last run ended (one that grows meanwhile is replaced). */
   readonly #oomAtRest = new WeakMap<SandboxHandle, number>();
   #reaperTimer: NodeJS.Timeout | null = null;
+  /** Run ids whose sandbox is being created (not yet in the pool). */
+  readonly #creating = new Set<string>();
   /** Runs and prewarms in progress (settled promises), for drain(). */
   readonly #inFlight = new Set<Promise<void>>();
 
@@ -109,9 +111,16 @@ export class SandboxEngine {
   }
 
   async #create(userId: string, runId: string): Promise<SandboxHandle> {
-    const s = await this.#backend.create({ runId, userId });
-    this.#pool.adopt(s);
-    return s;
+    // Until the pool has it, the reaper knows the sandbox only by its run id: under gVisor a
+    // start took over a second, and a periodic pass removed the sandbox of a run being created.
+    this.#creating.add(runId);
+    try {
+      const s = await this.#backend.create({ runId, userId });
+      this.#pool.adopt(s);
+      return s;
+    } finally {
+      this.#creating.delete(runId);
+    }
   }
 
   /** Makes sure the user has a warm sandbox (caller holds the user's turn). */
@@ -244,7 +253,10 @@ export class SandboxEngine {
     const nowMs = Date.now();
     const victims = list.filter(
       (c) =>
-        reason !== 'periodic' || (!active.has(c.id) && nowMs - c.createdAtMs >= this.#options.reaperMinAgeMs),
+        reason !== 'periodic' ||
+        (!active.has(c.id) &&
+          !(c.runId !== null && this.#creating.has(c.runId)) &&
+          nowMs - c.createdAtMs >= this.#options.reaperMinAgeMs),
     );
     const removed: string[] = [];
     await Promise.all(

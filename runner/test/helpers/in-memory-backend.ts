@@ -49,11 +49,13 @@ export class InMemoryBackend implements SandboxBackend {
   }
 
   async create(opts: { runId: string; userId: string }): Promise<SandboxHandle> {
-    if (this.createDelayMs > 0) await new Promise((r) => setTimeout(r, this.createDelayMs));
     if (this.createError) throw this.createError;
     this.workspaces.add(opts.userId);
-    const s = new InMemorySandbox(`mem-${++this.#next}`, opts.userId, this.outputLimitBytes);
+    // Like a container, it is listed from the start, while it is still starting.
+    const s = new InMemorySandbox(`mem-${++this.#next}`, opts.userId, opts.runId, this.outputLimitBytes);
     this.sandboxes.push(s);
+    if (this.createDelayMs > 0) await new Promise((r) => setTimeout(r, this.createDelayMs));
+    if (s.destroyed) throw new Error('the sandbox was removed while it started');
     return s;
   }
 
@@ -62,8 +64,8 @@ export class InMemoryBackend implements SandboxBackend {
   }
 
   async listSandboxes(): Promise<ListedSandbox[]> {
-    const live = this.live().map((s) => ({ id: s.id, createdAtMs: s.createdAtMs }));
-    const orphans = [...this.orphans].map(([id, createdAtMs]) => ({ id, createdAtMs }));
+    const live = this.live().map((s) => ({ id: s.id, createdAtMs: s.createdAtMs, runId: s.runId }));
+    const orphans = [...this.orphans].map(([id, createdAtMs]) => ({ id, createdAtMs, runId: null }));
     return [...live, ...orphans];
   }
 
@@ -91,6 +93,7 @@ export class InMemoryBackend implements SandboxBackend {
 export class InMemorySandbox implements SandboxHandle {
   readonly id: string;
   readonly userId: string;
+  readonly runId: string;
   readonly createdAtMs = Date.now();
   readonly requests: AgentRequest[] = [];
   destroyed = false;
@@ -103,9 +106,10 @@ export class InMemorySandbox implements SandboxHandle {
   #exit!: (code: number | null) => void;
   #changed = false;
 
-  constructor(id: string, userId: string, outputLimitBytes: number) {
+  constructor(id: string, userId: string, runId: string, outputLimitBytes: number) {
     this.id = id;
     this.userId = userId;
+    this.runId = runId;
     this.#exited = new Promise((r) => (this.#exit = r));
     this.#session = new AgentSession(outputLimitBytes, {
       write: (line) => setImmediate(() => this.#serve(JSON.parse(line) as AgentRequest)),
