@@ -42,8 +42,10 @@ export const agentRequestSchema = z.object({
 export type AgentRequest = z.infer<typeof agentRequestSchema>;
 
 /**
- * The component vocabulary clients render. An agent may send other types (clients show a
- * placeholder); every component is bounded in size.
+ * The component vocabulary clients render and Firestore stores. Every shape is one Firestore
+ * can hold (no arrays directly in arrays, no reserved names, bounded): a table's rows are objects
+ * holding their cells (`rows: [{cells: [...]}]`; an array of arrays made Firestore refuse the
+ * reply and left the message pending).
  */
 export const cardComponentSchema = z.object({
   type: z.literal('card'),
@@ -53,7 +55,7 @@ export const cardComponentSchema = z.object({
 export const tableComponentSchema = z.object({
   type: z.literal('table'),
   columns: z.array(z.string()).max(TABLE_MAX_COLUMNS),
-  rows: z.array(z.array(z.string()).max(TABLE_MAX_COLUMNS)).max(TABLE_MAX_ROWS),
+  rows: z.array(z.object({ cells: z.array(z.string()).max(TABLE_MAX_COLUMNS) })).max(TABLE_MAX_ROWS),
 });
 export const buttonsComponentSchema = z.object({
   type: z.literal('buttons'),
@@ -67,7 +69,21 @@ export type TableComponent = z.infer<typeof tableComponentSchema>;
 export type ButtonsComponent = z.infer<typeof buttonsComponentSchema>;
 export type KnownComponent = CardComponent | TableComponent | ButtonsComponent;
 
-/** A UI component the agent wants shown; its `type` names an entry of the component vocabulary. */
+/**
+ * A component as the functions store it and clients receive it: one of the vocabulary, checked
+ * before it is stored (an agent's other or malformed component is dropped with a note).
+ */
+export const storedComponentSchema = z
+  .discriminatedUnion('type', [cardComponentSchema, tableComponentSchema, buttonsComponentSchema])
+  .refine((c) => componentJsonSize(c) <= COMPONENT_MAX_JSON_BYTES, {
+    message: `component is larger than ${COMPONENT_MAX_JSON_BYTES} bytes of JSON`,
+  });
+export type StoredComponent = z.infer<typeof storedComponentSchema>;
+
+/**
+ * A UI component as an agent may send it: any `type`, bounded in size (an agent image of someone
+ * else's may speak more than the vocabulary; the functions keep only storedComponentSchema).
+ */
 export const componentSchema = z
   .looseObject({ type: z.string().min(1).max(COMPONENT_TYPE_MAX_CHARS) })
   .refine((c) => componentJsonSize(c) <= COMPONENT_MAX_JSON_BYTES, {

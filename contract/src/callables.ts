@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { componentSchema } from './agent-protocol.ts';
+import { storedComponentSchema } from './agent-protocol.ts';
 import { idSchema, requestIdSchema } from './ids.ts';
 import {
   CONVERSATIONS_PAGE_DEFAULT,
@@ -41,7 +41,7 @@ export const sendResultSchema = z.object({
   messageId: idSchema,
   text: z.string().max(REPLY_MAX_CHARS),
   status: runStatusSchema,
-  component: componentSchema.nullable(),
+  component: storedComponentSchema.nullable(),
   agentCreated: z.boolean(),
   agentId: idSchema.nullable(),
 });
@@ -85,7 +85,7 @@ export const messageViewSchema = z.object({
   role: z.enum(['user', 'agent']),
   text: z.string(),
   status: z.string(),
-  component: componentSchema.nullable(),
+  component: storedComponentSchema.nullable(),
   runId: z.string().nullable(),
   createdAt: z.string().nullable(),
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { componentSchema, createdAgentSchema } from './agent-protocol.ts';
+import { storedComponentSchema, createdAgentSchema } from './agent-protocol.ts';
 import { sendResultSchema } from './callables.ts';
 import { FUNCTIONS_ERROR_CODES } from './errors.ts';
 import { idSchema } from './ids.ts';
@@ -63,7 +63,7 @@ export const messageDocSchema = z.object({
   role: z.enum(['user', 'agent']),
   text: z.string(),
   status: z.union([userMessageStatusSchema, runStatusSchema]),
-  component: componentSchema.nullable(),
+  component: storedComponentSchema.nullable(),
   runId: z.string().nullable(),
   requestId: z.string().nullable(),
   createdAt: maybeTimestamp,

@@ -19,6 +19,8 @@ export const RUN_ID_MAX_CHARS = 100;
 export const MESSAGE_MAX_CHARS = 1_000_000;
 /** Default cap of the functions' MAX_MESSAGE_CHARS (what a client may send). */
 export const FUNCTIONS_MESSAGE_CHARS_DEFAULT = 8000;
+/** Highest MAX_MESSAGE_CHARS of the functions: a message is stored in one Firestore document. */
+export const FUNCTIONS_MESSAGE_CHARS_MAX = 100_000;
 /** Default cap of the runner's MAX_MESSAGE_CHARS (what a caller of the runner may send). */
 export const RUNNER_MESSAGE_CHARS_DEFAULT = 32_000;
 
@@ -28,9 +30,20 @@ export const HISTORY_MAX_ENTRIES = 100;
 export const HISTORY_ENTRY_MAX_CHARS = 100_000;
 /** Recent messages the functions send as history with each run. */
 export const HISTORY_MESSAGES_SENT = 20;
+/**
+ * Bytes of JSON the history of one run request may take. With the longest message it stays well
+ * inside the runner's body limit (RUNNER_BODY_BYTES_DEFAULT): one long reply must not make every
+ * later message of its conversation too large to send.
+ */
+export const HISTORY_MAX_JSON_BYTES = 128 * KiB;
 
 /** Characters of a reply (the result's text), and of one streamed text delta. */
 export const REPLY_MAX_CHARS = 1_000_000;
+/**
+ * UTF-8 bytes of a reply's text as stored (in the reply message and in its request record, each
+ * a Firestore document of at most 1 MiB); a longer reply is stored truncated, with a note.
+ */
+export const STORED_TEXT_MAX_BYTES = 512 * KiB;
 
 /** Bytes of JSON of one UI component. */
 export const COMPONENT_MAX_JSON_BYTES = 64 * KiB;

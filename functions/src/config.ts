@@ -1,6 +1,6 @@
 import {
   FUNCTIONS_MESSAGE_CHARS_DEFAULT,
-  MESSAGE_MAX_CHARS,
+  FUNCTIONS_MESSAGE_CHARS_MAX,
   RUN_TIMEOUT_DEFAULT_MS,
   RUN_TIMEOUT_MAX_MS,
   budgetProblem,
@@ -69,7 +69,7 @@ const envSchema = z.object({
   /** Messages one user may send per minute. Default 20. */
   MESSAGES_PER_MINUTE: int(1, 10_000).default(20),
   /** Longest message in characters. Default 8000. */
-  MAX_MESSAGE_CHARS: int(1, MESSAGE_MAX_CHARS).default(FUNCTIONS_MESSAGE_CHARS_DEFAULT),
+  MAX_MESSAGE_CHARS: int(1, FUNCTIONS_MESSAGE_CHARS_MAX).default(FUNCTIONS_MESSAGE_CHARS_DEFAULT),
   /** Reject callables without a valid App Check token (applied at deploy). Default false. */
   ENFORCE_APP_CHECK: bool.default(false),
   /** Web origins the REST API allows. Default: the local Hosting emulator. */

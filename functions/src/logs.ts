@@ -66,6 +66,19 @@ export class Logger {
       error: describe(err),
     });
   }
+  /** Firestore refused a reply (or its request record): the message is marked failed instead. */
+  replyNotStored(uid: string, conversationId: string, messageId: string, err: unknown): void {
+    this.#sink.write('ERROR', 'a reply could not be stored', {
+      user: userHash(uid),
+      conversationId,
+      messageId,
+      error: describe(err),
+    });
+  }
+  /** An agent's component outside the vocabulary (or malformed) was not stored. */
+  componentDropped(uid: string, conversationId: string, runId: string, why: string): void {
+    this.#sink.write('WARNING', 'component dropped', { user: userHash(uid), conversationId, runId, why });
+  }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */
   conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
     this.#sink.write('INFO', 'conversation deleted while a message was in flight', {

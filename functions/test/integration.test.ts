@@ -270,6 +270,54 @@ describe('callables', () => {
     assert.deepEqual(r.component, { type: 'card', title: 'Weather', body: 'Sunny' });
   });
 
+  test('a /component table reply is stored and replayed (it used to stay pending for ever)', async () => {
+    // Issue 12: rows as arrays of arrays made Firestore refuse the reply; REST answered
+    // `internal`, the message stayed pending and a retry said "still being processed" for ever.
+    const u = await user();
+    const requestId = `table-${Date.now()}-abcdef`;
+    const body = { message: '/component table\nname,qty\napples,3\npears,5', requestId };
+    const res = await rest('POST', '/api/conversation', { token: u.idToken, body });
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    const first = res.json as unknown as SendResult;
+    assert.deepEqual(first.component, {
+      type: 'table',
+      columns: ['name', 'qty'],
+      rows: [{ cells: ['apples', '3'] }, { cells: ['pears', '5'] }],
+    });
+    const msgs = await adminDb()
+      .collection(`users/${u.uid}/conversations/${first.conversationId}/messages`)
+      .orderBy('seq')
+      .get();
+    assert.deepEqual(
+      msgs.docs.map((d) => d.get('status')),
+      ['done', 'ok'],
+    );
+    assert.deepEqual(msgs.docs[1]!.get('component'), first.component);
+    const again = await rest('POST', '/api/conversation', { token: u.idToken, body });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.json, res.json, 'the retry replays the stored result');
+  });
+
+  test('a reply longer than a Firestore document is stored cut, with a note; the conversation goes on', async () => {
+    // 17 code blocks of 64 KiB of output each: over 1 MiB of reply, more than a document holds.
+    const u = await user();
+    const blocks = Array.from({ length: 17 }, () => '```sh\nyes | head -c 65536\n```').join('\n');
+    const requestId = `long-${Date.now()}-abcdef`;
+    const r = await send(u, { message: blocks, requestId });
+    assert.equal(r.status, 'ok');
+    assert.ok(Buffer.byteLength(r.text) <= 512 * 1024, `${Buffer.byteLength(r.text)} bytes`);
+    assert.match(r.text, /\[The reply was longer than can be stored; it was cut here\.\]$/);
+    const stored = await adminDb()
+      .doc(`users/${u.uid}/conversations/${r.conversationId}/messages/${r.messageId}`)
+      .get();
+    assert.equal(stored.get('text'), r.text);
+    assert.deepEqual(await send(u, { message: blocks, requestId }), r, 'replayed, not pending');
+    // The long reply is history now; the next message still fits the runner's body limit.
+    const next = await send(u, { conversationId: r.conversationId, message: 'and now?' });
+    assert.equal(next.status, 'ok');
+    assert.equal(next.text, 'Test response: and now?');
+  });
+
   test('a sandbox failure is a status, stored', async () => {
     const u = await user();
     const r = await send(u, {

@@ -18,6 +18,8 @@ import {
   RunnerUnavailableError,
 } from '../src/errors.ts';
 import {
+  HISTORY_MAX_JSON_BYTES,
+  STORED_TEXT_MAX_BYTES,
   getConversationInputSchema as getConversationSchema,
   listConversationsInputSchema as listConversationsSchema,
   sendMessageInputSchema as sendMessageSchema,
@@ -27,6 +29,7 @@ import { toHttpError, toHttpsError } from '../src/http/translate.ts';
 import { createCallables, sendMessage } from '../src/http/callables.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { Logger, userHash } from '../src/logs.ts';
+import { boundedHistory, cutUtf8, storableReply } from '../src/conversations/storable.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
 import { resolveRunner } from '../src/runner/runner-url.ts';
 
@@ -891,7 +894,7 @@ describe('configuration (params with bounds)', () => {
         assert.ok(err instanceof ConfigError);
         const text = err.problems.join('\n');
         assert.match(text, /MESSAGES_PER_MINUTE="0": must be at least 1/);
-        assert.match(text, /MAX_MESSAGE_CHARS="2000000": must be at most 1000000/);
+        assert.match(text, /MAX_MESSAGE_CHARS="2000000": must be at most 100000/);
         assert.match(text, /RUNNER_URL="ftp:\/\/runner": must be an http\(s\) URL/);
         assert.match(text, /CORS_ORIGINS=.*origins/);
         assert.match(text, /ENFORCE_APP_CHECK="yes"/);
@@ -951,5 +954,44 @@ describe('logs', () => {
         warm: true,
       },
     );
+  });
+});
+
+describe('storable replies and bounded history', () => {
+  test('a table with rows of cells is kept; rows as arrays of arrays are dropped with a note', () => {
+    const table = { type: 'table', columns: ['a'], rows: [{ cells: ['1'] }] };
+    assert.deepEqual(storableReply('hi', table), { text: 'hi', component: table, dropped: null });
+    const old = storableReply('hi', { type: 'table', columns: ['a'], rows: [['1']] });
+    assert.equal(old.component, null);
+    assert.equal(old.text, 'hi\n\n[The agent\'s "table" component could not be shown.]');
+    assert.match(old.dropped ?? '', /^table: rows\.0/);
+    const unknown = storableReply('hi', { type: 'chart', points: [[1, 2]] });
+    assert.equal(unknown.component, null);
+    assert.match(unknown.text, /"chart" component could not be shown/);
+  });
+
+  test('a reply over STORED_TEXT_MAX_BYTES is cut at a character boundary, with a note', () => {
+    const text = 'é'.repeat(STORED_TEXT_MAX_BYTES); // two bytes each
+    const r = storableReply(text, null);
+    assert.ok(Buffer.byteLength(r.text) <= STORED_TEXT_MAX_BYTES);
+    assert.match(r.text, /^é+\n\n\[The reply was longer than can be stored; it was cut here\.\]$/);
+    assert.equal(cutUtf8('aé', 2), 'a', 'a split character is dropped, not mangled');
+  });
+
+  test('history keeps the newest entries that fit HISTORY_MAX_JSON_BYTES, oldest first', () => {
+    const entries = Array.from({ length: 20 }, (_, i) => ({
+      role: (i % 2 ? 'agent' : 'user') as 'user' | 'agent',
+      text: `${i}:` + '"'.repeat(20_000), // escaping doubles each quote
+    }));
+    const kept = boundedHistory(entries);
+    assert.ok(Buffer.byteLength(JSON.stringify(kept)) <= HISTORY_MAX_JSON_BYTES);
+    assert.ok(kept.length > 0 && kept.length < 20);
+    assert.deepEqual(
+      kept.map((e) => e.text.split(':')[0]),
+      entries.slice(20 - kept.length).map((e) => e.text.split(':')[0]),
+    );
+    const huge = boundedHistory([{ role: 'agent', text: '\u0001'.repeat(100_000) }]);
+    assert.equal(huge.length, 1, 'an over-long newest entry is cut, not dropped');
+    assert.ok(Buffer.byteLength(JSON.stringify(huge)) <= HISTORY_MAX_JSON_BYTES);
   });
 });

@@ -116,7 +116,9 @@ export function renderComponent(c: unknown, onChoose: (value: string) => void): 
     );
   }
   if (isRecord(c) && type === 'table' && Array.isArray(c.columns) && Array.isArray(c.rows)) {
-    const rows = c.rows.filter(Array.isArray);
+    // Rows hold their cells (`{cells: [...]}`, contract/src/agent-protocol.ts): Firestore stores
+    // no arrays inside arrays.
+    const rows = c.rows.flatMap((r) => (isRecord(r) && Array.isArray(r.cells) ? [r.cells] : []));
     return h(
       'div',
       { class: 'component table-wrap', role: 'region', 'aria-label': 'Table', tabindex: 0 },

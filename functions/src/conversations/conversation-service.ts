@@ -34,6 +34,7 @@ import {
   RunnerUnavailableError,
 } from '../errors.ts';
 import type { Logger } from '../logs.ts';
+import { boundedHistory, storableReply } from './storable.ts';
 import type { RunResult, RunnerClient } from '../runner/runner-client.ts';
 
 export type { SendResult };
@@ -198,7 +199,9 @@ export class ConversationService {
     const { conversationRef, messageRef, seq } = prep;
     seen.conversationId = conversationRef.id;
 
-    const history = (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text }));
+    const history = boundedHistory(
+      (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text })),
+    );
     let result: RunResult;
     try {
       result = await this.#runner.run(
@@ -253,12 +256,14 @@ export class ConversationService {
   ): Promise<SendResult> {
     const agentRef = result.agent ? this.#user(uid).collection(COLLECTIONS.agents).doc() : null;
     const replyRef = convRef.collection(COLLECTIONS.messages).doc();
+    const reply = storableReply(result.text, result.component);
+    if (reply.dropped) this.#log.componentDropped(uid, convRef.id, result.runId, reply.dropped);
     const out: SendResult = {
       conversationId: convRef.id,
       messageId: replyRef.id,
-      text: result.text,
+      text: reply.text,
       status: result.status,
-      component: result.component,
+      component: reply.component,
       agentCreated: agentRef !== null,
       agentId: agentRef?.id ?? null,
     };
@@ -267,9 +272,9 @@ export class ConversationService {
     batch.set(replyRef, {
       seq: replySeq,
       role: 'agent',
-      text: result.text,
+      text: reply.text,
       status: result.status,
-      component: result.component,
+      component: reply.component,
       runId: result.runId,
       requestId,
       createdAt: FieldValue.serverTimestamp(),
@@ -278,7 +283,7 @@ export class ConversationService {
     batch.update(convRef, {
       messageCount: FieldValue.increment(1),
       updatedAt: FieldValue.serverTimestamp(),
-      lastMessagePreview: result.text.slice(0, PREVIEW_MAX_CHARS),
+      lastMessagePreview: reply.text.slice(0, PREVIEW_MAX_CHARS),
     });
     const outcome = this.#db.batch();
     if (agentRef && result.agent) {
@@ -293,12 +298,28 @@ export class ConversationService {
     try {
       await batch.commit();
     } catch (err) {
+      if ((err as { code?: number }).code !== NOT_FOUND) {
+        // Firestore refused the reply: the message and its request end as failed, never pending.
+        this.#log.replyNotStored(uid, convRef.id, userMessageRef.id, err);
+        const failure = new InternalError('the reply could not be stored');
+        await this.#markFailed(uid, convRef, userMessageRef, requestRef, failure);
+        throw failure;
+      }
       // The conversation was deleted meanwhile (the updates find no document): keep only the
       // request's outcome and the created agent.
-      if ((err as { code?: number }).code !== NOT_FOUND) throw err;
       this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
     }
-    await outcome.commit();
+    try {
+      await outcome.commit();
+    } catch (err) {
+      // The reply is stored; a retry of this request must not wait for ever on its record.
+      this.#log.replyNotStored(uid, convRef.id, userMessageRef.id, err);
+      if (requestRef) {
+        await requestRef
+          .update({ state: 'failed', errorCode: 'internal' })
+          .catch((e: unknown) => this.#log.markFailedFailed(uid, convRef.id, userMessageRef.id, e));
+      }
+    }
     return out;
   }
 

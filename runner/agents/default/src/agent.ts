@@ -279,7 +279,7 @@ function parseComponent(prose: ProseLine[]): { component: KnownComponent } | { u
       const columns = splitCsv(header).slice(0, TABLE_MAX_COLUMNS);
       const rows = body
         .slice(0, TABLE_MAX_ROWS)
-        .map((line) => columns.map((_, i) => splitCsv(line)[i] ?? ''));
+        .map((line) => ({ cells: columns.map((_, i) => splitCsv(line)[i] ?? '') }));
       component = { type: 'table', columns, rows };
       break;
     }
