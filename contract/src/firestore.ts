@@ -84,6 +84,13 @@ export const requestDocSchema = z.object({
   state: z.enum(REQUEST_STATES),
   conversationId: idSchema,
   userMessageId: idSchema,
+  /**
+   * What the request asked, so a replay of its requestId with another message or conversation is
+   * refused instead of answered with this one's result: the SHA-256 (hex) of the message, and the
+   * conversation it named (null: it started one).
+   */
+  messageSha256: z.string().length(64),
+  askedConversationId: idSchema.nullable(),
   createdAt: maybeTimestamp,
   result: sendResultSchema.optional(),
   errorCode: z.enum(FUNCTIONS_ERROR_CODES).optional(),

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
-import { adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { adminAuth, adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
 import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
 
 /**
@@ -133,6 +133,22 @@ describe("the old system's verified scenario, through Hosting", () => {
     assert.ok(msgs.docs[1]!.get('runId'));
   });
 
+  test('a token whose sessions were revoked is refused by the REST API', async () => {
+    const u = await newUser();
+    try {
+      const before = await rest('GET', '/api/conversations', { token: u.idToken });
+      assert.equal(before.status, 200);
+      // Revocation is recorded in whole seconds: a token issued in the same second stays valid.
+      await sleep(1100);
+      await adminAuth().revokeRefreshTokens(u.uid);
+      const after = await rest('GET', '/api/conversations', { token: u.idToken });
+      assert.equal(after.status, 401);
+      assert.equal((after.json as { error: { code: string } }).error.code, 'unauthenticated');
+    } finally {
+      await u.close();
+    }
+  });
+
   test('the old X-User-Id header grants nothing', async () => {
     const res = await rest('POST', '/api/conversation', {
       headers: { 'x-user-id': alice.uid },
@@ -245,6 +261,25 @@ describe('callables', () => {
       .get();
     assert.equal(msgs.size, 2, 'one user message and one reply');
     assert.equal((await sandboxRuns()) - before, 1, 'exactly one run');
+  });
+
+  test('a requestId reused for another message or conversation is refused, not answered', async () => {
+    const u = await user();
+    const requestId = `reuse-${Date.now()}-abcdef`;
+    const first = await send(u, { message: 'the first message', requestId });
+    const other = await rejectsWith(send(u, { message: 'another message', requestId }), 'invalid-argument');
+    assert.deepEqual((other as unknown as { details?: unknown }).details, { field: 'requestId' });
+    assert.match(other.message, /^requestId: was already used for another message/);
+    const elsewhere = await send(u, { message: 'elsewhere' });
+    await rejectsWith(
+      send(u, { message: 'the first message', requestId, conversationId: elsewhere.conversationId }),
+      'invalid-argument',
+    );
+    // The same message in the same conversation is still a retry.
+    assert.deepEqual(
+      await send(u, { message: 'the first message', requestId, conversationId: first.conversationId }),
+      first,
+    );
   });
 
   test('an agent run that creates an agent', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   FieldPath,
   FieldValue,
@@ -123,8 +124,12 @@ export class ConversationService {
       : Promise.resolve([]);
     historyRead.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
 
+    const asked = {
+      messageSha256: createHash('sha256').update(input.message, 'utf8').digest('hex'),
+      askedConversationId: input.conversationId ?? null,
+    };
     type Prep =
-      | { replay: unknown }
+      | { replay: unknown; asked: typeof asked }
       | { conversationRef: DocumentReference; messageRef: DocumentReference; seq: number };
     const prep = await this.#db.runTransaction(async (tx): Promise<Prep> => {
       const [requestSnap, userSnap, convSnap] = await Promise.all([
@@ -132,7 +137,7 @@ export class ConversationService {
         tx.get(user),
         input.conversationId ? tx.get(convs.doc(input.conversationId)) : Promise.resolve(null),
       ]);
-      if (requestSnap?.exists) return { replay: requestSnap.data() };
+      if (requestSnap?.exists) return { replay: requestSnap.data(), asked };
 
       const rate = (userSnap.get('rate') as { windowStartMs: number; count: number } | undefined) ?? null;
       const limit = this.#limits.messagesPerMinute;
@@ -186,6 +191,8 @@ export class ConversationService {
           state: 'pending',
           conversationId: convRef.id,
           userMessageId: messageRef.id,
+          messageSha256: asked.messageSha256,
+          askedConversationId: asked.askedConversationId,
           createdAt: FieldValue.serverTimestamp(),
         } satisfies Written<RequestDoc>);
       }
@@ -194,7 +201,7 @@ export class ConversationService {
 
     if ('replay' in prep) {
       seen.replay = true;
-      return replay(prep.replay);
+      return replay(prep.replay, prep.asked);
     }
     const { conversationRef, messageRef, seq } = prep;
     seen.conversationId = conversationRef.id;
@@ -458,11 +465,27 @@ interface Handled {
   replay: boolean;
 }
 
-/** A retry returns the first outcome: the stored result, the same error, or "in progress". */
-function replay(data: unknown): SendResult {
+/**
+ * A retry returns the first outcome: the stored result, the same error, or "in progress". A
+ * requestId reused for another message or conversation is refused: answering it with the first
+ * message's result would be wrong, and silently.
+ */
+function replay(
+  data: unknown,
+  asked: { messageSha256: string; askedConversationId: string | null },
+): SendResult {
   const parsed = requestDocSchema.safeParse(data);
   if (!parsed.success) throw new InternalError('a stored request record is not a RequestDoc');
   const doc = parsed.data;
+  if (
+    doc.messageSha256 !== asked.messageSha256 ||
+    (asked.askedConversationId !== null && asked.askedConversationId !== doc.conversationId)
+  ) {
+    throw new InvalidInputError(
+      'requestId: was already used for another message; use a new requestId for a new message',
+      'requestId',
+    );
+  }
   if (doc.state === 'done' && doc.result) return doc.result;
   if (doc.state === 'pending') throw new RequestInProgressError();
   switch (doc.errorCode) {

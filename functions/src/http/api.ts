@@ -66,7 +66,9 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
     const m = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
     if (!m?.[1]) throw new NotSignedInError();
     try {
-      return (await deps().auth.verifyIdToken(m[1])).uid;
+      // checkRevoked: a token of a disabled user or one whose sessions were revoked is refused
+      // (one more Auth lookup per REST call).
+      return (await deps().auth.verifyIdToken(m[1], true)).uid;
     } catch {
       throw new NotSignedInError();
     }

@@ -1,4 +1,5 @@
 import { initializeApp as initAdmin, getApps as getAdminApps, type App } from 'firebase-admin/app';
+import { getAuth as getAdminAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore, type Firestore } from 'firebase-admin/firestore';
 import { deleteApp, initializeApp, type FirebaseApp } from 'firebase/app';
 import {
@@ -28,9 +29,17 @@ export function emulatorsConfigured(): boolean {
   return Boolean(process.env.FIRESTORE_EMULATOR_HOST && process.env.FIREBASE_AUTH_EMULATOR_HOST);
 }
 
+/** The Auth emulator through the Admin SDK (e.g. to revoke a user's sessions). */
+export function adminAuth(): Auth {
+  return getAdminAuth(adminApp());
+}
+
+function adminApp(): App {
+  return getAdminApps()[0] ?? initAdmin({ projectId: PROJECT_ID });
+}
+
 export function adminDb(): Firestore {
-  const app: App = getAdminApps()[0] ?? initAdmin({ projectId: PROJECT_ID });
-  return getFirestore(app);
+  return getFirestore(adminApp());
 }
 
 export interface TestUser {
