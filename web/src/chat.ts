@@ -29,6 +29,8 @@ import { renderComponent, renderRunStatus, renderText } from './render.ts';
 /** Messages shown at most (the newest). */
 const MESSAGE_WINDOW = 200;
 const WARM_EVERY_MS = 60_000;
+/** Streamed text is re-rendered at most this often. */
+const STREAM_RENDER_MS = 50;
 
 interface Pending {
   requestId: string;
@@ -244,7 +246,7 @@ export class Chat {
         for await (const chunk of stream) {
           if (chunk?.type === 'text' && typeof chunk.delta === 'string') {
             p.reply += chunk.delta;
-            this.#renderPending(this.#nearBottom());
+            this.#renderStreamed();
           }
         }
       } catch {
@@ -304,6 +306,25 @@ export class Chat {
     reconcile(el.messages, wanted);
     this.#renderPending(stick);
     this.#updateComposer();
+  }
+
+  #lastStreamRenderMs = Number.NEGATIVE_INFINITY;
+  #streamRenderTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /**
+   * Re-renders the streamed reply at most once per STREAM_RENDER_MS (the first chunk at once):
+   * rendering the whole reply on every chunk made a long stream quadratic.
+   */
+  #renderStreamed(): void {
+    if (this.#streamRenderTimer !== null) return;
+    const wait = this.#lastStreamRenderMs + STREAM_RENDER_MS - performance.now();
+    const render = () => {
+      this.#streamRenderTimer = null;
+      this.#lastStreamRenderMs = performance.now();
+      this.#renderPending(this.#nearBottom());
+    };
+    if (wait <= 0) render();
+    else this.#streamRenderTimer = setTimeout(render, wait);
   }
 
   #renderPending(stick: boolean): void {

@@ -15,14 +15,23 @@ const OPEN = /^ {0,3}(`{3,})\s*([^`]*?)\s*$/;
 const OPEN_AFTER_TEXT = /^(.*[^\s`])\s*(`{3,})([\w+#.-]*)\s*$/;
 const OUTPUT_INFO = /^output \(([^,]+), ([^)]+)\)$/;
 
-function closes(line: string, marker: string): boolean {
-  return new RegExp(`^ {0,3}${marker}\`*\\s*$`).test(line);
+const CLOSE = /^ {0,3}(`{3,})\s*$/;
+
+/** Backticks of a line that can close a fence (0 when it cannot). */
+function closeLength(line: string): number {
+  return CLOSE.exec(line)?.[1]!.length ?? 0;
 }
 
 /** Splits text into plain text and fenced blocks. An unclosed fence (mid-stream) runs to the end. */
 export function segments(text: string): Segment[] {
   const out: Segment[] = [];
   const lines = text.split('\n');
+  // longestCloseFrom[i]: the longest closing fence at line i or after. Asking "does a closing
+  // fence follow?" for each line by scanning the rest made many fence-like lines quadratic.
+  const longestCloseFrom = new Array<number>(lines.length + 1).fill(0);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    longestCloseFrom[i] = Math.max(longestCloseFrom[i + 1]!, closeLength(lines[i]!));
+  }
   let plain: string[] = [];
   let fence: { marker: string; info: string; lines: string[] } | null = null;
 
@@ -42,7 +51,7 @@ export function segments(text: string): Segment[] {
 
   lines.forEach((line, i) => {
     if (fence) {
-      if (closes(line, fence.marker)) flushFence();
+      if (closeLength(line) >= fence.marker.length) flushFence();
       else fence.lines.push(line);
       return;
     }
@@ -53,7 +62,7 @@ export function segments(text: string): Segment[] {
       return;
     }
     const after = OPEN_AFTER_TEXT.exec(line);
-    if (after && lines.slice(i + 1).some((l) => closes(l, after[2]!))) {
+    if (after && longestCloseFrom[i + 1]! >= after[2]!.length) {
       plain.push(after[1]!);
       flushText();
       fence = { marker: after[2]!, info: after[3]!, lines: [] };

@@ -33,6 +33,8 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 const pageErrors: string[] = [];
+/** Console reports of Content-Security-Policy violations: the app must work under its policy. */
+const cspViolations: string[] = [];
 
 const email = () => `web-${randomBytes(5).toString('hex')}@example.test`;
 const shot = (name: string) => page.screenshot({ path: `${SHOTS}${name}.png` });
@@ -97,6 +99,9 @@ before(async () => {
   context.setDefaultTimeout(60_000);
   page = await context.newPage();
   page.on('pageerror', (err) => pageErrors.push(String(err)));
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
 });
 
 after(async () => {
@@ -119,6 +124,13 @@ describe('the web client', () => {
     const deep = await fetch(`${HOSTING}/c/some-conversation`);
     assert.equal(deep.status, 200);
     assert.match(await deep.text(), /<title>Agent platform<\/title>/);
+    // Security headers from firebase.json: no framing, no inline or foreign script.
+    const csp = deep.headers.get('content-security-policy') ?? '';
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.match(csp, /script-src 'self' https:\/\/apis\.google\.com(;|$)/);
+    assert.match(csp, /object-src 'none'/);
+    assert.equal(deep.headers.get('x-frame-options'), 'DENY');
+    assert.equal(deep.headers.get('x-content-type-options'), 'nosniff');
   });
 
   test('the sign-in screen explains a failed sign-in', async () => {
@@ -319,5 +331,6 @@ describe('the web client', () => {
     assert.equal(await page.locator('#messages li.msg-user').count(), RATE_LIMIT);
     await shot('09-rate-limited');
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+    assert.deepEqual(cspViolations, [], 'nothing the app does is blocked by its Content-Security-Policy');
   });
 });
