@@ -21,7 +21,13 @@ VM_TAG=agent-runner                      # network tag the firewall rule targets
 ADDRESS_NAME=agent-runner-ip
 FIREWALL_RULE=agent-runner-web
 NETWORK=default
-CADDY_IMAGE=docker.io/library/caddy:2
+# The VM's access scopes: pull images (Artifact Registry reads with the storage read scope), write
+# logs and metrics. Nothing else: the runner calls no Google API (it checks ID tokens against
+# Google's public certificates), so a compromised runner host holds no broad token.
+VM_SCOPES=storage-ro,logging-write,monitoring-write
+# Caddy (HTTPS in front of the runner) is pulled here once, mirrored into Artifact Registry and
+# pinned by digest like the other images: the VM never pulls a moving tag at boot.
+CADDY_SOURCE=docker.io/library/caddy:2
 LOCAL_RUNNER_IMAGE=agent-platform/runner:latest        # built by scripts/images.sh
 LOCAL_AGENT_IMAGE=agent-platform/agent-default:latest  # built by scripts/images.sh
 APIS=(run.googleapis.com artifactregistry.googleapis.com compute.googleapis.com
@@ -198,6 +204,9 @@ REGISTRY="$REGISTRY_HOST/$PROJECT/$REPO_NAME"
 TZ=UTC printf -v DEPLOY_TAG '%(%Y%m%d-%H%M%S)T' -1
 RUNNER_IMAGE="$REGISTRY/runner:$DEPLOY_TAG"
 AGENT_IMAGE="$REGISTRY/agent-default:$DEPLOY_TAG"
+CADDY_IMAGE="$REGISTRY/caddy:$DEPLOY_TAG"
+# The digest references the VM pulls (set by step 6; shown as @sha256:DIGEST in a dry run).
+RUNNER_PIN="" AGENT_PIN="" CADDY_PIN=""
 HOSTING_URL="https://$PROJECT.web.app"
 
 # The functions' region: fixed by the source (default us-central1), and by firebase.json's rewrites.
@@ -471,10 +480,21 @@ if ((SKIP_RUNNER)); then skip_step 6 "--skip-runner"; else
     fail "$LOCAL_RUNNER_IMAGE is built for $ARCH, but the VM ($MACHINE_TYPE) is amd64"
   fi
   run gcloud auth configure-docker "$REGISTRY_HOST" --quiet
+  run docker pull "$CADDY_SOURCE"
   run docker tag "$LOCAL_RUNNER_IMAGE" "$RUNNER_IMAGE"
   run docker tag "$LOCAL_AGENT_IMAGE" "$AGENT_IMAGE"
-  run docker push "$RUNNER_IMAGE"
-  run docker push "$AGENT_IMAGE"
+  run docker tag "$CADDY_SOURCE" "$CADDY_IMAGE"
+  # push_pinned VAR IMAGE: pushes IMAGE and sets VAR to its digest reference (repo@sha256:...),
+  # read from docker push's last line ("TAG: digest: sha256:... size: N").
+  push_pinned() {
+    local out
+    capture out "$DEPLOY_TAG: digest: sha256:DIGEST size: 0" docker push "$2"
+    [[ $out =~ digest:\ (sha256:[0-9A-Za-z]+) ]] || fail "docker push $2 printed no digest"
+    printf -v "$1" '%s@%s' "${2%:*}" "${BASH_REMATCH[1]}"
+  }
+  push_pinned RUNNER_PIN "$RUNNER_IMAGE"
+  push_pinned AGENT_PIN "$AGENT_IMAGE"
+  push_pinned CADDY_PIN "$CADDY_IMAGE"
 fi
 
 # --- 7. service accounts and IAM ----------------------------------------------------------------
@@ -538,22 +558,22 @@ set -euo pipefail
 export HOME=/home/agent-platform
 mkdir -p "\$HOME"
 docker-credential-gcr configure-docker --registries=$REGISTRY_HOST
-docker pull $AGENT_IMAGE
-docker pull $RUNNER_IMAGE
-docker pull $CADDY_IMAGE
+docker pull $AGENT_PIN
+docker pull $RUNNER_PIN
+docker pull $CADDY_PIN
 docker network inspect agent-platform >/dev/null 2>&1 || docker network create agent-platform
 docker rm -f agent-runner agent-caddy >/dev/null 2>&1 || true
 docker run -d --name agent-runner --restart unless-stopped --network agent-platform \\
   -p 127.0.0.1:8081:8081 \\
   -v /var/run/docker.sock:/var/run/docker.sock --group-add "\$(stat -c %g /var/run/docker.sock)" \\
   --cap-drop ALL --security-opt no-new-privileges:true --read-only \\
-  -e AGENT_IMAGE=$AGENT_IMAGE \\
+  -e AGENT_IMAGE=$AGENT_PIN \\
   -e RUNNER_AUDIENCE=$RUNNER_AUDIENCE \\
   -e RUNNER_ALLOWED_INVOKERS=$FUNCTIONS_SA \\
-  $RUNNER_IMAGE
+  $RUNNER_PIN
 docker run -d --name agent-caddy --restart unless-stopped --network agent-platform \\
   -p 80:80 -p 443:443 -v agent-caddy-data:/data -v agent-caddy-config:/config \\
-  $CADDY_IMAGE caddy reverse-proxy --from $RUNNER_HOST --to agent-runner:8081
+  $CADDY_PIN caddy reverse-proxy --from $RUNNER_HOST --to agent-runner:8081
 echo "agent-platform: runner and caddy started"
 STARTUP
   mapfile -t STARTUP_LINES <<<"${STARTUP_SCRIPT%$'\n'}"
@@ -579,7 +599,7 @@ STARTUP
     run gcloud compute instances create "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
       --machine-type="$MACHINE_TYPE" --image-family=cos-stable --image-project=cos-cloud \
       --boot-disk-size=50GB --boot-disk-type=pd-balanced \
-      --service-account="$RUNNER_SA" --scopes=cloud-platform \
+      --service-account="$RUNNER_SA" --scopes="$VM_SCOPES" \
       --tags="$VM_TAG" --address="$RUNNER_IP" --network="$NETWORK" \
       --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring \
       --metadata=google-logging-enabled=true,google-monitoring-enabled=true,enable-oslogin=TRUE \

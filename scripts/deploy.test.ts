@@ -279,12 +279,24 @@ describe('deploy.sh --dry-run', () => {
     );
     assert.ok(startup.includes(`-e RUNNER_ALLOWED_INVOKERS=${FUNCTIONS_SA} `), startup);
     assert.ok(startup.includes(`-e RUNNER_AUDIENCE=https://${DOMAIN} `), startup);
+    // Every image the VM runs is one this deploy pushed, pinned by the digest docker push printed
+    // (a dry run shows sha256:DIGEST): the VM never pulls a moving tag at boot.
     const pushed = commands(stepSection(result.stdout, 6)).filter((c) => c.startsWith('docker push '));
+    assert.equal(pushed.length, 3, pushed.join('\n'));
+    const pinned = (image: string) => `${image.replace(/:[^:/]+$/, '')}@sha256:DIGEST`;
     for (const image of pushed.map((c) => c.slice('docker push '.length))) {
-      assert.ok(startup.includes(`docker pull ${image}\n`), `the VM pulls ${image}`);
+      assert.ok(startup.includes(`docker pull ${pinned(image)}\n`), `the VM pulls ${pinned(image)}`);
     }
+    assert.doesNotMatch(startup, /caddy:2|:latest/, 'no moving tag in the startup script');
     const agentImage = pushed.find((c) => c.includes('/agent-default:'))!.slice('docker push '.length);
-    assert.ok(startup.includes(`-e AGENT_IMAGE=${agentImage} `));
+    assert.ok(startup.includes(`-e AGENT_IMAGE=${pinned(agentImage)} `));
+    const caddyImage = pushed.find((c) => c.includes('/caddy:'))!.slice('docker push '.length);
+    assert.ok(startup.includes(`${pinned(caddyImage)} caddy reverse-proxy`), startup);
+    // Caddy comes from its public tag once, here, and is mirrored into the project's registry.
+    assert.ok(commands(stepSection(result.stdout, 6)).includes('docker pull docker.io/library/caddy:2'));
+    // The VM's token can pull images and write logs and metrics, nothing more.
+    assert.match(create, /--scopes=storage-ro,logging-write,monitoring-write /);
+    assert.doesNotMatch(create, /cloud-platform/);
     assert.match(
       startup,
       new RegExp(`caddy reverse-proxy --from ${DOMAIN.replaceAll('.', '\\.')} --to agent-runner:8081`),
