@@ -36,9 +36,11 @@ const timestampSchema = z.custom<TimestampLike>(
 /** A timestamp that may still be pending (a server timestamp not yet written). */
 const maybeTimestamp = timestampSchema.nullable().catch(null);
 
-/** users/{uid}: the per-user rate window. */
+const rateWindowSchema = z.object({ windowStartMs: z.number(), count: z.number().int().nonnegative() });
+/** users/{uid}: the per-user rate windows (messages; sandbox warm-ups and workspace deletions). */
 export const userDocSchema = z.object({
-  rate: z.object({ windowStartMs: z.number(), count: z.number().int().nonnegative() }).optional(),
+  rate: rateWindowSchema.optional(),
+  sandboxOpsRate: rateWindowSchema.optional(),
 });
 export type UserDoc = z.infer<typeof userDocSchema>;
 

@@ -61,6 +61,9 @@ export const AGENT_INSTRUCTIONS_MAX_CHARS = 20_000;
 /** One request line the runner writes to an agent's stdin. */
 export const AGENT_REQUEST_MAX_BYTES = 32 * MiB;
 
+/** warmSandbox and deleteWorkspace calls per user per minute (each costs a container or a volume). */
+export const SANDBOX_OPS_PER_MINUTE = 10;
+
 /** Pages of the list callables. */
 export const PAGE_MAX = 100;
 export const CONVERSATIONS_PAGE_DEFAULT = 20;

@@ -1,4 +1,4 @@
-/** Cloud Functions (v2) of the agent platform. */
+/** Cloud Functions of the agent platform (v2, and one v1 Auth trigger). */
 import './global-options.ts';
 export {
   sendMessage,
@@ -10,3 +10,4 @@ export {
   deleteWorkspace,
 } from './http/callables.ts';
 export { api } from './http/api.ts';
+export { onUserDeleted } from './users/on-user-deleted.ts';

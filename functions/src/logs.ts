@@ -79,6 +79,16 @@ export class Logger {
   componentDropped(uid: string, conversationId: string, runId: string, why: string): void {
     this.#sink.write('WARNING', 'component dropped', { user: userHash(uid), conversationId, runId, why });
   }
+  /** A deleted account's workspace and documents are gone. */
+  userDataDeleted(uid: string, workspace: boolean, ms: number): void {
+    this.#sink.write('INFO', 'deleted account: data removed', { user: userHash(uid), workspace, ms });
+  }
+  userDataNotDeleted(uid: string, err: unknown): void {
+    this.#sink.write('ERROR', 'deleted account: data not removed', {
+      user: userHash(uid),
+      error: describe(err),
+    });
+  }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */
   conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
     this.#sink.write('INFO', 'conversation deleted while a message was in flight', {

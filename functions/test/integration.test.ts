@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
+import { SANDBOX_OPS_PER_MINUTE } from '@agent-platform/contract';
 import { adminAuth, adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
 import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
 
@@ -570,6 +571,50 @@ describe('limits and failures', () => {
       for (let i = 0; i < limit; i++) await send(u, { message: `m${i}` });
       const err = await rejectsWith(send(u, { message: 'one too many' }), 'resource-exhausted');
       assert.match(err.message, /messages per minute/);
+    } finally {
+      await u.close();
+    }
+  });
+
+  test('deleting a Firebase account removes its workspace and all its documents', async () => {
+    // Issue 12: every user's volume stayed for ever, deleted accounts included.
+    const u = await newUser();
+    try {
+      const r = await send(u, { message: '```sh\necho kept > f.txt\n```' });
+      assert.equal(r.status, 'ok');
+      const volumes = async () =>
+        (
+          await docker.listVolumes({
+            filters: {
+              label: [`dev.agent-platform.runner-id=${RUNNER_ID}`, `dev.agent-platform.owner=${u.uid}`],
+            },
+          })
+        ).Volumes ?? [];
+      assert.equal((await volumes()).length, 1, 'the user has a workspace');
+      await adminAuth().deleteUser(u.uid);
+      const deadline = Date.now() + 20_000;
+      let left = { volumes: 1, docs: 1 };
+      while (Date.now() < deadline) {
+        const conv = await adminDb().doc(`users/${u.uid}/conversations/${r.conversationId}`).get();
+        const userDoc = await adminDb().doc(`users/${u.uid}`).get();
+        left = { volumes: (await volumes()).length, docs: Number(conv.exists) + Number(userDoc.exists) };
+        if (left.volumes === 0 && left.docs === 0) break;
+        await sleep(200);
+      }
+      assert.deepEqual(left, { volumes: 0, docs: 0 }, 'the Auth trigger removed the workspace and documents');
+    } finally {
+      await u.close();
+    }
+  });
+
+  test('warmSandbox and deleteWorkspace share a per-user limit of SANDBOX_OPS_PER_MINUTE', async () => {
+    const u = await newUser();
+    try {
+      for (let i = 0; i < SANDBOX_OPS_PER_MINUTE - 1; i++) await u.call('warmSandbox')();
+      await u.call('deleteWorkspace')();
+      const e = await rejectsWith(u.call('warmSandbox')(), 'resource-exhausted');
+      assert.match(e.message, /at most 10 sandbox warm-ups and workspace deletions per minute/);
+      await rejectsWith(u.call('deleteWorkspace')(), 'resource-exhausted');
     } finally {
       await u.close();
     }

@@ -29,6 +29,7 @@ import { toHttpError, toHttpsError } from '../src/http/translate.ts';
 import { createCallables, sendMessage } from '../src/http/callables.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { Logger, userHash } from '../src/logs.ts';
+import { takeOne } from '../src/conversations/rate-window.ts';
 import { boundedHistory, cutUtf8, storableReply } from '../src/conversations/storable.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
 import { resolveRunner } from '../src/runner/runner-url.ts';
@@ -993,5 +994,22 @@ describe('storable replies and bounded history', () => {
     const huge = boundedHistory([{ role: 'agent', text: '\u0001'.repeat(100_000) }]);
     assert.equal(huge.length, 1, 'an over-long newest entry is cut, not dropped');
     assert.ok(Buffer.byteLength(JSON.stringify(huge)) <= HISTORY_MAX_JSON_BYTES);
+  });
+});
+
+describe('rate windows', () => {
+  test('counts up to the limit in a minute, then refuses with the seconds to wait', () => {
+    let w = takeOne(null, 1_000, 2, 'things');
+    assert.deepEqual(w, { windowStartMs: 1_000, count: 1 });
+    w = takeOne(w, 2_000, 2, 'things');
+    assert.deepEqual(w, { windowStartMs: 1_000, count: 2 });
+    assert.throws(
+      () => takeOne(w, 31_000, 2, 'things'),
+      (err: unknown) =>
+        err instanceof RateLimitedError &&
+        err.retryAfterSeconds === 30 &&
+        err.message === 'at most 2 things per minute; try again in 30 s',
+    );
+    assert.deepEqual(takeOne(w, 61_000, 2, 'things'), { windowStartMs: 61_000, count: 1 }, 'a new window');
   });
 });

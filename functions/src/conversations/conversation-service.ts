@@ -13,6 +13,7 @@ import {
   HISTORY_MESSAGES_SENT,
   type HistoryEntry,
   PREVIEW_MAX_CHARS,
+  SANDBOX_OPS_PER_MINUTE,
   TITLE_MAX_CHARS,
   requestDocSchema,
   type AgentView,
@@ -29,12 +30,12 @@ import {
   DomainError,
   InternalError,
   InvalidInputError,
-  RateLimitedError,
   RequestInProgressError,
   RunnerTimeoutError,
   RunnerUnavailableError,
 } from '../errors.ts';
 import type { Logger } from '../logs.ts';
+import { takeOne, type RateWindow } from './rate-window.ts';
 import { boundedHistory, storableReply } from './storable.ts';
 import type { RunResult, RunnerClient } from '../runner/runner-client.ts';
 
@@ -46,7 +47,6 @@ export interface ServiceLimits {
   runTimeoutMs: number;
 }
 
-const WINDOW_MS = 60_000;
 /** gRPC status of a write to a missing document. */
 const NOT_FOUND = 5;
 
@@ -139,19 +139,8 @@ export class ConversationService {
       ]);
       if (requestSnap?.exists) return { replay: requestSnap.data(), asked };
 
-      const rate = (userSnap.get('rate') as { windowStartMs: number; count: number } | undefined) ?? null;
-      const limit = this.#limits.messagesPerMinute;
-      const fresh = !rate || now - rate.windowStartMs >= WINDOW_MS;
-      const count = fresh ? 0 : rate.count;
-      if (count >= limit) {
-        const retry = Math.max(1, Math.ceil((rate!.windowStartMs + WINDOW_MS - now) / 1000));
-        throw new RateLimitedError(`at most ${limit} messages per minute; try again in ${retry} s`, retry);
-      }
-      tx.set(
-        user,
-        { rate: { windowStartMs: fresh ? now : rate.windowStartMs, count: count + 1 } },
-        { merge: true },
-      );
+      const rate = (userSnap.get('rate') as RateWindow | undefined) ?? null;
+      tx.set(user, { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') }, { merge: true });
 
       if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
       const convRef = convSnap ? convSnap.ref : convs.doc();
@@ -445,12 +434,55 @@ export class ConversationService {
   }
 
   /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */
+  /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */
   async warmSandbox(uid: string): Promise<{ warm: boolean; created: boolean }> {
+    await this.#takeSandboxOp(uid);
     return this.#runner.warm(uid);
   }
 
   async deleteWorkspace(uid: string): Promise<{ deleted: boolean }> {
+    await this.#takeSandboxOp(uid);
     return { deleted: await this.#runner.deleteWorkspace(uid) };
+  }
+
+  /**
+   * Removes everything kept for a deleted account: the workspace on the runner first (so no run
+   * of theirs can write it back), then all their documents. Each failure is logged and thrown.
+   */
+  async deleteUserData(uid: string): Promise<void> {
+    const t0 = performance.now();
+    try {
+      const deletedWorkspace = await this.#runner.deleteWorkspace(uid);
+      await this.#db.recursiveDelete(this.#user(uid));
+      this.#log.userDataDeleted(uid, deletedWorkspace, Math.round(performance.now() - t0));
+    } catch (err) {
+      this.#log.userDataNotDeleted(uid, err);
+      throw err;
+    }
+  }
+
+  /**
+   * warmSandbox and deleteWorkspace each cost the runner a container or a volume: they share a
+   * per-user window of SANDBOX_OPS_PER_MINUTE (the web client warms about once a minute).
+   */
+  async #takeSandboxOp(uid: string): Promise<void> {
+    const user = this.#user(uid);
+    await this.#db.runTransaction(async (tx) => {
+      const snap = await tx.get(user);
+      const rate = (snap.get('sandboxOpsRate') as RateWindow | undefined) ?? null;
+      tx.set(
+        user,
+        {
+          sandboxOpsRate: takeOne(
+            rate,
+            Date.now(),
+            SANDBOX_OPS_PER_MINUTE,
+            'sandbox warm-ups and workspace deletions',
+          ),
+        },
+        { merge: true },
+      );
+    });
   }
 }
 

@@ -1,0 +1,18 @@
+import * as v1 from 'firebase-functions/v1';
+import { deps } from '../deps.ts';
+
+/**
+ * When a Firebase user is deleted, everything kept for them goes too: their workspace on the
+ * runner (its Docker volume, and a warm sandbox) and their documents in Firestore (conversations
+ * with their messages, agents, request records, rate windows). Cloud Functions v2 has no Auth
+ * deletion trigger, so this one is v1; it runs as the same service account as the others (the
+ * runner accepts only that email) in the same region.
+ */
+export const onUserDeleted = v1
+  .region('us-central1')
+  .runWith({ serviceAccount: 'agent-functions@', memory: '256MB', timeoutSeconds: 120 })
+  .auth.user()
+  .onDelete(async (user) => {
+    const { service } = deps();
+    await service.deleteUserData(user.uid);
+  });
