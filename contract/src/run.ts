@@ -77,6 +77,7 @@ export const RUNNER_ERROR_CODES = [
   'unauthenticated',
   'not_found',
   'overloaded',
+  'workspaces_full',
   'not_ready',
   'internal',
 ] as const;

@@ -1013,3 +1013,16 @@ describe('rate windows', () => {
     assert.deepEqual(takeOne(w, 61_000, 2, 'things'), { windowStartMs: 61_000, count: 1 }, 'a new window');
   });
 });
+
+describe('RunnerClient: a full runner', () => {
+  test("507 workspaces_full is resource-exhausted with the runner's Retry-After", async (t) => {
+    const s = await servedFor(t, (_req, res) => {
+      res.writeHead(507, { 'content-type': 'application/json', 'retry-after': '120' });
+      res.end(JSON.stringify({ error: { code: 'workspaces_full', message: 'full' } }));
+    });
+    const err = await rejectsDomain(client(s.url).run(RUN_REQUEST), RateLimitedError);
+    assert.equal(err.code, 'resource-exhausted');
+    assert.equal(err.retryAfterSeconds, 120);
+    assert.match(err.message, /no room for a new workspace/);
+  });
+});

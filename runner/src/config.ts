@@ -76,6 +76,12 @@ const envSchema = z.object({
   WORKSPACE_BYTES: int(1 * MiB, 16_384 * MiB).default(64 * MiB),
   /** Files and directories a user's /workspace may hold. Default 8192. */
   WORKSPACE_INODES: int(64, 1_000_000).default(8192),
+  /**
+   * Disk this runner's workspace volumes may take: it holds at most this over the largest
+   * snapshot (WORKSPACE_BYTES + 1 KiB per inode + 1 MiB) workspaces, then refuses new users (507
+   * workspaces_full) before the disk fills. Default 21474836480 (20 GiB).
+   */
+  WORKSPACES_DISK_BYTES: int(1 * MiB, 64 * 1024 * 1024 * MiB).default(20 * 1024 * MiB),
   /** Cap on the agent's stdout (NDJSON) per run; a reply appears twice (deltas and result). Default 4 MiB. */
   OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(OUTPUT_LIMIT_BYTES_DEFAULT),
   /** Sandboxes running at once, all users. Default 4. */
@@ -125,6 +131,8 @@ export interface RunnerConfig {
   };
   workspaceBytes: number;
   workspaceInodes: number;
+  /** Workspaces this runner holds at most (WORKSPACES_DISK_BYTES over snapshotCapBytes). */
+  maxWorkspaces: number;
   outputLimitBytes: number;
   maxConcurrentRuns: number;
   maxQueuedRuns: number;
@@ -185,6 +193,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `SANDBOX_MEMORY_BYTES=${e.SANDBOX_MEMORY_BYTES}: must be at least WORKSPACE_BYTES + SANDBOX_TMP_BYTES + 16 MiB (/dev/shm) + 64 MiB (${tmpfsBytes + 64 * MiB}), because both tmpfs count as sandbox memory`,
     );
   }
+  const snapshotCap = snapshotCapBytes(e.WORKSPACE_BYTES, e.WORKSPACE_INODES);
+  if (e.WORKSPACES_DISK_BYTES < snapshotCap) {
+    problems.push(
+      `WORKSPACES_DISK_BYTES=${e.WORKSPACES_DISK_BYTES}: must hold at least one workspace snapshot (${snapshotCap} bytes for WORKSPACE_BYTES=${e.WORKSPACE_BYTES} and WORKSPACE_INODES=${e.WORKSPACE_INODES})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port: e.PORT,
@@ -207,6 +221,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     workspaceBytes: e.WORKSPACE_BYTES,
     workspaceInodes: e.WORKSPACE_INODES,
+    maxWorkspaces: Math.floor(
+      e.WORKSPACES_DISK_BYTES / snapshotCapBytes(e.WORKSPACE_BYTES, e.WORKSPACE_INODES),
+    ),
     outputLimitBytes: e.OUTPUT_LIMIT_BYTES,
     maxConcurrentRuns: e.MAX_CONCURRENT_RUNS,
     maxQueuedRuns: e.MAX_QUEUED_RUNS,
@@ -225,4 +242,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 /** A copy of the config safe to log: secrets replaced by whether they are set. */
 export function redactedConfig(config: RunnerConfig): Record<string, unknown> {
   return { ...config, runnerToken: config.runnerToken ? '(set)' : '(unset)' };
+}
+
+/**
+ * The largest workspace snapshot: the tmpfs's bytes plus tar's 512-byte header (and padding) per
+ * file, counted as 1 KiB an inode, plus 1 MiB. The save refuses a bigger one.
+ */
+export function snapshotCapBytes(workspaceBytes: number, workspaceInodes: number): number {
+  return workspaceBytes + workspaceInodes * 1024 + MiB;
 }

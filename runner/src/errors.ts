@@ -39,6 +39,19 @@ export class OverloadedError extends RunnerError {
   }
 }
 
+/** The runner holds as many workspaces as its disk budget allows: no new user fits now. */
+export class WorkspacesFullError extends RunnerError {
+  override name = 'WorkspacesFullError';
+  readonly code = 'workspaces_full';
+  readonly httpStatus = 507;
+  readonly retryAfterSeconds = 300;
+  constructor(maxCount: number) {
+    super(
+      `this runner holds its maximum of ${maxCount} workspaces (WORKSPACES_DISK_BYTES); a new user's workspace cannot be created now`,
+    );
+  }
+}
+
 /** The Docker engine or the agent image is not available. */
 export class NotReadyError extends RunnerError {
   override name = 'NotReadyError';

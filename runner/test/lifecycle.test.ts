@@ -181,6 +181,38 @@ describe('cleanup', () => {
   });
 });
 
+describe('the workspaces disk budget', () => {
+  test('a new user is refused with 507 once the runner holds its budget of workspaces, and fits again after a deletion', async () => {
+    // Snapshots of at most 1 MiB + 64 inodes x 1 KiB + 1 MiB: a 5 MiB budget holds two.
+    const runner = await startRunner({
+      WORKSPACE_BYTES: String(1024 * 1024),
+      WORKSPACE_INODES: '64',
+      WORKSPACES_DISK_BYTES: String(5 * 1024 * 1024),
+      WARM_IDLE_TTL_MS: '0',
+    });
+    try {
+      const [a, b, c] = [uniqueId('a'), uniqueId('b'), uniqueId('c')];
+      assert.equal((await postRun(runner, { userId: a, message: 'one' })).body.status, 'ok');
+      assert.equal((await postRun(runner, { userId: b, message: 'two' })).body.status, 'ok');
+      const full = await postRun(runner, { userId: c, message: 'three' });
+      assert.equal(full.status, 507);
+      const error = (full.body as unknown as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'workspaces_full');
+      assert.match(error.message, /maximum of 2 workspaces \(WORKSPACES_DISK_BYTES\)/);
+      assert.equal((await postRun(runner, { userId: a, message: 'still mine' })).body.status, 'ok');
+      const del = await fetch(`${runner.url}/v1/users/${a}/workspace`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${runner.token}` },
+      });
+      assert.deepEqual(await del.json(), { deleted: true });
+      assert.equal((await postRun(runner, { userId: c, message: 'now there is room' })).body.status, 'ok');
+    } finally {
+      await runner.stop();
+      await removeLeftovers(runner.runnerId);
+    }
+  });
+});
+
 describe('crash recovery', () => {
   test('a runner killed mid-run leaves nothing behind once restarted', async () => {
     const runnerId = uniqueId('crash');

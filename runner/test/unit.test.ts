@@ -33,6 +33,15 @@ describe('config', () => {
     assert.equal(c.runnerToken, undefined);
   });
 
+  test('the workspaces disk budget must hold a snapshot; it sets how many workspaces fit', () => {
+    const c = loadConfig({ RUNNER_TOKEN: TOKEN });
+    assert.equal(c.maxWorkspaces, Math.floor((20 * 1024 ** 3) / (64 * 1024 ** 2 + 8192 * 1024 + 1024 ** 2)));
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: TOKEN, WORKSPACES_DISK_BYTES: String(32 * 1024 * 1024) }),
+      /WORKSPACES_DISK_BYTES=33554432: must hold at least one workspace snapshot/,
+    );
+  });
+
   test('reports every bad variable at once', () => {
     assert.throws(
       () =>

@@ -10,7 +10,7 @@ import {
   type RunResult,
 } from '@agent-platform/contract';
 import { GoogleAuth } from 'google-auth-library';
-import { InternalError, RunnerTimeoutError, RunnerUnavailableError } from '../errors.ts';
+import { InternalError, RateLimitedError, RunnerTimeoutError, RunnerUnavailableError } from '../errors.ts';
 import type { RunnerLocation } from './runner-url.ts';
 
 export type { RunResult };
@@ -142,6 +142,12 @@ export class RunnerClient {
     if (res.status === 429) {
       await res.body?.cancel();
       throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
+    }
+    if (res.status === 507) {
+      // workspaces_full: the runner refuses new users before its disk fills.
+      await res.body?.cancel();
+      const retry = Number(res.headers.get('retry-after')) || 300;
+      throw new RateLimitedError('the agent runner has no room for a new workspace; try again later', retry);
     }
     if (res.status === 502 || res.status === 503 || res.status === 504) {
       await res.body?.cancel();

@@ -32,7 +32,7 @@ export class DockerBackend implements SandboxBackend {
     this.#docker = docker;
     this.#config = config;
     this.#log = log;
-    this.#workspaces = new Workspaces(docker, config.runnerId);
+    this.#workspaces = new Workspaces(docker, config.runnerId, config.maxWorkspaces);
     this.#oom = new OomWatch(docker, config.runnerId, log);
   }
 

@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { TIMEOUT_MARGINS, type AgentRequest } from '@agent-platform/contract';
 import type Docker from 'dockerode';
 import { pack as tarPack } from 'tar-stream';
-import type { RunnerConfig } from '../config.ts';
+import { snapshotCapBytes, type RunnerConfig } from '../config.ts';
 import type { Logger } from '../logs.ts';
 import { AgentSession } from './agent-session.ts';
 import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
@@ -16,7 +16,6 @@ import { sandboxSpec } from './sandbox-spec.ts';
 import { statusCode } from './workspaces.ts';
 
 const STDERR_TAIL_BYTES = 4096;
-const MiB = 1024 * 1024;
 /**
  * File times come from the kernel's coarse clock, up to a tick (4-10 ms) behind the precise clock
  * of Date.now(): a file written just after the runner took its time can carry an earlier mtime.
@@ -154,7 +153,7 @@ export class DockerSandbox implements SandboxHandle {
    * before the answer.
    */
   async save(runId: string, signal: AbortSignal): Promise<number> {
-    const cap = this.#config.workspaceBytes + this.#config.workspaceInodes * 1024 + MiB;
+    const cap = snapshotCapBytes(this.#config.workspaceBytes, this.#config.workspaceInodes);
     const since = ((this.#savedAtMs - MTIME_SLACK_MS) / 1000).toFixed(3);
     const script =
       `[ -z "$(find ${WORKSPACE_DIR} -newermt @${since} -print -quit 2>/dev/null)" ] && exit 0; ` +

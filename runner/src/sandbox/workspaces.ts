@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
-import { workspaceLabels } from './labels.ts';
+import { WorkspacesFullError } from '../errors.ts';
+import { LABEL_KIND, LABEL_MANAGED_BY, LABEL_RUNNER_ID, MANAGED_BY, workspaceLabels } from './labels.ts';
 
 /**
  * Each user's persistent workspace is one Docker volume holding a tar snapshot of their
@@ -10,12 +11,36 @@ import { workspaceLabels } from './labels.ts';
 export class Workspaces {
   readonly #docker: Docker;
   readonly #runnerId: string;
+  /** Workspaces this runner may hold at most (its disk budget over the largest snapshot). */
+  readonly #maxCount: number;
   /** Volumes known to exist, so warm paths skip a Docker call. */
   readonly #known = new Set<string>();
+  /** Every workspace volume of this runner (listed once, then kept up to date). */
+  #all: Promise<Set<string>> | null = null;
 
-  constructor(docker: Docker, runnerId: string) {
+  constructor(docker: Docker, runnerId: string, maxCount: number) {
     this.#docker = docker;
     this.#runnerId = runnerId;
+    this.#maxCount = maxCount;
+  }
+
+  #list(): Promise<Set<string>> {
+    this.#all ??= this.#docker
+      .listVolumes({
+        filters: {
+          label: [
+            `${LABEL_MANAGED_BY}=${MANAGED_BY}`,
+            `${LABEL_RUNNER_ID}=${this.#runnerId}`,
+            `${LABEL_KIND}=workspace`,
+          ],
+        },
+      })
+      .then((r) => new Set((r.Volumes ?? []).map((v) => v.Name)))
+      .catch((err: unknown) => {
+        this.#all = null; // ask again next time
+        throw err;
+      });
+    return this.#all;
   }
 
   volumeName(userId: string): string {
@@ -23,11 +48,18 @@ export class Workspaces {
     return `agent-workspace-${digest.slice(0, 40)}`;
   }
 
-  /** Creates the user's volume if needed (Docker's create is idempotent for a name). */
+  /**
+   * Creates the user's volume if needed (Docker's create is idempotent for a name). A new one is
+   * refused with WorkspacesFullError once the runner holds its budget of workspaces, before the
+   * disk, and so Docker, fails for everyone.
+   */
   async ensure(userId: string): Promise<string> {
     const name = this.volumeName(userId);
     if (this.#known.has(name)) return name;
+    const all = await this.#list();
+    if (!all.has(name) && all.size >= this.#maxCount) throw new WorkspacesFullError(this.#maxCount);
     await this.#docker.createVolume({ Name: name, Labels: workspaceLabels(this.#runnerId, userId) });
+    all.add(name);
     this.#known.add(name);
     return name;
   }
@@ -38,6 +70,7 @@ export class Workspaces {
     this.#known.delete(name);
     try {
       await this.#docker.getVolume(name).remove();
+      void this.#all?.then((all) => all.delete(name)).catch(() => undefined);
       return true;
     } catch (err) {
       if (statusCode(err) === 404) return false;
