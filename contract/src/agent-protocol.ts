@@ -135,20 +135,3 @@ export function parseAgentLine(line: string): { event: AgentEvent } | { error: s
   }
   return { event: parsed.data };
 }
-
-/** Parses one request line on an agent's stdin; returns an error message instead of throwing. */
-export function parseAgentRequest(line: string): { request: AgentRequest } | { error: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(line);
-  } catch {
-    return { error: 'Invalid request: the line is not JSON.' };
-  }
-  const parsed = agentRequestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `"${issue.path.join('.')}" ` : '';
-    return { error: `Invalid request: ${where}${issue?.message ?? 'is invalid'}.` };
-  }
-  return { request: parsed.data };
-}

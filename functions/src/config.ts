@@ -4,6 +4,7 @@ import {
   RUN_TIMEOUT_DEFAULT_MS,
   RUN_TIMEOUT_MAX_MS,
   budgetProblem,
+  parseEnvTable,
   timeoutBudget,
   type TimeoutBudget,
 } from '@agent-platform/contract';
@@ -100,21 +101,8 @@ export class ConfigError extends Error {
 
 /** Reads and validates the functions' settings; throws ConfigError naming each bad one. */
 export function loadConfig(env: Record<string, string | undefined>): FunctionsConfig {
-  // Empty means "unset", as with the runner: `FOO=` falls back to the default.
-  const cleaned: Record<string, string> = {};
-  for (const key of Object.keys(envSchema.shape)) {
-    const value = env[key];
-    if (value !== undefined && value.trim() !== '') cleaned[key] = value.trim();
-  }
-  const parsed = envSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => {
-        const key = String(i.path[0] ?? '?');
-        return `${key}=${JSON.stringify(cleaned[key])}: ${i.message}`;
-      }),
-    );
-  }
+  const parsed = parseEnvTable(envSchema, env);
+  if (!parsed.ok) throw new ConfigError(parsed.problems);
   const e = parsed.data;
   const problem = budgetProblem(e.RUN_TIMEOUT_MS);
   if (problem) throw new ConfigError([problem]);

@@ -1,4 +1,5 @@
 import {
+  parseEnvTable,
   MESSAGE_MAX_CHARS,
   OUTPUT_LIMIT_BYTES_DEFAULT,
   RUN_CAP_MIN_MS,
@@ -158,23 +159,8 @@ export class ConfigError extends Error {
 
 /** Reads and validates the runner's configuration; throws ConfigError naming each bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
-  // Empty strings mean "unset" so that `FOO= npm start` falls back to the default.
-  const cleaned: Record<string, string> = {};
-  for (const key of Object.keys(envSchema.shape)) {
-    const value = env[key];
-    if (value !== undefined && value.trim() !== '') cleaned[key] = value.trim();
-  }
-  const parsed = envSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => {
-        const key = String(i.path[0] ?? '?');
-        // Never echo a secret's value back.
-        const shown = key === 'RUNNER_TOKEN' ? '(hidden)' : JSON.stringify(cleaned[key]);
-        return `${key}=${shown}: ${i.message}`;
-      }),
-    );
-  }
+  const parsed = parseEnvTable(envSchema, env, ['RUNNER_TOKEN']);
+  if (!parsed.ok) throw new ConfigError(parsed.problems);
   const e = parsed.data;
   const problems: string[] = [];
   if (!e.RUNNER_TOKEN && !e.RUNNER_AUDIENCE) {
