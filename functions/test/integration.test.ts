@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
-import { SANDBOX_OPS_PER_MINUTE } from '@agent-platform/contract';
+import { SANDBOX_OPS_PER_MINUTE, type SendResult } from '@agent-platform/contract';
 import { adminAuth, adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
 import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
 
@@ -71,15 +71,6 @@ after(async () => {
   assert.equal(await sandboxCount(), 0, 'no sandbox outlives the tests');
 });
 
-interface SendResult {
-  conversationId: string;
-  messageId: string;
-  text: string;
-  status: string;
-  component: Record<string, unknown> | null;
-  agentCreated: boolean;
-  agentId: string | null;
-}
 
 const send = (u: TestUser, data: Record<string, unknown>) =>
   u
