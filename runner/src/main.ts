@@ -5,6 +5,7 @@ import { RunGate } from './concurrency/run-gate.ts';
 import { ConfigError, loadConfig, redactedConfig } from './config.ts';
 import { createApp } from './http/app.ts';
 import { Logger } from './logs.ts';
+import { Metrics } from './metrics.ts';
 import { RunService } from './runs/run-service.ts';
 import { DockerBackend } from './sandbox/docker-backend.ts';
 import { SandboxEngine } from './sandbox/engine.ts';
@@ -31,8 +32,9 @@ async function main(): Promise<void> {
     throw err;
   }
   // dockerode reads DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, like the docker CLI.
+  const metrics = new Metrics();
   const engine = new SandboxEngine(
-    new DockerBackend(new Docker(), config, log),
+    new DockerBackend(new Docker(), config, log, metrics),
     {
       idleTtlMs: config.warmIdleTtlMs,
       maxWarm: config.warmMaxSandboxes,
@@ -50,7 +52,12 @@ async function main(): Promise<void> {
     retryAfterSeconds: RETRY_AFTER_S,
     queueTimeoutMs: TIMEOUT_MARGINS.queueMs,
   });
-  const runs = new RunService(config, gate, engine, log);
+  const runs = new RunService(config, gate, engine, log, metrics);
+  metrics.watch({
+    running: () => gate.running,
+    waiting: () => gate.waiting,
+    sandboxes: () => engine.sandboxCounts(),
+  });
   try {
     await engine.reap('startup');
   } catch (err) {
@@ -58,7 +65,7 @@ async function main(): Promise<void> {
     log.reaperFailed(err);
   }
   engine.start(config.reaperIntervalMs);
-  const app = createApp({ config, auth: createAuthenticator(config), runs, engine, log });
+  const app = createApp({ config, auth: createAuthenticator(config), runs, engine, log, metrics });
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;

@@ -115,6 +115,40 @@ describe('open endpoints', () => {
   });
 });
 
+describe('metrics', () => {
+  test('GET /metrics needs authentication and counts runs, warm hits, sandboxes, queue and Docker calls', async () => {
+    const anonymous = await fetch(`${runner.url}/metrics`);
+    assert.equal(anonymous.status, 401);
+    const userId = uniqueId('u');
+    for (let i = 0; i < 2; i++) {
+      const r = await run(`Bearer ${runner.token}`, { userId, conversationId: 'c', message: `m${i}` });
+      assert.equal(r.status, 200);
+    }
+    const res = await fetch(`${runner.url}/metrics`, {
+      headers: { authorization: `Bearer ${runner.token}` },
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await res.text();
+    const value = (series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      assert.ok(line, `no ${series} in:\n${text}`);
+      return Number(line.slice(series.length + 1));
+    };
+    assert.ok(value('runner_runs_total{status="ok"}') >= 2);
+    assert.ok(value('runner_warm_total{result="miss"}') >= 1);
+    assert.ok(value('runner_run_duration_seconds_count') >= 2);
+    assert.ok(
+      value('runner_docker_call_duration_seconds_count{call="creating a sandbox",outcome="ok"}') >= 1,
+    );
+    assert.equal(value('runner_queue_depth'), 0);
+    assert.equal(value('runner_runs_running'), 0);
+    assert.equal(value('runner_sandboxes{state="busy"}'), 0);
+    assert.ok(value('runner_sandboxes{state="idle"}') >= 0);
+    assert.match(text, /^# TYPE runner_docker_call_errors_total counter$/m);
+  });
+});
+
 describe('authentication', () => {
   test('a Google-signed ID token of an allowed invoker runs the request', async () => {
     const res = await run(`Bearer ${google.idToken()}`);

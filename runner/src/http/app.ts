@@ -13,6 +13,7 @@ import express, { type ErrorRequestHandler, type Response } from 'express';
 import type { RunnerConfig } from '../config.ts';
 import { ClientGoneError, InvalidRequestError, NotReadyError, RunnerError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
+import type { Metrics } from '../metrics.ts';
 import { requireAuth, type Authenticator } from '../auth/authenticate.ts';
 import type { RunService } from '../runs/run-service.ts';
 import type { SandboxEngine } from '../sandbox/engine.ts';
@@ -23,6 +24,8 @@ export interface AppDeps {
   runs: RunService;
   engine: SandboxEngine;
   log: Logger;
+  /** Served at GET /metrics (behind authentication) when given. */
+  metrics?: Metrics;
 }
 
 const errorBody = (code: RunnerErrorCode, message: string, field?: string): RunnerErrorBody => ({
@@ -32,7 +35,7 @@ const streamLine = (line: RunStreamLine): string => JSON.stringify(line) + '\n';
 
 /** The runner's HTTP API. Errors are translated to status codes here and nowhere else. */
 export function createApp(deps: AppDeps): express.Express {
-  const { config, auth, runs, engine, log } = deps;
+  const { config, auth, runs, engine, log, metrics } = deps;
   /** Throws NotReadyError (503) unless the engine can serve runs. */
   const requireReady = async (): Promise<void> => {
     const r = await engine.ready();
@@ -83,6 +86,14 @@ export function createApp(deps: AppDeps): express.Express {
   authed.use(requireAuth(auth, log));
   authed.use(express.json({ limit: config.maxBodyBytes, type: () => true }));
   const runSchema = runRequestSchema(config);
+
+  // Prometheus text format, behind the same authentication as the API: the numbers describe
+  // users' activity, so they are not public.
+  if (metrics) {
+    authed.get('/metrics', async (_req, res) => {
+      res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+  }
 
   authed.post('/v1/runs', async (req, res) => {
     if (!req.is('application/json')) {

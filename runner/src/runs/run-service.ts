@@ -3,6 +3,7 @@ import type { RunRequest, RunResult, WarmResponse } from '@agent-platform/contra
 import type { RunnerConfig } from '../config.ts';
 import type { RunGate } from '../concurrency/run-gate.ts';
 import type { Logger } from '../logs.ts';
+import type { Metrics } from '../metrics.ts';
 import type { SandboxEngine } from '../sandbox/engine.ts';
 
 /** Admission (the gate) plus execution (the engine) plus the run's bookkeeping. */
@@ -11,12 +12,14 @@ export class RunService {
   readonly #gate: RunGate;
   readonly #engine: SandboxEngine;
   readonly #log: Logger;
+  readonly #metrics: Metrics | undefined;
 
-  constructor(config: RunnerConfig, gate: RunGate, engine: SandboxEngine, log: Logger) {
+  constructor(config: RunnerConfig, gate: RunGate, engine: SandboxEngine, log: Logger, metrics?: Metrics) {
     this.#config = config;
     this.#gate = gate;
     this.#engine = engine;
     this.#log = log;
+    this.#metrics = metrics;
   }
 
   async run(req: RunRequest, signal: AbortSignal, onText?: (delta: string) => void): Promise<RunResult> {
@@ -45,6 +48,7 @@ export class RunService {
         exitCode: outcome.exitCode,
         warm: outcome.warm,
       });
+      this.#metrics?.runFinished(outcome.status, durationMs, outcome.warm);
       const r = (ms: number) => Math.round(ms * 10) / 10;
       return {
         runId,

@@ -3,7 +3,7 @@ import type { RunnerConfig } from '../config.ts';
 import { NotReadyError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { ListedSandbox, Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
-import { withDeadline } from './deadline.ts';
+import { deadlineCaller, type CallObserver, type DeadlineCall } from './deadline.ts';
 import { DockerSandbox } from './docker-sandbox.ts';
 import { LABEL_RUN_ID, sandboxFilter } from './labels.ts';
 import { OomWatch } from './oom-watch.ts';
@@ -23,17 +23,20 @@ export class DockerBackend implements SandboxBackend {
   readonly #log: Logger;
   readonly #workspaces: Workspaces;
   readonly #oom: OomWatch;
+  /** Every Docker call goes through it: a deadline, and the metrics see its outcome. */
+  readonly #call: DeadlineCall;
   /** The agent image's command, from the last successful readiness check. */
   #agentArgv: string[] | null = null;
   #last: { readiness: Readiness; atMs: number } | null = null;
   #checking: Promise<Readiness> | null = null;
 
-  constructor(docker: Docker, config: RunnerConfig, log: Logger) {
+  constructor(docker: Docker, config: RunnerConfig, log: Logger, observer?: CallObserver) {
     this.#docker = docker;
     this.#config = config;
     this.#log = log;
+    this.#call = deadlineCaller(observer);
     this.#workspaces = new Workspaces(docker, config.runnerId, config.maxWorkspaces);
-    this.#oom = new OomWatch(docker, config.runnerId, log);
+    this.#oom = new OomWatch(docker, config.runnerId, log, this.#call);
   }
 
   start(): void {
@@ -47,10 +50,10 @@ export class DockerBackend implements SandboxBackend {
   async create(opts: { runId: string; userId: string }): Promise<SandboxHandle> {
     const [agentArgv, volumeName] = await Promise.all([
       this.#argv(),
-      withDeadline(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
+      this.#call(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
     ]);
     return DockerSandbox.create(
-      { docker: this.#docker, config: this.#config, log: this.#log, oom: this.#oom },
+      { docker: this.#docker, config: this.#config, log: this.#log, oom: this.#oom, call: this.#call },
       { ...opts, volumeName, agentArgv },
     );
   }
@@ -82,13 +85,13 @@ export class DockerBackend implements SandboxBackend {
     const runtime = this.#config.sandbox.runtime;
     const notReady = (reason: string): Readiness => ({ ready: false, reason });
     try {
-      await withDeadline(this.#docker.ping(), 'pinging the Docker engine');
+      await this.#call(this.#docker.ping(), 'pinging the Docker engine');
     } catch {
       return notReady('the Docker engine does not answer');
     }
     let info: Docker.ImageInspectInfo;
     try {
-      info = await withDeadline(this.#docker.getImage(image).inspect(), 'inspecting the agent image');
+      info = await this.#call(this.#docker.getImage(image).inspect(), 'inspecting the agent image');
     } catch (err) {
       if (statusCode(err) === 404)
         return notReady(`agent image ${image} not found (build it with npm run images)`);
@@ -98,7 +101,7 @@ export class DockerBackend implements SandboxBackend {
     if (argv.length === 0) return notReady(`agent image ${image} has no command`);
     let runtimes: Record<string, unknown>;
     try {
-      const engine = (await withDeadline(this.#docker.info(), 'reading the engine info')) as {
+      const engine = (await this.#call(this.#docker.info(), 'reading the engine info')) as {
         Runtimes?: Record<string, unknown>;
       };
       runtimes = engine.Runtimes ?? {};
@@ -115,7 +118,7 @@ export class DockerBackend implements SandboxBackend {
   }
 
   async listSandboxes(): Promise<ListedSandbox[]> {
-    const list = await withDeadline(
+    const list = await this.#call(
       this.#docker.listContainers({ all: true, filters: sandboxFilter(this.#config.runnerId) }),
       'listing sandboxes',
     );
@@ -128,10 +131,7 @@ export class DockerBackend implements SandboxBackend {
 
   async removeSandbox(id: string): Promise<boolean> {
     try {
-      await withDeadline(
-        this.#docker.getContainer(id).remove({ force: true, v: true }),
-        'removing a sandbox',
-      );
+      await this.#call(this.#docker.getContainer(id).remove({ force: true, v: true }), 'removing a sandbox');
       return true;
     } catch (err) {
       if (statusCode(err) === 404) return false;
@@ -142,6 +142,6 @@ export class DockerBackend implements SandboxBackend {
   }
 
   removeWorkspace(userId: string): Promise<boolean> {
-    return withDeadline(this.#workspaces.remove(userId), 'removing a workspace volume');
+    return this.#call(this.#workspaces.remove(userId), 'removing a workspace volume');
   }
 }

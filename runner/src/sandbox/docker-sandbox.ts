@@ -9,7 +9,7 @@ import { AgentSession } from './agent-session.ts';
 import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
 import { DeadlineError } from '../errors.ts';
 import { DockerDemuxer } from './docker-demux.ts';
-import { withDeadline } from './deadline.ts';
+import type { DeadlineCall } from './deadline.ts';
 import type { OomWatch } from './oom-watch.ts';
 import { SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
 import { sandboxSpec } from './sandbox-spec.ts';
@@ -26,6 +26,16 @@ const MTIME_SLACK_MS = 100;
 /** The whole workspace save (find, tar, upload): the budget's margin for sandbox work. */
 const SAVE_TIMEOUT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 
+/** What a DockerSandbox needs from its backend. */
+export interface SandboxDeps {
+  docker: Docker;
+  config: RunnerConfig;
+  log: Logger;
+  oom: OomWatch;
+  /** Docker calls with deadlines (and metrics). */
+  call: DeadlineCall;
+}
+
 /**
  * One live sandbox container of one user (the Docker SandboxHandle). Its agent process serves
  * one request line at a time over the attached stdin and answers with NDJSON events on stdout,
@@ -37,21 +47,18 @@ export class DockerSandbox implements SandboxHandle {
   readonly #config: RunnerConfig;
   readonly #log: Logger;
   readonly #oom: OomWatch;
+  readonly #call: DeadlineCall;
   readonly #stream: Duplex;
   readonly #session: AgentSession;
   #stderrTail = '';
   /** When /workspace was last saved or restored (epoch ms); files newer than this are unsaved. */
   #savedAtMs = Date.now();
 
-  private constructor(
-    deps: { docker: Docker; config: RunnerConfig; log: Logger; oom: OomWatch },
-    userId: string,
-    container: Docker.Container,
-    stream: Duplex,
-  ) {
+  private constructor(deps: SandboxDeps, userId: string, container: Docker.Container, stream: Duplex) {
     this.#config = deps.config;
     this.#log = deps.log;
     this.#oom = deps.oom;
+    this.#call = deps.call;
     this.userId = userId;
     this.#container = container;
     this.#stream = stream;
@@ -80,28 +87,26 @@ export class DockerSandbox implements SandboxHandle {
 
   /** create -> attach -> start. The container is removed again if any step fails. */
   static async create(
-    deps: { docker: Docker; config: RunnerConfig; log: Logger; oom: OomWatch },
+    deps: SandboxDeps,
     opts: { runId: string; userId: string; volumeName: string; agentArgv: string[] },
   ): Promise<DockerSandbox> {
-    const container = await withDeadline(
+    const container = await deps.call(
       deps.docker.createContainer(sandboxSpec(deps.config, opts)),
       'creating a sandbox',
     );
     try {
-      const stream = (await withDeadline(
+      const stream = (await deps.call(
         container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }),
         'attaching to a sandbox',
       )) as Duplex;
       const sandbox = new DockerSandbox(deps, opts.userId, container, stream);
-      await withDeadline(container.start(), 'starting a sandbox');
+      await deps.call(container.start(), 'starting a sandbox');
       // The tmpfs is mounted by now and a restore keeps the archived mtimes: only what changes
       // from here on is unsaved.
       sandbox.#savedAtMs = Date.now();
       return sandbox;
     } catch (err) {
-      await withDeadline(container.remove({ force: true }), 'removing a failed sandbox').catch(
-        () => undefined,
-      );
+      await deps.call(container.remove({ force: true }), 'removing a failed sandbox').catch(() => undefined);
       throw err;
     }
   }
@@ -161,7 +166,7 @@ export class DockerSandbox implements SandboxHandle {
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(SAVE_TIMEOUT_MS)]);
     const startedAtMs = Date.now();
     try {
-      const exec = await withDeadline(
+      const exec = await this.#call(
         this.#container.exec({
           Cmd: ['sh', '-c', script],
           User: `${SANDBOX_UID}:${SANDBOX_UID}`,
@@ -171,7 +176,7 @@ export class DockerSandbox implements SandboxHandle {
         }),
         'creating the save exec',
       );
-      const stream = (await withDeadline(
+      const stream = (await this.#call(
         exec.start({ hijack: true, stdin: false }),
         'starting the save exec',
       )) as Duplex;
@@ -180,7 +185,7 @@ export class DockerSandbox implements SandboxHandle {
         this.#log.workspaceSaveFailed(runId, this.id, `snapshot larger than ${cap} bytes`);
         return 0;
       }
-      const info = await withDeadline(exec.inspect(), 'inspecting the save exec');
+      const info = await this.#call(exec.inspect(), 'inspecting the save exec');
       // GNU tar exits 1 when a file changed while being read: the snapshot is still usable.
       if (info.ExitCode !== 0 && info.ExitCode !== 1) {
         this.#log.workspaceSaveFailed(runId, this.id, `tar exited with ${info.ExitCode}`);
@@ -194,7 +199,7 @@ export class DockerSandbox implements SandboxHandle {
       const entry = outer.entry({ name: STORE_FILE, size: snapshot.size, mode: 0o644, uid: 0, gid: 0 });
       for (const chunk of snapshot.chunks) entry.write(chunk);
       entry.end(() => outer.finalize());
-      await withDeadline(
+      await this.#call(
         this.#container.putArchive(outer as unknown as NodeJS.ReadableStream, {
           path: STORE_DIR,
           abortSignal: deadline,
@@ -265,7 +270,7 @@ export class DockerSandbox implements SandboxHandle {
   /** Whether the container recorded an OOM kill (Docker sets it once the container has exited). */
   async oomKilled(): Promise<boolean> {
     try {
-      return (await withDeadline(this.#container.inspect(), 'inspecting a sandbox')).State.OOMKilled === true;
+      return (await this.#call(this.#container.inspect(), 'inspecting a sandbox')).State.OOMKilled === true;
     } catch {
       return false;
     }
@@ -284,7 +289,7 @@ export class DockerSandbox implements SandboxHandle {
     this.#session.markUnhealthy('removed');
     this.#stream.destroy();
     try {
-      await withDeadline(this.#container.remove({ force: true, v: true }), 'removing a sandbox');
+      await this.#call(this.#container.remove({ force: true, v: true }), 'removing a sandbox');
     } catch (err) {
       if (statusCode(err) !== 404) this.#log.containerRemoveFailed(this.id, err);
     } finally {

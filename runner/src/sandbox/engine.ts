@@ -105,6 +105,11 @@ export class SandboxEngine {
     return this.#pool.idleCount;
   }
 
+  /** Live sandboxes by state (for the metrics). */
+  sandboxCounts(): { busy: number; idle: number } {
+    return { busy: this.#pool.busyCount, idle: this.#pool.idleCount };
+  }
+
   /** Whether the user has a sandbox (warm or serving a run). */
   hasSandbox(userId: string): boolean {
     return this.#pool.hasSandbox(userId);

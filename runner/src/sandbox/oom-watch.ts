@@ -1,7 +1,7 @@
 import { LineSplitter } from '@agent-platform/contract';
 import type Docker from 'dockerode';
 import type { Logger } from '../logs.ts';
-import { withDeadline } from './deadline.ts';
+import { withDeadline, type DeadlineCall } from './deadline.ts';
 import { LABEL_RUNNER_ID } from './labels.ts';
 
 /** Docker event lines are a few hundred bytes; anything far longer is not an event we read. */
@@ -24,10 +24,13 @@ export class OomWatch {
   #stopped = false;
   #ready: Promise<void> | null = null;
 
-  constructor(docker: Docker, runnerId: string, log: Logger) {
+  readonly #call: DeadlineCall;
+
+  constructor(docker: Docker, runnerId: string, log: Logger, call: DeadlineCall = withDeadline) {
     this.#docker = docker;
     this.#runnerId = runnerId;
     this.#log = log;
+    this.#call = call;
   }
 
   /** Subscribes (and re-subscribes after errors) until stop(). */
@@ -39,7 +42,7 @@ export class OomWatch {
   async #subscribe(): Promise<void> {
     if (this.#stopped) return;
     try {
-      const stream = await withDeadline(
+      const stream = await this.#call(
         this.#docker.getEvents({
           filters: { type: ['container'], event: ['oom'], label: [`${LABEL_RUNNER_ID}=${this.#runnerId}`] },
         }),

@@ -116,6 +116,11 @@ export class SandboxPool {
     return this.#idle.size;
   }
 
+  /** Sandboxes serving a run now. */
+  get busyCount(): number {
+    return this.#busy.size;
+  }
+
   /** Removes every idle sandbox (shutdown). */
   async drain(): Promise<void> {
     const all = [...this.#idle.values()];
