@@ -71,7 +71,6 @@ after(async () => {
   assert.equal(await sandboxCount(), 0, 'no sandbox outlives the tests');
 });
 
-
 const send = (u: TestUser, data: Record<string, unknown>) =>
   u
     .call<Record<string, unknown>, SendResult>('sendMessage')(data)
