@@ -170,12 +170,16 @@ test('the workspace save cannot be held: a FIFO at the old marker path, a stoppe
   await assertStillServing();
 
   // A background process stops every tar it sees; the save's tar is one.
-  // Shell builtins only (read, kill), so one pass over /proc is fast enough to catch it.
+  // Shell builtins only (read, kill), so one pass over /proc is quick; and 3,000 files make the
+  // save's find and tar run long enough that the loop always catches one of them, even under
+  // gVisor on a loaded machine (with one file the save could end before the first pass).
   const stopper = [
+    'mkdir -p many; i=0; while [ "$i" -lt 3000 ]; do : > "many/f$i"; i=$((i + 1)); done',
     '( end=$(($(date +%s) + 20)); while [ "$(date +%s)" -lt "$end" ]; do',
-    '  for p in /proc/[0-9]*; do c=; read -r c < "$p/comm" 2>/dev/null; [ "$c" = tar ] && kill -STOP "${p#/proc/}"; done',
+    '  for p in /proc/[0-9]*; do c=; read -r c < "$p/comm" 2>/dev/null;',
+    '    case "$c" in tar|find) kill -STOP "${p#/proc/}";; esac; done',
     'done ) >/dev/null 2>&1 &',
-    'echo x > g.txt; echo started',
+    'echo started',
   ].join('\n');
   const stopped = await run(uniqueId('u'), fence('sh', stopper));
   assert.equal(stopped.status, 'ok', stopped.text);
