@@ -27,8 +27,10 @@ import {
 import { parseInput } from '../src/http/parse-input.ts';
 import { toHttpError, toHttpsError } from '../src/http/translate.ts';
 import { createCallables, sendMessage } from '../src/http/callables.ts';
+import { createApi } from '../src/http/api.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { Logger, userHash } from '../src/logs.ts';
+import { instanceConfig } from '../src/instance-config.ts';
+import { Logger, userHash, type Severity } from '../src/logs.ts';
 import { takeOne } from '../src/conversations/rate-window.ts';
 import { boundedHistory, cutUtf8, storableReply } from '../src/conversations/storable.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
@@ -173,6 +175,21 @@ describe('input schemas', () => {
 });
 
 /** Runs `fn` with process.stderr captured (the functions' logger writes errors there). */
+/** captureStderr for an async `fn`. */
+async function captureStderrAsync<T>(fn: () => Promise<T>): Promise<{ result: T; logged: string }> {
+  const chunks: string[] = [];
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { result: await fn(), logged: chunks.join('') };
+  } finally {
+    process.stderr.write = original;
+  }
+}
+
 function captureStderr<T>(fn: () => T): { result: T; logged: string } {
   const chunks: string[] = [];
   const original = process.stderr.write;
@@ -915,6 +932,90 @@ describe('configuration (params with bounds)', () => {
       },
     );
     assert.equal(loadConfig({ RUN_TIMEOUT_MS: '80000' }).runTimeoutMs, 80_000);
+  });
+});
+
+describe('configuration refused at start', () => {
+  /** A logger that keeps its lines, for assertions. */
+  function memoryLog() {
+    const lines: Array<{ severity: Severity; message: string; fields: Record<string, unknown> }> = [];
+    const log = new Logger({
+      write: (severity, message, fields) => lines.push({ severity, message, fields }),
+    });
+    return { log, lines };
+  }
+  const tooLong = { RUN_TIMEOUT_MS: '90000' };
+
+  test('an invalid configuration is logged once, naming both values, and every use is internal', () => {
+    const { log, lines } = memoryLog();
+    const cfg = instanceConfig(tooLong, log);
+    for (let i = 0; i < 3; i++) {
+      assert.throws(cfg, (err: unknown) => err instanceof InternalError && err.code === 'internal');
+    }
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!.severity, 'ERROR');
+    const problems = JSON.stringify(lines[0]!.fields.problems);
+    assert.match(problems, /RUN_TIMEOUT_MS=90000/);
+    assert.match(problems, /FUNCTION_TIMEOUT_S=120/);
+  });
+
+  test('a valid configuration is read once per instance', () => {
+    const env: Record<string, string> = { MESSAGES_PER_MINUTE: '7' };
+    const cfg = instanceConfig(env, memoryLog().log);
+    assert.equal(cfg().messagesPerMinute, 7);
+    env.MESSAGES_PER_MINUTE = '0';
+    assert.equal(cfg().messagesPerMinute, 7);
+  });
+
+  test('the runner secret is used only under the emulators and never echoed', () => {
+    assert.equal(loadConfig({ RUNNER_TOKEN: 'tok' }).devRunnerToken, undefined);
+    assert.equal(loadConfig({ RUNNER_TOKEN: 'tok', FUNCTIONS_EMULATOR: 'true' }).devRunnerToken, 'tok');
+    assert.equal(loadConfig({ FUNCTIONS_EMULATOR: 'true' }).devRunnerToken, undefined);
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: 'tok-secret', MESSAGES_PER_MINUTE: '0' }),
+      (err: unknown) => err instanceof ConfigError && !err.message.includes('tok-secret'),
+    );
+  });
+
+  test('a callable of an instance with an invalid configuration answers internal', async () => {
+    const fft = functionsTest();
+    try {
+      const { log, lines } = memoryLog();
+      const callables = createCallables(instanceConfig(tooLong, log));
+      const { logged } = await captureStderrAsync(async () => {
+        await assert.rejects(
+          fft.wrap(callables.sendMessage)({
+            data: { message: 'hi' },
+            auth: { uid: 'user-1', token: {} as DecodedIdToken, rawToken: 'unused' },
+            rawRequest: {} as CallableRequest['rawRequest'],
+            acceptsStreaming: false,
+          }),
+          (err: unknown) =>
+            err instanceof HttpsError && err.code === 'internal' && err.message === 'internal error',
+        );
+      });
+      assert.equal(lines.length, 1);
+      assert.match(logged, /RUN_TIMEOUT_MS=90000/);
+    } finally {
+      fft.cleanup();
+    }
+  });
+
+  test('the REST API of an instance with an invalid configuration answers 500 internal', async (t) => {
+    const { log, lines } = memoryLog();
+    const server = createApi(instanceConfig(tooLong, log)).listen(0, '127.0.0.1');
+    t.after(() => server.close());
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const { logged } = await captureStderrAsync(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/api/conversations`, {
+        headers: { origin: 'http://127.0.0.1:5000' },
+      });
+      assert.equal(res.status, 500);
+      assert.deepEqual(await res.json(), { error: { code: 'internal', message: 'internal error' } });
+    });
+    assert.equal(lines.length, 1);
+    assert.match(logged, /FUNCTION_TIMEOUT_S=120/);
   });
 });
 
