@@ -89,6 +89,15 @@ export class Logger {
       error: describe(err),
     });
   }
+  /** A stored document does not match its contract schema: it is left out, or the call refused. */
+  documentInvalid(uid: string, collection: string, id: string, problem: string): void {
+    this.#sink.write('ERROR', 'a stored document does not match the contract', {
+      user: userHash(uid),
+      collection,
+      id,
+      problem,
+    });
+  }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */
   conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
     this.#sink.write('INFO', 'conversation deleted while a message was in flight', {

@@ -20,6 +20,7 @@ import {
 import {
   HISTORY_MAX_JSON_BYTES,
   STORED_TEXT_MAX_BYTES,
+  conversationDocSchema,
   getConversationInputSchema as getConversationSchema,
   listConversationsInputSchema as listConversationsSchema,
   sendMessageInputSchema as sendMessageSchema,
@@ -32,6 +33,7 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 import { instanceConfig } from '../src/instance-config.ts';
 import { Logger, userHash, type Severity } from '../src/logs.ts';
 import { takeOne } from '../src/conversations/rate-window.ts';
+import { readDoc } from '../src/conversations/read-doc.ts';
 import { boundedHistory, cutUtf8, storableReply } from '../src/conversations/storable.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
 import { resolveRunner } from '../src/runner/runner-url.ts';
@@ -1095,6 +1097,33 @@ describe('storable replies and bounded history', () => {
     const huge = boundedHistory([{ role: 'agent', text: '\u0001'.repeat(100_000) }]);
     assert.equal(huge.length, 1, 'an over-long newest entry is cut, not dropped');
     assert.ok(Buffer.byteLength(JSON.stringify(huge)) <= HISTORY_MAX_JSON_BYTES);
+  });
+});
+
+describe('stored documents', () => {
+  const conversation = { title: 't', messageCount: 2, nextSeq: 2, lastMessagePreview: 'p', createdAt: null };
+  test('a document that matches its schema is read, unknown fields dropped', () => {
+    const problems: string[] = [];
+    const doc = readDoc(conversationDocSchema, { data: () => ({ ...conversation, extra: 1 }) }, (p) =>
+      problems.push(p),
+    );
+    assert.deepEqual(doc, { ...conversation, updatedAt: null });
+    assert.deepEqual(problems, []);
+  });
+
+  test('one that does not is null, with its first problem named', () => {
+    const problems: string[] = [];
+    const doc = readDoc(conversationDocSchema, { data: () => ({ ...conversation, nextSeq: 'x' }) }, (p) =>
+      problems.push(p),
+    );
+    assert.equal(doc, null);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^nextSeq: /);
+    assert.equal(
+      readDoc(conversationDocSchema, { data: () => undefined }, () => undefined),
+      null,
+      'a missing document is not a conversation',
+    );
   });
 });
 
