@@ -1031,6 +1031,7 @@ describe('logs', () => {
       uid: 'alice-uid-123',
       conversationId: 'c1',
       messageId: 'm1',
+      replyId: 'm2',
       runId: 'r1',
       status: 'ok',
       ms: 42,
@@ -1050,6 +1051,7 @@ describe('logs', () => {
         user: undefined,
         conversationId: 'c1',
         messageId: 'm1',
+        replyId: 'm2',
         runId: 'r1',
         status: 'ok',
         ms: 42,
@@ -1058,6 +1060,17 @@ describe('logs', () => {
         warm: true,
       },
     );
+  });
+
+  test("a refused ID token is logged by firebase-admin's code only, never the token or its message", () => {
+    const lines: Array<{ message: string; fields: Record<string, unknown> }> = [];
+    const log = new Logger({ write: (_s, message, fields) => lines.push({ message, fields }) });
+    const err = Object.assign(new Error('Decoding failed for token eyJsecret'), {
+      code: 'auth/argument-error',
+    });
+    log.tokenRejected('GET /api/conversations', err);
+    assert.deepEqual(lines[0]!.fields, { route: 'GET /api/conversations', code: 'auth/argument-error' });
+    assert.ok(!JSON.stringify(lines).includes('eyJsecret'));
   });
 });
 

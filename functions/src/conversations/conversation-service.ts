@@ -96,15 +96,17 @@ export class ConversationService {
     const t0 = performance.now();
     const seen: Handled = {
       conversationId: input.conversationId ?? null,
+      messageId: null,
       runId: null,
       warm: null,
       replay: false,
     };
-    const done = (status: string, messageId: string | null) =>
+    const done = (status: string, replyId: string | null) =>
       this.#log.messageHandled({
         uid,
         conversationId: seen.conversationId,
-        messageId,
+        messageId: seen.messageId,
+        replyId,
         runId: seen.runId,
         status,
         ms: Math.round(performance.now() - t0),
@@ -214,6 +216,7 @@ export class ConversationService {
     }
     const { conversationRef, messageRef, seq } = prep;
     seen.conversationId = conversationRef.id;
+    seen.messageId = messageRef.id;
 
     const history = boundedHistory(
       (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text })),
@@ -534,6 +537,8 @@ type Written<T> = Omit<T, 'createdAt'> & { createdAt: FieldValue };
 /** What sendMessage learned, for its one log line. */
 interface Handled {
   conversationId: string | null;
+  /** The user's message, once stored. */
+  messageId: string | null;
   runId: string | null;
   warm: boolean | null;
   replay: boolean;
