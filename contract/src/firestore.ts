@@ -17,14 +17,6 @@ import { runStatusSchema } from './run.ts';
  * Timestamps are the SDK's own Timestamp class (admin and web differ), so they are checked by
  * shape; on write they are server timestamps.
  */
-export const COLLECTIONS = {
-  users: 'users',
-  conversations: 'conversations',
-  messages: 'messages',
-  agents: 'agents',
-  requests: 'requests',
-} as const;
-
 export interface TimestampLike {
   toMillis(): number;
   toDate(): Date;

@@ -6,6 +6,7 @@
 export * from './agent-protocol.ts';
 export * from './callable-names.ts';
 export * from './callables.ts';
+export * from './collections.ts';
 export * from './env-table.ts';
 export * from './errors.ts';
 export * from './firestore.ts';

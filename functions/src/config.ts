@@ -75,7 +75,14 @@ const envSchema = z.object({
   ENFORCE_APP_CHECK: bool.default(false),
   /** Web origins the REST API allows. Default: the local Hosting emulator. */
   CORS_ORIGINS: origins.default(['http://127.0.0.1:5000', 'http://localhost:5000']),
+  /** Shared secret for the runner, used only under the emulators (not a param). Default: empty. */
+  RUNNER_TOKEN: z.string().default(''),
+  /** Set to "true" by the Functions emulator (not a param). */
+  FUNCTIONS_EMULATOR: z.string().default(''),
 });
+
+/** Settings whose values a problem report must not echo. */
+const HIDDEN = ['RUNNER_TOKEN'] as const;
 
 export interface FunctionsConfig {
   runnerUrl: string;
@@ -88,6 +95,11 @@ export interface FunctionsConfig {
   maxMessageChars: number;
   enforceAppCheck: boolean;
   corsOrigins: string[];
+  /**
+   * The runner's shared secret under the emulators, else undefined: deployed functions
+   * authenticate with Google ID tokens only, whatever the environment holds.
+   */
+  devRunnerToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -101,7 +113,7 @@ export class ConfigError extends Error {
 
 /** Reads and validates the functions' settings; throws ConfigError naming each bad one. */
 export function loadConfig(env: Record<string, string | undefined>): FunctionsConfig {
-  const parsed = parseEnvTable(envSchema, env);
+  const parsed = parseEnvTable(envSchema, env, HIDDEN);
   if (!parsed.ok) throw new ConfigError(parsed.problems);
   const e = parsed.data;
   const problem = budgetProblem(e.RUN_TIMEOUT_MS);
@@ -116,5 +128,6 @@ export function loadConfig(env: Record<string, string | undefined>): FunctionsCo
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     enforceAppCheck: e.ENFORCE_APP_CHECK,
     corsOrigins: e.CORS_ORIGINS,
+    devRunnerToken: e.FUNCTIONS_EMULATOR === 'true' && e.RUNNER_TOKEN ? e.RUNNER_TOKEN : undefined,
   };
 }

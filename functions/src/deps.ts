@@ -1,9 +1,9 @@
 import { getApps, initializeApp } from 'firebase-admin/app';
 import { getAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore } from 'firebase-admin/firestore';
-import { ConfigError, loadConfig, type FunctionsConfig } from './config.ts';
+import type { FunctionsConfig } from './config.ts';
 import { ConversationService } from './conversations/conversation-service.ts';
-import { InternalError } from './errors.ts';
+import { instanceConfig } from './instance-config.ts';
 import { log, type Logger } from './logs.ts';
 import { RunnerClient } from './runner/runner-client.ts';
 import { resolveRunner, type RunnerLocation } from './runner/runner-url.ts';
@@ -15,26 +15,8 @@ export interface Deps {
   log: Logger;
 }
 
-let cachedConfig: FunctionsConfig | null = null;
-
-/**
- * The instance's configuration, read and checked once from its environment. An invalid one
- * refuses every call with `internal` and logs which setting is wrong and why (naming both values
- * when the timeout budget does not fit).
- */
-export function config(env: Record<string, string | undefined> = process.env): FunctionsConfig {
-  if (cachedConfig) return cachedConfig;
-  try {
-    cachedConfig = loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      log.configInvalid(err.problems);
-      throw new InternalError(err.message);
-    }
-    throw err;
-  }
-  return cachedConfig;
-}
+/** The instance's configuration, read and checked once from its environment (instance-config.ts). */
+export const config = instanceConfig(process.env, log);
 
 let cached: Deps | null = null;
 
@@ -59,8 +41,7 @@ export function deps(): Deps {
         throw err;
       })),
     timeoutMs: cfg.budget.runnerClientMs,
-    // The shared secret is for the emulators only; deployed functions use Google ID tokens.
-    devToken: process.env.FUNCTIONS_EMULATOR === 'true' ? process.env.RUNNER_TOKEN : undefined,
+    devToken: cfg.devRunnerToken,
   });
   const service = new ConversationService(
     db,

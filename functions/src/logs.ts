@@ -27,7 +27,10 @@ export function userHash(uid: string): string {
 export interface MessageHandled {
   uid: string;
   conversationId: string | null;
+  /** The user's message (null when it was not stored, or for a replay). */
   messageId: string | null;
+  /** The agent's reply (null when the call failed). */
+  replyId: string | null;
   runId: string | null;
   /** The run's status, or the error code the caller got. */
   status: string;
@@ -47,6 +50,14 @@ export class Logger {
   messageHandled(m: MessageHandled): void {
     const { uid, ...rest } = m;
     this.#sink.write('INFO', 'message handled', { user: userHash(uid), ...rest });
+  }
+  /**
+   * A REST call's ID token was refused (expired, revoked, malformed...). Only firebase-admin's
+   * error code is kept: its message can quote the token.
+   */
+  tokenRejected(route: string, err: unknown): void {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
+    this.#sink.write('INFO', 'REST call with a refused ID token', { route, code });
   }
   configInvalid(problems: string[]): void {
     this.#sink.write('ERROR', 'functions refused to start: invalid configuration', { problems });
@@ -87,6 +98,15 @@ export class Logger {
     this.#sink.write('ERROR', 'deleted account: data not removed', {
       user: userHash(uid),
       error: describe(err),
+    });
+  }
+  /** A stored document does not match its contract schema: it is left out, or the call refused. */
+  documentInvalid(uid: string, collection: string, id: string, problem: string): void {
+    this.#sink.write('ERROR', 'a stored document does not match the contract', {
+      user: userHash(uid),
+      collection,
+      id,
+      problem,
     });
   }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */

@@ -640,6 +640,41 @@ describe('limits and failures', () => {
   });
 });
 
+describe('stored documents are read through the contract', () => {
+  test('an invalid conversation or agent is left out of lists and refused when opened or continued', async () => {
+    const u = await newUser();
+    try {
+      const good = await send(u, { message: 'a valid conversation' });
+      const db = adminDb();
+      // Documents only the functions write, drifted from the contract (nextSeq missing, a count
+      // that is a string, an agent without a name).
+      await db.doc(`users/${u.uid}/conversations/broken`).set({
+        title: 'broken',
+        messageCount: 'two',
+        lastMessagePreview: '',
+        createdAt: new Date(),
+        updatedAt: new Date(),
+      });
+      await db
+        .doc(`users/${u.uid}/agents/broken`)
+        .set({ description: '', instructions: '', createdAt: new Date() });
+      const list = await u.call<Record<string, unknown>, { conversations: Array<{ id: string }> }>(
+        'listConversations',
+      )({});
+      assert.deepEqual(
+        list.data.conversations.map((c) => c.id),
+        [good.conversationId],
+      );
+      await rejectsWith(u.call('getConversation')({ conversationId: 'broken' }), 'internal');
+      await rejectsWith(send(u, { message: 'continue', conversationId: 'broken' }), 'internal');
+      const agents = await u.call<undefined, { agents: unknown[] }>('listAgents')();
+      assert.deepEqual(agents.data.agents, []);
+    } finally {
+      await u.close();
+    }
+  });
+});
+
 /** Runs counted from the runner's own log lines ("run finished"). */
 async function sandboxRuns(): Promise<number> {
   await sleep(20);

@@ -20,6 +20,7 @@ import {
 import {
   HISTORY_MAX_JSON_BYTES,
   STORED_TEXT_MAX_BYTES,
+  conversationDocSchema,
   getConversationInputSchema as getConversationSchema,
   listConversationsInputSchema as listConversationsSchema,
   sendMessageInputSchema as sendMessageSchema,
@@ -27,9 +28,12 @@ import {
 import { parseInput } from '../src/http/parse-input.ts';
 import { toHttpError, toHttpsError } from '../src/http/translate.ts';
 import { createCallables, sendMessage } from '../src/http/callables.ts';
+import { createApi } from '../src/http/api.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { Logger, userHash } from '../src/logs.ts';
+import { instanceConfig } from '../src/instance-config.ts';
+import { Logger, userHash, type Severity } from '../src/logs.ts';
 import { takeOne } from '../src/conversations/rate-window.ts';
+import { readDoc } from '../src/conversations/read-doc.ts';
 import { boundedHistory, cutUtf8, storableReply } from '../src/conversations/storable.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
 import { resolveRunner } from '../src/runner/runner-url.ts';
@@ -173,6 +177,21 @@ describe('input schemas', () => {
 });
 
 /** Runs `fn` with process.stderr captured (the functions' logger writes errors there). */
+/** captureStderr for an async `fn`. */
+async function captureStderrAsync<T>(fn: () => Promise<T>): Promise<{ result: T; logged: string }> {
+  const chunks: string[] = [];
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { result: await fn(), logged: chunks.join('') };
+  } finally {
+    process.stderr.write = original;
+  }
+}
+
 function captureStderr<T>(fn: () => T): { result: T; logged: string } {
   const chunks: string[] = [];
   const original = process.stderr.write;
@@ -918,6 +937,90 @@ describe('configuration (params with bounds)', () => {
   });
 });
 
+describe('configuration refused at start', () => {
+  /** A logger that keeps its lines, for assertions. */
+  function memoryLog() {
+    const lines: Array<{ severity: Severity; message: string; fields: Record<string, unknown> }> = [];
+    const log = new Logger({
+      write: (severity, message, fields) => lines.push({ severity, message, fields }),
+    });
+    return { log, lines };
+  }
+  const tooLong = { RUN_TIMEOUT_MS: '90000' };
+
+  test('an invalid configuration is logged once, naming both values, and every use is internal', () => {
+    const { log, lines } = memoryLog();
+    const cfg = instanceConfig(tooLong, log);
+    for (let i = 0; i < 3; i++) {
+      assert.throws(cfg, (err: unknown) => err instanceof InternalError && err.code === 'internal');
+    }
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!.severity, 'ERROR');
+    const problems = JSON.stringify(lines[0]!.fields.problems);
+    assert.match(problems, /RUN_TIMEOUT_MS=90000/);
+    assert.match(problems, /FUNCTION_TIMEOUT_S=120/);
+  });
+
+  test('a valid configuration is read once per instance', () => {
+    const env: Record<string, string> = { MESSAGES_PER_MINUTE: '7' };
+    const cfg = instanceConfig(env, memoryLog().log);
+    assert.equal(cfg().messagesPerMinute, 7);
+    env.MESSAGES_PER_MINUTE = '0';
+    assert.equal(cfg().messagesPerMinute, 7);
+  });
+
+  test('the runner secret is used only under the emulators and never echoed', () => {
+    assert.equal(loadConfig({ RUNNER_TOKEN: 'tok' }).devRunnerToken, undefined);
+    assert.equal(loadConfig({ RUNNER_TOKEN: 'tok', FUNCTIONS_EMULATOR: 'true' }).devRunnerToken, 'tok');
+    assert.equal(loadConfig({ FUNCTIONS_EMULATOR: 'true' }).devRunnerToken, undefined);
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: 'tok-secret', MESSAGES_PER_MINUTE: '0' }),
+      (err: unknown) => err instanceof ConfigError && !err.message.includes('tok-secret'),
+    );
+  });
+
+  test('a callable of an instance with an invalid configuration answers internal', async () => {
+    const fft = functionsTest();
+    try {
+      const { log, lines } = memoryLog();
+      const callables = createCallables(instanceConfig(tooLong, log));
+      const { logged } = await captureStderrAsync(async () => {
+        await assert.rejects(
+          fft.wrap(callables.sendMessage)({
+            data: { message: 'hi' },
+            auth: { uid: 'user-1', token: {} as DecodedIdToken, rawToken: 'unused' },
+            rawRequest: {} as CallableRequest['rawRequest'],
+            acceptsStreaming: false,
+          }),
+          (err: unknown) =>
+            err instanceof HttpsError && err.code === 'internal' && err.message === 'internal error',
+        );
+      });
+      assert.equal(lines.length, 1);
+      assert.match(logged, /RUN_TIMEOUT_MS=90000/);
+    } finally {
+      fft.cleanup();
+    }
+  });
+
+  test('the REST API of an instance with an invalid configuration answers 500 internal', async (t) => {
+    const { log, lines } = memoryLog();
+    const server = createApi(instanceConfig(tooLong, log)).listen(0, '127.0.0.1');
+    t.after(() => server.close());
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as AddressInfo;
+    const { logged } = await captureStderrAsync(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/api/conversations`, {
+        headers: { origin: 'http://127.0.0.1:5000' },
+      });
+      assert.equal(res.status, 500);
+      assert.deepEqual(await res.json(), { error: { code: 'internal', message: 'internal error' } });
+    });
+    assert.equal(lines.length, 1);
+    assert.match(logged, /FUNCTION_TIMEOUT_S=120/);
+  });
+});
+
 describe('logs', () => {
   test('one structured line per message, with a hash of the user id and never the id itself', () => {
     const lines: Array<{ severity: string; message: string; fields: Record<string, unknown> }> = [];
@@ -928,6 +1031,7 @@ describe('logs', () => {
       uid: 'alice-uid-123',
       conversationId: 'c1',
       messageId: 'm1',
+      replyId: 'm2',
       runId: 'r1',
       status: 'ok',
       ms: 42,
@@ -947,6 +1051,7 @@ describe('logs', () => {
         user: undefined,
         conversationId: 'c1',
         messageId: 'm1',
+        replyId: 'm2',
         runId: 'r1',
         status: 'ok',
         ms: 42,
@@ -955,6 +1060,17 @@ describe('logs', () => {
         warm: true,
       },
     );
+  });
+
+  test("a refused ID token is logged by firebase-admin's code only, never the token or its message", () => {
+    const lines: Array<{ message: string; fields: Record<string, unknown> }> = [];
+    const log = new Logger({ write: (_s, message, fields) => lines.push({ message, fields }) });
+    const err = Object.assign(new Error('Decoding failed for token eyJsecret'), {
+      code: 'auth/argument-error',
+    });
+    log.tokenRejected('GET /api/conversations', err);
+    assert.deepEqual(lines[0]!.fields, { route: 'GET /api/conversations', code: 'auth/argument-error' });
+    assert.ok(!JSON.stringify(lines).includes('eyJsecret'));
   });
 });
 
@@ -994,6 +1110,33 @@ describe('storable replies and bounded history', () => {
     const huge = boundedHistory([{ role: 'agent', text: '\u0001'.repeat(100_000) }]);
     assert.equal(huge.length, 1, 'an over-long newest entry is cut, not dropped');
     assert.ok(Buffer.byteLength(JSON.stringify(huge)) <= HISTORY_MAX_JSON_BYTES);
+  });
+});
+
+describe('stored documents', () => {
+  const conversation = { title: 't', messageCount: 2, nextSeq: 2, lastMessagePreview: 'p', createdAt: null };
+  test('a document that matches its schema is read, unknown fields dropped', () => {
+    const problems: string[] = [];
+    const doc = readDoc(conversationDocSchema, { data: () => ({ ...conversation, extra: 1 }) }, (p) =>
+      problems.push(p),
+    );
+    assert.deepEqual(doc, { ...conversation, updatedAt: null });
+    assert.deepEqual(problems, []);
+  });
+
+  test('one that does not is null, with its first problem named', () => {
+    const problems: string[] = [];
+    const doc = readDoc(conversationDocSchema, { data: () => ({ ...conversation, nextSeq: 'x' }) }, (p) =>
+      problems.push(p),
+    );
+    assert.equal(doc, null);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^nextSeq: /);
+    assert.equal(
+      readDoc(conversationDocSchema, { data: () => undefined }, () => undefined),
+      null,
+      'a missing document is not a conversation',
+    );
   });
 });
 

@@ -9,6 +9,7 @@ import {
   timeoutBudget,
   type AgentView,
   type DeletedOutput,
+  type SendMessageInput,
   type SendResult,
   type TextChunk,
   type MessageDoc,
@@ -39,12 +40,8 @@ export type { RunStatus, SendResult } from '@agent-platform/contract';
 export type Agent = AgentView;
 export type StreamChunk = TextChunk;
 
-/** What the client sends (its requestId is always set: a retry reuses it). */
-export interface SendRequest {
-  message: string;
-  conversationId?: string;
-  requestId: string;
-}
+/** What the client sends (sendMessage's input; its requestId is always set: a retry reuses it). */
+export type SendRequest = SendMessageInput & { requestId: string };
 
 export const callables = {
   sendMessage: httpsCallable<SendRequest, SendResult, TextChunk>(functions, CALLABLES.sendMessage, {

@@ -3,6 +3,7 @@
  * streamed reply. While a reply is on its way, a pending bubble fills with the streamed text (or
  * the final result); the stored message replaces it when the listener delivers it.
  */
+import { COLLECTIONS } from '@agent-platform/contract';
 import { FirebaseError } from 'firebase/app';
 import {
   collection,
@@ -163,8 +164,8 @@ export class Chat {
   }
 
   #listen(uid: string, conversationId: string): void {
-    const convRef = doc(db, 'users', uid, 'conversations', conversationId);
-    const q = query(collection(convRef, 'messages'), orderBy('seq'), limitToLast(MESSAGE_WINDOW));
+    const convRef = doc(db, COLLECTIONS.users, uid, COLLECTIONS.conversations, conversationId);
+    const q = query(collection(convRef, COLLECTIONS.messages), orderBy('seq'), limitToLast(MESSAGE_WINDOW));
     this.#unsubscribe.push(
       onSnapshot(
         convRef,

@@ -1,4 +1,5 @@
 /** The sidebar: the user's conversations (live from Firestore) and agents (listAgents). */
+import { COLLECTIONS } from '@agent-platform/contract';
 import { collection, limit, onSnapshot, orderBy, query, type Unsubscribe } from 'firebase/firestore';
 import { callables, db, toConversation, type Agent, type Conversation } from './api.ts';
 import { byId, h } from './dom.ts';
@@ -39,7 +40,7 @@ export class Sidebar {
     this.#el.status.textContent = 'Loading conversations…';
     this.#el.status.hidden = false;
     const q = query(
-      collection(db, 'users', uid, 'conversations'),
+      collection(db, COLLECTIONS.users, uid, COLLECTIONS.conversations),
       orderBy('updatedAt', 'desc'),
       limit(LIST_LIMIT),
     );

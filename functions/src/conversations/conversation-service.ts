@@ -4,8 +4,10 @@ import {
   FieldValue,
   Timestamp,
   type DocumentReference,
+  type DocumentSnapshot,
   type Firestore,
 } from 'firebase-admin/firestore';
+import type { z } from 'zod';
 import {
   AGENTS_LIST_MAX,
   COLLECTIONS,
@@ -15,7 +17,11 @@ import {
   PREVIEW_MAX_CHARS,
   SANDBOX_OPS_PER_MINUTE,
   TITLE_MAX_CHARS,
+  agentDocSchema,
+  conversationDocSchema,
+  messageDocSchema,
   requestDocSchema,
+  userDocSchema,
   type AgentView,
   type ConversationSummary,
   type GetConversationOutput,
@@ -24,6 +30,7 @@ import {
   type RequestDoc,
   type SendMessageInput,
   type SendResult,
+  type TimestampLike,
 } from '@agent-platform/contract';
 import {
   ConversationNotFoundError,
@@ -35,7 +42,8 @@ import {
   RunnerUnavailableError,
 } from '../errors.ts';
 import type { Logger } from '../logs.ts';
-import { takeOne, type RateWindow } from './rate-window.ts';
+import { takeOne } from './rate-window.ts';
+import { readDoc } from './read-doc.ts';
 import { boundedHistory, storableReply } from './storable.ts';
 import type { RunResult, RunnerClient } from '../runner/runner-client.ts';
 
@@ -68,6 +76,13 @@ export class ConversationService {
     return this.#db.collection(COLLECTIONS.users).doc(uid);
   }
 
+  /** A stored document through its contract schema; an invalid one is logged and read as null. */
+  #read<T>(uid: string, schema: z.ZodType<T>, snap: DocumentSnapshot): T | null {
+    return readDoc(schema, snap, (problem) =>
+      this.#log.documentInvalid(uid, snap.ref.parent.id, snap.id, problem),
+    );
+  }
+
   /**
    * Stores the user's message (pending), calls the runner, stores the reply and marks the message
    * done, or marks it failed. Each step is one transaction, so no crash leaves a half-written
@@ -81,15 +96,17 @@ export class ConversationService {
     const t0 = performance.now();
     const seen: Handled = {
       conversationId: input.conversationId ?? null,
+      messageId: null,
       runId: null,
       warm: null,
       replay: false,
     };
-    const done = (status: string, messageId: string | null) =>
+    const done = (status: string, replyId: string | null) =>
       this.#log.messageHandled({
         uid,
         conversationId: seen.conversationId,
-        messageId,
+        messageId: seen.messageId,
+        replyId,
         runId: seen.runId,
         status,
         ms: Math.round(performance.now() - t0),
@@ -120,7 +137,7 @@ export class ConversationService {
     // The history read does not depend on the transaction: run both at once (saves a round trip,
     // ~17 ms on the emulator). Messages written meanwhile are filtered out by seq below.
     const historyRead = input.conversationId
-      ? this.#recentMessages(convs.doc(input.conversationId))
+      ? this.#recentMessages(uid, convs.doc(input.conversationId))
       : Promise.resolve([]);
     historyRead.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
 
@@ -139,13 +156,18 @@ export class ConversationService {
       ]);
       if (requestSnap?.exists) return { replay: requestSnap.data(), asked };
 
-      const rate = (userSnap.get('rate') as RateWindow | undefined) ?? null;
+      const rate = this.#read(uid, userDocSchema, userSnap)?.rate ?? null;
       tx.set(user, { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') }, { merge: true });
 
       if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
       const convRef = convSnap ? convSnap.ref : convs.doc();
       // Two slots: this message and its reply, so the reply needs no transaction of its own.
-      const seq = convSnap ? (convSnap.get('nextSeq') as number) : 0;
+      let seq = 0;
+      if (convSnap) {
+        const conv = this.#read(uid, conversationDocSchema, convSnap);
+        if (!conv) throw new InternalError('a stored conversation does not match the contract');
+        seq = conv.nextSeq;
+      }
       const messageRef = convRef.collection(COLLECTIONS.messages).doc();
       tx.set(messageRef, {
         seq,
@@ -194,6 +216,7 @@ export class ConversationService {
     }
     const { conversationRef, messageRef, seq } = prep;
     seen.conversationId = conversationRef.id;
+    seen.messageId = messageRef.id;
 
     const history = boundedHistory(
       (await historyRead).filter((m) => m.seq < seq).map(({ role, text }) => ({ role, text })),
@@ -228,17 +251,19 @@ export class ConversationService {
     );
   }
 
-  async #recentMessages(conv: DocumentReference): Promise<Array<HistoryEntry & { seq: number }>> {
+  async #recentMessages(
+    uid: string,
+    conv: DocumentReference,
+  ): Promise<Array<HistoryEntry & { seq: number }>> {
     const snap = await conv
       .collection(COLLECTIONS.messages)
       .orderBy('seq', 'desc')
       .limit(HISTORY_MESSAGES_SENT)
       .get();
-    return snap.docs.reverse().map((d) => ({
-      seq: d.get('seq') as number,
-      role: d.get('role') as HistoryEntry['role'],
-      text: String(d.get('text')).slice(0, HISTORY_ENTRY_MAX_CHARS),
-    }));
+    return snap.docs.reverse().flatMap((d) => {
+      const m = this.#read(uid, messageDocSchema, d);
+      return m ? [{ seq: m.seq, role: m.role, text: m.text.slice(0, HISTORY_ENTRY_MAX_CHARS) }] : [];
+    });
   }
 
   async #storeReply(
@@ -358,14 +383,20 @@ export class ConversationService {
       q = q.startAfter(Timestamp.fromMillis(ms), id);
     }
     const snap = await q.get();
-    const conversations = snap.docs.map((d): ConversationSummary => ({
-      id: d.id,
-      title: d.get('title') as string,
-      createdAt: iso(d.get('createdAt')),
-      updatedAt: iso(d.get('updatedAt')),
-      messageCount: d.get('messageCount') as number,
-      lastMessagePreview: d.get('lastMessagePreview') as string,
-    }));
+    const conversations = snap.docs.flatMap((d): ConversationSummary[] => {
+      const c = this.#read(uid, conversationDocSchema, d);
+      if (!c) return [];
+      return [
+        {
+          id: d.id,
+          title: c.title,
+          createdAt: iso(c.createdAt),
+          updatedAt: iso(c.updatedAt),
+          messageCount: c.messageCount,
+          lastMessagePreview: c.lastMessagePreview,
+        },
+      ];
+    });
     const last = snap.docs[snap.docs.length - 1];
     const nextCursor =
       snap.docs.length === limit && last
@@ -385,23 +416,32 @@ export class ConversationService {
     if (cursor) q = q.startAfter(decodeCursor(cursor, (v): v is number => Number.isInteger(v)));
     const [convSnap, snap] = await Promise.all([convRef.get(), q.get()]);
     if (!convSnap.exists) throw new ConversationNotFoundError();
-    const messages = snap.docs.map((d): MessageView => ({
-      id: d.id,
-      role: d.get('role') as MessageView['role'],
-      text: d.get('text') as string,
-      status: d.get('status') as string,
-      component: (d.get('component') as MessageView['component']) ?? null,
-      runId: (d.get('runId') as string | null) ?? null,
-      createdAt: iso(d.get('createdAt')),
-    }));
+    const conv = this.#read(uid, conversationDocSchema, convSnap);
+    if (!conv) throw new InternalError('a stored conversation does not match the contract');
+    const messages = snap.docs.flatMap((d): MessageView[] => {
+      const m = this.#read(uid, messageDocSchema, d);
+      if (!m) return [];
+      return [
+        {
+          id: d.id,
+          role: m.role,
+          text: m.text,
+          status: m.status,
+          component: m.component,
+          runId: m.runId,
+          createdAt: iso(m.createdAt),
+        },
+      ];
+    });
+    // The cursor follows the page as read, so an invalid message left out does not end paging.
     const last = snap.docs[snap.docs.length - 1];
     return {
       conversation: {
         id: convSnap.id,
-        title: convSnap.get('title') as string,
-        createdAt: iso(convSnap.get('createdAt')),
-        updatedAt: iso(convSnap.get('updatedAt')),
-        messageCount: convSnap.get('messageCount') as number,
+        title: conv.title,
+        createdAt: iso(conv.createdAt),
+        updatedAt: iso(conv.updatedAt),
+        messageCount: conv.messageCount,
       },
       messages,
       nextCursor: snap.docs.length === limit && last ? encodeCursor(last.get('seq') as number) : null,
@@ -422,18 +462,23 @@ export class ConversationService {
       .limit(AGENTS_LIST_MAX)
       .get();
     return {
-      agents: snap.docs.map((d): AgentView => ({
-        id: d.id,
-        name: d.get('name') as string,
-        description: d.get('description') as string,
-        instructions: d.get('instructions') as string,
-        conversationId: d.get('conversationId') as string,
-        createdAt: iso(d.get('createdAt')),
-      })),
+      agents: snap.docs.flatMap((d): AgentView[] => {
+        const a = this.#read(uid, agentDocSchema, d);
+        if (!a) return [];
+        return [
+          {
+            id: d.id,
+            name: a.name,
+            description: a.description,
+            instructions: a.instructions,
+            conversationId: a.conversationId,
+            createdAt: iso(a.createdAt),
+          },
+        ];
+      }),
     };
   }
 
-  /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */
   /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */
   async warmSandbox(uid: string): Promise<{ warm: boolean; created: boolean }> {
     await this.#takeSandboxOp(uid);
@@ -469,7 +514,7 @@ export class ConversationService {
     const user = this.#user(uid);
     await this.#db.runTransaction(async (tx) => {
       const snap = await tx.get(user);
-      const rate = (snap.get('sandboxOpsRate') as RateWindow | undefined) ?? null;
+      const rate = this.#read(uid, userDocSchema, snap)?.sandboxOpsRate ?? null;
       tx.set(
         user,
         {
@@ -492,6 +537,8 @@ type Written<T> = Omit<T, 'createdAt'> & { createdAt: FieldValue };
 /** What sendMessage learned, for its one log line. */
 interface Handled {
   conversationId: string | null;
+  /** The user's message, once stored. */
+  messageId: string | null;
   runId: string | null;
   warm: boolean | null;
   replay: boolean;
@@ -544,8 +591,8 @@ function titleOf(message: string): string {
   return 'Code';
 }
 
-function iso(v: unknown): string | null {
-  return v instanceof Timestamp ? v.toDate().toISOString() : null;
+function iso(v: TimestampLike | null): string | null {
+  return v ? v.toDate().toISOString() : null;
 }
 
 function encodeCursor(v: unknown): string {

@@ -13,6 +13,7 @@ import { onRequest } from 'firebase-functions/v2/https';
 import type { FunctionsConfig } from '../config.ts';
 import { config, deps } from '../deps.ts';
 import { InvalidInputError, NotSignedInError } from '../errors.ts';
+import { log } from '../logs.ts';
 import { parseInput } from './parse-input.ts';
 import { toHttpError } from './translate.ts';
 
@@ -62,14 +63,16 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
 
   app.use('/api', express.json({ limit: REST_BODY_MAX_BYTES }));
 
-  const uidOf = async (req: Request): Promise<string> => {
+  const uidOf = async (req: Request, route: string): Promise<string> => {
     const m = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
     if (!m?.[1]) throw new NotSignedInError();
     try {
       // checkRevoked: a token of a disabled user or one whose sessions were revoked is refused
       // (one more Auth lookup per REST call).
       return (await deps().auth.verifyIdToken(m[1], true)).uid;
-    } catch {
+    } catch (err) {
+      // The caller gets unauthenticated, whatever the reason; the reason's code goes to the log.
+      log.tokenRejected(route, err);
       throw new NotSignedInError();
     }
   };
@@ -78,7 +81,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
     (name: string, handler: (uid: string, req: Request) => Promise<unknown>) =>
     async (req: Request, res: Response) => {
       try {
-        const uid = await uidOf(req);
+        const uid = await uidOf(req, name);
         res.json(await handler(uid, req));
       } catch (err) {
         const out = toHttpError(err, name);
@@ -108,7 +111,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
       res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     try {
-      const uid = await uidOf(req);
+      const uid = await uidOf(req, 'POST /api/conversation (stream)');
       const result = await send(uid, req, (delta) => event(SSE_EVENTS.delta, { delta }));
       event(SSE_EVENTS.result, result);
       res.end();
