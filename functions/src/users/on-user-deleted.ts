@@ -1,3 +1,4 @@
+import { FUNCTION_TIMEOUT_S } from '@agent-platform/contract';
 import * as v1 from 'firebase-functions/v1';
 import { deps } from '../deps.ts';
 
@@ -10,7 +11,7 @@ import { deps } from '../deps.ts';
  */
 export const onUserDeleted = v1
   .region('us-central1')
-  .runWith({ serviceAccount: 'agent-functions@', memory: '256MB', timeoutSeconds: 120 })
+  .runWith({ serviceAccount: 'agent-functions@', memory: '256MB', timeoutSeconds: FUNCTION_TIMEOUT_S })
   .auth.user()
   .onDelete(async (user) => {
     const { service } = deps();
