@@ -54,8 +54,11 @@ export class RateLimitedError extends DomainError {
 export class RunnerUnavailableError extends DomainError {
   override name = 'RunnerUnavailableError';
   readonly code = 'unavailable';
-  constructor(message = 'the agent runner is unavailable; try again shortly') {
+  /** Why, for the log only (a status code, a connection error's code, a stream that ended). */
+  readonly detail: string | undefined;
+  constructor(message = 'the agent runner is unavailable; try again shortly', detail?: string) {
     super(message);
+    this.detail = detail;
   }
 }
 

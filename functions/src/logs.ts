@@ -39,6 +39,8 @@ export interface MessageHandled {
   /** A retry answered from its requestId's record. */
   replay: boolean;
   warm: boolean | null;
+  /** Why the runner was unavailable (a status, a connection error's code), when it was. */
+  detail?: string;
 }
 
 export class Logger {

@@ -18,6 +18,9 @@ const RETRY_AFTER_S = 2;
  */
 const SHUTDOWN_SETTLE_MS = 200;
 
+/** Idle keep-alive connections close after this (Node's default). */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
 async function main(): Promise<void> {
   const log = new Logger();
   let config;
@@ -75,7 +78,16 @@ async function main(): Promise<void> {
   // request, headers included, must arrive well within that.
   const budget = timeoutBudget(config.runTimeoutMs);
   server.requestTimeout = budget.runnerAnswerMs;
-  server.headersTimeout = Math.min(budget.runnerAnswerMs, TIMEOUT_MARGINS.networkMarginMs);
+  // An idle keep-alive connection is closed after keepAliveTimeout; the headers deadline must be
+  // longer than that (Node's advice), or a request arriving on a connection about to idle out
+  // can be cut off and its caller sees a reset ("unavailable" in the functions). They were equal
+  // (5 s and 5 s) for a while, when one browser test run saw an unexplained "unavailable" that
+  // this may have caused (not proven; the functions now log the cause of an "unavailable").
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = Math.min(
+    budget.runnerAnswerMs,
+    KEEP_ALIVE_TIMEOUT_MS + TIMEOUT_MARGINS.networkMarginMs,
+  );
 
   const shutdown = (signal: string) => {
     log.shuttingDown(signal);

@@ -101,7 +101,7 @@ export class ConversationService {
       warm: null,
       replay: false,
     };
-    const done = (status: string, replyId: string | null) =>
+    const done = (status: string, replyId: string | null, detail?: string) =>
       this.#log.messageHandled({
         uid,
         conversationId: seen.conversationId,
@@ -113,13 +113,15 @@ export class ConversationService {
         streamed: onText !== undefined,
         replay: seen.replay,
         warm: seen.warm,
+        ...(detail ? { detail } : {}),
       });
     try {
       const out = await this.#send(uid, input, seen, onText);
       done(out.status, out.messageId);
       return out;
     } catch (err) {
-      done(err instanceof DomainError ? err.code : 'internal', null);
+      const detail = err instanceof RunnerUnavailableError ? err.detail : undefined;
+      done(err instanceof DomainError ? err.code : 'internal', null, detail);
       throw err;
     }
   }

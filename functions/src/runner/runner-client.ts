@@ -76,9 +76,10 @@ export class RunnerClient {
     } catch (err) {
       if (isTimeout(err)) throw new RunnerTimeoutError();
       if (err instanceof InternalError) throw err;
-      throw new RunnerUnavailableError(); // the connection broke mid-run
+      throw new RunnerUnavailableError(undefined, `stream broke: ${errorCode(err)}`);
     }
-    throw new RunnerUnavailableError(); // the stream ended without a result: the runner went away
+    // The stream ended without a result: the runner went away.
+    throw new RunnerUnavailableError(undefined, 'stream ended without a result');
   }
 
   /** Starts the user's sandbox ahead of their first message (a no-op where warm reuse is off). */
@@ -134,14 +135,17 @@ export class RunnerClient {
           await new Promise((r) => setTimeout(r, 200));
           continue;
         }
-        throw new RunnerUnavailableError();
+        throw new RunnerUnavailableError(undefined, `request failed: ${errorCode(err)}`);
       }
     }
-    if (!res) throw new RunnerUnavailableError();
+    if (!res) throw new RunnerUnavailableError(undefined, 'connection refused twice');
     // Capacity and gateway answers (often HTML from a proxy) are mapped before reading a body.
     if (res.status === 429) {
       await res.body?.cancel();
-      throw new RunnerUnavailableError('the agent runner is busy; try again in a few seconds');
+      throw new RunnerUnavailableError(
+        'the agent runner is busy; try again in a few seconds',
+        'runner answered 429',
+      );
     }
     if (res.status === 507) {
       // workspaces_full: the runner refuses new users before its disk fills.
@@ -151,7 +155,7 @@ export class RunnerClient {
     }
     if (res.status === 502 || res.status === 503 || res.status === 504) {
       await res.body?.cancel();
-      throw new RunnerUnavailableError();
+      throw new RunnerUnavailableError(undefined, `runner answered ${res.status}`);
     }
     return res;
   }
@@ -189,6 +193,13 @@ function safeJson(line: string): unknown {
   } catch {
     return null;
   }
+}
+
+/** A connection error's code (ECONNRESET, UND_ERR_SOCKET, ...) or name, for logs. */
+function errorCode(err: unknown): string {
+  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
+  if (typeof cause?.code === 'string') return cause.code;
+  return err instanceof Error ? err.name : 'unknown';
 }
 
 function isTimeout(err: unknown): boolean {
