@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /**
  * Parses a table of environment settings (the runner's and the functions' config tables): empty
@@ -26,3 +26,22 @@ export function parseEnvTable<S extends z.ZodObject>(
     }),
   };
 }
+
+/** An integer setting from its env string, within [min, max]. */
+export const envInt = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+/** A boolean setting: true, false, 1 or 0. */
+export const envBool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+/** A comma-separated list setting; blanks dropped. */
+export const envList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+);

@@ -4,6 +4,8 @@ import {
   RUN_TIMEOUT_DEFAULT_MS,
   RUN_TIMEOUT_MAX_MS,
   budgetProblem,
+  envBool,
+  envInt,
   parseEnvTable,
   timeoutBudget,
   type TimeoutBudget,
@@ -19,14 +21,8 @@ import { z } from 'zod';
  * The loader takes the environment as a parameter: tests pass their own and never touch
  * process.env.
  */
-const int = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
-
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const int = envInt;
+const bool = envBool;
 
 const httpUrl = z.string().refine((v) => {
   if (v === '') return true;

@@ -1,4 +1,7 @@
 import {
+  envBool,
+  envInt,
+  envList,
   parseEnvTable,
   MESSAGE_MAX_CHARS,
   OUTPUT_LIMIT_BYTES_DEFAULT,
@@ -13,22 +16,10 @@ import { SHM_BYTES } from './sandbox/sandbox-layout.ts';
 
 const MiB = 1024 * 1024;
 
-/** Parses an integer from an env string; empty means "use the default". */
-const int = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int('must be a whole number')
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
+const int = envInt;
+const list = envList;
 
-const list = z.string().transform((s) =>
-  s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x.length > 0),
-);
-
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const bool = envBool;
 
 /**
  * Every runner setting: env variable name, default and validator. The README's configuration
