@@ -59,11 +59,14 @@ const envSchema = z.object({
   SANDBOX_FILE_SIZE_BYTES: int(1 * MiB, 4096 * MiB).default(32 * MiB),
   /** Open files per process (RLIMIT_NOFILE). Default 256. */
   SANDBOX_NOFILE: int(16, 65_536).default(256),
-  /** Container runtime: runc, or runsc for gVisor if the engine has it. Default runc. */
+  /**
+   * Container runtime: `auto` (gVisor's runsc when the engine has it, else runc; the choice is
+   * logged at start), or a runtime name the engine has (runc, runsc). Default auto.
+   */
   SANDBOX_RUNTIME: z
     .string()
     .regex(/^[a-z0-9_.-]+$/)
-    .default('runc'),
+    .default('auto'),
   /** Bytes a user's /workspace may hold. Default 64 MiB. */
   WORKSPACE_BYTES: int(1 * MiB, 16_384 * MiB).default(64 * MiB),
   /** Files and directories a user's /workspace may hold. Default 8192. */
@@ -119,6 +122,7 @@ export interface RunnerConfig {
     tmpBytes: number;
     fileSizeBytes: number;
     nofile: number;
+    /** `auto` or the name of a runtime of the engine; DockerBackend resolves `auto`. */
     runtime: string;
   };
   workspaceBytes: number;

@@ -83,6 +83,9 @@ export class Logger {
   unexpected(where: string, err: unknown): void {
     this.#emit('ERROR', `unexpected error in ${where}`, { error: describe(err) });
   }
+  runtimeChosen(runtime: string, requested: string, available: string[]): void {
+    this.#emit('INFO', `sandboxes run under ${runtime}`, { runtime, requested, available });
+  }
   shuttingDown(signal: string): void {
     this.#emit('INFO', `shutting down on ${signal}`);
   }

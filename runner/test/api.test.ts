@@ -5,7 +5,10 @@ import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.ts';
 import {
   AGENT_IMAGE,
   MAIN,
+  docker,
   leftovers,
+  postRun,
+  sandboxIds,
   removeLeftovers,
   startRunner,
   uniqueId,
@@ -87,6 +90,38 @@ describe('open endpoints', () => {
       headers: { authorization: 'Bearer wrong-token-123456' },
     });
     assert.deepEqual(await wrong.json(), { status: 'ready' }, 'a wrong token gets the anonymous answer');
+  });
+
+  test('SANDBOX_RUNTIME=auto runs sandboxes under runsc when the engine has it, else runc, and logs the choice', async () => {
+    const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+    const expected = 'runsc' in (info.Runtimes ?? {}) ? 'runsc' : 'runc';
+    const other = await startRunner({ SANDBOX_RUNTIME: 'auto', WARM_IDLE_TTL_MS: '60000' });
+    try {
+      const chosen = other.logs
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { message?: string; runtime?: string; requested?: string })
+        .find((l) => l.message?.startsWith('sandboxes run under'));
+      assert.deepEqual(
+        { runtime: chosen?.runtime, requested: chosen?.requested },
+        { runtime: expected, requested: 'auto' },
+        'logged at start, before any run',
+      );
+      const readyz = await fetch(`${other.url}/readyz`, {
+        headers: { authorization: `Bearer ${other.token}` },
+      });
+      assert.equal(((await readyz.json()) as { runtime: string }).runtime, expected);
+      const user = uniqueId('auto');
+      const { status, body } = await postRun(other, { userId: user, message: 'which runtime?' });
+      assert.equal(status, 200);
+      assert.equal(body.status, 'ok');
+      const [id] = await sandboxIds(other.runnerId, user);
+      assert.ok(id, 'the warm sandbox is there');
+      const inspected = await docker.getContainer(id).inspect();
+      assert.equal(inspected.HostConfig.Runtime, expected);
+    } finally {
+      await other.stop();
+      await removeLeftovers(other.runnerId);
+    }
   });
 
   test('GET /readyz is 503 with a reason when the agent image is missing', async () => {

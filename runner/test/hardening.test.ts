@@ -302,7 +302,7 @@ describe('identity and privileges', () => {
     assert.equal(host.HostConfig.Init, true);
   });
 
-  test('the container runtime is SANDBOX_RUNTIME (runc by default)', () => {
+  test('the container runtime is the one the test asked for (SANDBOX_TEST_RUNTIME)', () => {
     assert.equal(host.HostConfig.Runtime, SANDBOX_TEST_RUNTIME);
   });
 

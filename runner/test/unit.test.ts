@@ -7,6 +7,7 @@ import { ClientGoneError, OverloadedError } from '../src/errors.ts';
 import { parseAgentLine, runRequestSchema } from '@agent-platform/contract';
 import { AgentSession } from '../src/sandbox/agent-session.ts';
 import { DockerDemuxer } from '../src/sandbox/docker-demux.ts';
+import { resolveRuntime } from '../src/sandbox/docker-backend.ts';
 
 const TOKEN = 'a-long-enough-development-secret';
 
@@ -16,7 +17,7 @@ describe('config', () => {
     assert.equal(c.port, 8081);
     assert.equal(c.sandbox.memoryBytes, 512 * 1024 * 1024);
     assert.equal(c.sandbox.nanoCpus, 1e9);
-    assert.equal(c.sandbox.runtime, 'runc');
+    assert.equal(c.sandbox.runtime, 'auto');
     assert.deepEqual(c.allowedInvokers, []);
   });
 
@@ -78,6 +79,15 @@ describe('config', () => {
     const text = JSON.stringify(redactedConfig(loadConfig({ RUNNER_TOKEN: TOKEN })));
     assert.ok(!text.includes(TOKEN));
     assert.match(text, /\(set\)/);
+  });
+});
+
+describe('sandbox runtime', () => {
+  test('auto is runsc when the engine has it, else runc; a named runtime is kept', () => {
+    assert.equal(resolveRuntime('auto', ['runc', 'runsc', 'io.containerd.runc.v2']), 'runsc');
+    assert.equal(resolveRuntime('auto', ['runc', 'io.containerd.runc.v2']), 'runc');
+    assert.equal(resolveRuntime('runc', ['runc', 'runsc']), 'runc');
+    assert.equal(resolveRuntime('kata', ['runc']), 'kata');
   });
 });
 

@@ -27,6 +27,8 @@ export class DockerBackend implements SandboxBackend {
   readonly #call: DeadlineCall;
   /** The agent image's command, from the last successful readiness check. */
   #agentArgv: string[] | null = null;
+  /** The runtime sandboxes use (SANDBOX_RUNTIME, `auto` resolved), from the last check. */
+  #runtime: string | null = null;
   #last: { readiness: Readiness; atMs: number } | null = null;
   #checking: Promise<Readiness> | null = null;
 
@@ -48,22 +50,23 @@ export class DockerBackend implements SandboxBackend {
   }
 
   async create(opts: { runId: string; userId: string }): Promise<SandboxHandle> {
-    const [agentArgv, volumeName] = await Promise.all([
+    const [{ agentArgv, runtime }, volumeName] = await Promise.all([
       this.#argv(),
       this.#call(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
     ]);
     return DockerSandbox.create(
       { docker: this.#docker, config: this.#config, log: this.#log, oom: this.#oom, call: this.#call },
-      { ...opts, volumeName, agentArgv },
+      { ...opts, volumeName, agentArgv, runtime },
     );
   }
 
-  async #argv(): Promise<string[]> {
-    if (!this.#agentArgv) {
+  async #argv(): Promise<{ agentArgv: string[]; runtime: string }> {
+    if (!this.#agentArgv || !this.#runtime) {
       const r = await this.ready();
       if (!r.ready) throw new NotReadyError(r.reason);
     }
-    return this.#agentArgv ?? [];
+    if (!this.#agentArgv || !this.#runtime) throw new NotReadyError('the agent image is not ready');
+    return { agentArgv: this.#agentArgv, runtime: this.#runtime };
   }
 
   ready(): Promise<Readiness> {
@@ -82,7 +85,7 @@ export class DockerBackend implements SandboxBackend {
 
   async #check(): Promise<Readiness> {
     const image = this.#config.agentImage;
-    const runtime = this.#config.sandbox.runtime;
+    const requested = this.#config.sandbox.runtime;
     const notReady = (reason: string): Readiness => ({ ready: false, reason });
     try {
       await this.#call(this.#docker.ping(), 'pinging the Docker engine');
@@ -108,11 +111,14 @@ export class DockerBackend implements SandboxBackend {
     } catch {
       return notReady('the Docker engine did not answer');
     }
+    const runtime = resolveRuntime(requested, Object.keys(runtimes));
     if (!(runtime in runtimes)) {
       return notReady(
         `the Docker engine has no runtime "${runtime}" (SANDBOX_RUNTIME); it has: ${Object.keys(runtimes).join(', ')}`,
       );
     }
+    if (runtime !== this.#runtime) this.#log.runtimeChosen(runtime, requested, Object.keys(runtimes));
+    this.#runtime = runtime;
     this.#agentArgv = argv;
     return { ready: true, agentImage: image, runtime };
   }
@@ -144,4 +150,13 @@ export class DockerBackend implements SandboxBackend {
   removeWorkspace(userId: string): Promise<boolean> {
     return this.#call(this.#workspaces.remove(userId), 'removing a workspace volume');
   }
+}
+
+/**
+ * SANDBOX_RUNTIME=auto is gVisor's runsc when the engine has it registered, else runc; any other
+ * value is used as it is (and must be one of the engine's runtimes).
+ */
+export function resolveRuntime(requested: string, available: readonly string[]): string {
+  if (requested !== 'auto') return requested;
+  return available.includes('runsc') ? 'runsc' : 'runc';
 }

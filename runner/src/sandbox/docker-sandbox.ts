@@ -12,7 +12,7 @@ import { DockerDemuxer } from './docker-demux.ts';
 import type { DeadlineCall } from './deadline.ts';
 import type { OomWatch } from './oom-watch.ts';
 import { SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
-import { sandboxSpec } from './sandbox-spec.ts';
+import { sandboxSpec, type SandboxSpecInput } from './sandbox-spec.ts';
 import { statusCode } from './workspaces.ts';
 
 const STDERR_TAIL_BYTES = 4096;
@@ -86,10 +86,7 @@ export class DockerSandbox implements SandboxHandle {
   }
 
   /** create -> attach -> start. The container is removed again if any step fails. */
-  static async create(
-    deps: SandboxDeps,
-    opts: { runId: string; userId: string; volumeName: string; agentArgv: string[] },
-  ): Promise<DockerSandbox> {
+  static async create(deps: SandboxDeps, opts: SandboxSpecInput): Promise<DockerSandbox> {
     const container = await deps.call(
       deps.docker.createContainer(sandboxSpec(deps.config, opts)),
       'creating a sandbox',

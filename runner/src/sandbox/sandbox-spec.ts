@@ -21,6 +21,8 @@ export interface SandboxSpecInput {
   volumeName: string;
   /** The agent image's own command (Entrypoint + Cmd), run by the entry script. */
   agentArgv: string[];
+  /** The engine's runtime to use (SANDBOX_RUNTIME with `auto` resolved). */
+  runtime: string;
 }
 
 /**
@@ -73,11 +75,11 @@ export function sandboxSpec(config: RunnerConfig, input: SandboxSpecInput): Cont
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges:true'],
       Init: true,
-      Runtime: s.runtime,
+      Runtime: input.runtime,
       Memory: s.memoryBytes,
       MemorySwap: s.memoryBytes, // equal to Memory: no swap
       NanoCpus: s.nanoCpus,
-      PidsLimit: hostPidsLimit(s.runtime, s.pidsLimit),
+      PidsLimit: hostPidsLimit(input.runtime, s.pidsLimit),
       Ulimits: [
         { Name: 'fsize', Soft: s.fileSizeBytes, Hard: s.fileSizeBytes },
         { Name: 'nofile', Soft: s.nofile, Hard: s.nofile },
