@@ -11,7 +11,9 @@ import {
   RUNNER_BODY_BYTES_DEFAULT,
   RUNNER_MESSAGE_CHARS_DEFAULT,
 } from '@agent-platform/contract';
+import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
+import { IDLE_SANDBOX_ESTIMATE_BYTES } from './sandbox/engine.ts';
 import { SHM_BYTES } from './sandbox/sandbox-layout.ts';
 
 const MiB = 1024 * 1024;
@@ -79,8 +81,11 @@ const envSchema = z.object({
   WORKSPACES_DISK_BYTES: int(1 * MiB, 64 * 1024 * 1024 * MiB).default(20 * 1024 * MiB),
   /** Cap on the agent's stdout (NDJSON) per run; a reply appears twice (deltas and result). Default 4 MiB. */
   OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(OUTPUT_LIMIT_BYTES_DEFAULT),
-  /** Sandboxes running at once, all users. Default 4. */
-  MAX_CONCURRENT_RUNS: int(1, 1024).default(4),
+  /**
+   * Sandboxes running at once, all users. Default: 2 per CPU core of the host, at most 64 and at
+   * most what three quarters of the host's memory holds at SANDBOX_MEMORY_BYTES each.
+   */
+  MAX_CONCURRENT_RUNS: int(1, 1024).optional(),
   /** Requests waiting for a slot, all users. Default 32. */
   MAX_QUEUED_RUNS: int(0, 10_000).default(32),
   /** Requests of one user waiting behind that user's running one. Default 2. */
@@ -91,8 +96,20 @@ const envSchema = z.object({
   MAX_MESSAGE_CHARS: int(1, MESSAGE_MAX_CHARS).default(RUNNER_MESSAGE_CHARS_DEFAULT),
   /** How long a user's sandbox stays warm after a run; 0 disables warm reuse. Default 300000 (5 min). */
   WARM_IDLE_TTL_MS: int(0, 86_400_000).default(300_000),
-  /** Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. Default 16. */
-  WARM_MAX_SANDBOXES: int(0, 10_000).default(16),
+  /**
+   * Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. Default:
+   * a quarter of the host's memory at 64 MiB a sandbox (an idle one measured 11 MiB under runc),
+   * between 4 and 1024.
+   */
+  WARM_MAX_SANDBOXES: int(0, 10_000).optional(),
+  /** An idle sandbox is frozen (docker pause) after this long; 0: at once. Default 2000. */
+  WARM_FREEZE_AFTER_MS: int(0, 86_400_000).default(2_000),
+  /**
+   * Idle sandboxes are removed while the host's available memory (MemAvailable) is below this.
+   * Default: MAX_CONCURRENT_RUNS x SANDBOX_MEMORY_BYTES + 512 MiB, so running sandboxes can
+   * always reach their limit.
+   */
+  HOST_MEMORY_RESERVE_BYTES: int(0, 64 * 1024 * 1024 * MiB).optional(),
   /** How long one sandbox may live however active its user (then it is replaced). Default 3600000 (1 h). */
   WARM_MAX_LIFETIME_MS: int(1_000, 7 * 86_400_000).default(3_600_000),
   /** How often the reaper looks for orphaned containers. Default 60000 (60 s). */
@@ -140,7 +157,39 @@ export interface RunnerConfig {
   warmIdleTtlMs: number;
   warmMaxSandboxes: number;
   warmMaxLifetimeMs: number;
+  warmFreezeAfterMs: number;
+  hostMemoryReserveBytes: number;
   logRequests: boolean;
+}
+
+/** What the defaults are sized from: the host's memory and cores. */
+export interface HostFacts {
+  totalMemoryBytes: number;
+  cpus: number;
+}
+
+export function hostFacts(): HostFacts {
+  return { totalMemoryBytes: totalmem(), cpus: availableParallelism() };
+}
+
+/**
+ * Host-sized defaults (documented in the env table above and the README): 2 runs per core, but
+ * no more than three quarters of the host's memory holds at SANDBOX_MEMORY_BYTES each.
+ */
+export function hostDefaults(
+  host: HostFacts,
+  sandboxMemoryBytes: number,
+): { maxConcurrentRuns: number; warmMaxSandboxes: number } {
+  return {
+    maxConcurrentRuns: Math.max(
+      1,
+      Math.min(64, 2 * host.cpus, Math.floor((host.totalMemoryBytes * 0.75) / sandboxMemoryBytes)),
+    ),
+    warmMaxSandboxes: Math.min(
+      1024,
+      Math.max(4, Math.floor(host.totalMemoryBytes / 4 / IDLE_SANDBOX_ESTIMATE_BYTES)),
+    ),
+  };
 }
 
 export class ConfigError extends Error {
@@ -153,11 +202,25 @@ export class ConfigError extends Error {
 }
 
 /** Reads and validates the runner's configuration; throws ConfigError naming each bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  host: HostFacts = hostFacts(),
+): RunnerConfig {
   const parsed = parseEnvTable(envSchema, env, ['RUNNER_TOKEN']);
   if (!parsed.ok) throw new ConfigError(parsed.problems);
   const e = parsed.data;
   const problems: string[] = [];
+  const defaults = hostDefaults(host, e.SANDBOX_MEMORY_BYTES);
+  const maxConcurrentRuns = e.MAX_CONCURRENT_RUNS ?? defaults.maxConcurrentRuns;
+  const runningBytes = maxConcurrentRuns * e.SANDBOX_MEMORY_BYTES;
+  if (runningBytes > host.totalMemoryBytes) {
+    problems.push(
+      `MAX_CONCURRENT_RUNS=${maxConcurrentRuns} x SANDBOX_MEMORY_BYTES=${e.SANDBOX_MEMORY_BYTES}: running sandboxes could take ${runningBytes} bytes, more than the host's ${host.totalMemoryBytes}`,
+    );
+  }
+  if (e.SANDBOX_CPUS > host.cpus) {
+    problems.push(`SANDBOX_CPUS=${e.SANDBOX_CPUS}: more than the host's ${host.cpus} CPUs`);
+  }
   if (!e.RUNNER_TOKEN && !e.RUNNER_AUDIENCE) {
     problems.push(
       'no authentication configured: set RUNNER_AUDIENCE and RUNNER_ALLOWED_INVOKERS (Google ID tokens), or RUNNER_TOKEN (local development)',
@@ -206,7 +269,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       e.WORKSPACES_DISK_BYTES / snapshotCapBytes(e.WORKSPACE_BYTES, e.WORKSPACE_INODES),
     ),
     outputLimitBytes: e.OUTPUT_LIMIT_BYTES,
-    maxConcurrentRuns: e.MAX_CONCURRENT_RUNS,
+    maxConcurrentRuns,
     maxQueuedRuns: e.MAX_QUEUED_RUNS,
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
     maxBodyBytes: e.MAX_BODY_BYTES,
@@ -214,8 +277,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     reaperIntervalMs: e.REAPER_INTERVAL_MS,
     reaperMinAgeMs: e.REAPER_MIN_AGE_MS,
     warmIdleTtlMs: e.WARM_IDLE_TTL_MS,
-    warmMaxSandboxes: e.WARM_MAX_SANDBOXES,
+    warmMaxSandboxes: e.WARM_MAX_SANDBOXES ?? defaults.warmMaxSandboxes,
     warmMaxLifetimeMs: e.WARM_MAX_LIFETIME_MS,
+    warmFreezeAfterMs: e.WARM_FREEZE_AFTER_MS,
+    hostMemoryReserveBytes: e.HOST_MEMORY_RESERVE_BYTES ?? runningBytes + 512 * MiB,
     logRequests: e.LOG_REQUESTS,
   };
 }

@@ -59,9 +59,11 @@ export class NotReadyError extends RunnerError {
   readonly httpStatus = 503;
 }
 
-/** A call to the container platform did not answer in time. */
-export class DeadlineError extends Error {
+/** A call to the container platform did not answer in time (a stalled engine: 503). */
+export class DeadlineError extends RunnerError {
   override name = 'DeadlineError';
+  readonly code = 'not_ready';
+  readonly httpStatus = 503;
 }
 
 /** The client went away before the run finished. */

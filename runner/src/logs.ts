@@ -83,6 +83,13 @@ export class Logger {
   unexpected(where: string, err: unknown): void {
     this.#emit('ERROR', `unexpected error in ${where}`, { error: describe(err) });
   }
+  memoryPressure(availableBytes: number, reserveBytes: number, evicted: number): void {
+    this.#emit('WARNING', 'host memory below the reserve: idle sandboxes removed', {
+      availableBytes,
+      reserveBytes,
+      evicted,
+    });
+  }
   runtimeChosen(runtime: string, requested: string, available: string[]): void {
     this.#emit('INFO', `sandboxes run under ${runtime}`, { runtime, requested, available });
   }

@@ -1,5 +1,6 @@
 import { TIMEOUT_MARGINS, timeoutBudget } from '@agent-platform/contract';
 import Docker from 'dockerode';
+import { freemem } from 'node:os';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { RunGate } from './concurrency/run-gate.ts';
 import { ConfigError, loadConfig, redactedConfig } from './config.ts';
@@ -42,6 +43,10 @@ async function main(): Promise<void> {
       idleTtlMs: config.warmIdleTtlMs,
       maxWarm: config.warmMaxSandboxes,
       maxLifetimeMs: config.warmMaxLifetimeMs,
+      freezeAfterMs: config.warmFreezeAfterMs,
+      memoryReserveBytes: config.hostMemoryReserveBytes,
+      // MemAvailable of the host (libuv reads /proc/meminfo, which a container shares with its host).
+      availableMemory: freemem,
       reaperMinAgeMs: config.reaperMinAgeMs,
       outputLimitBytes: config.outputLimitBytes,
       memoryBytes: config.sandbox.memoryBytes,

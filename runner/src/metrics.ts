@@ -6,7 +6,7 @@ import type { CallObserver } from './sandbox/deadline.ts';
 export interface MetricsSources {
   running(): number;
   waiting(): number;
-  sandboxes(): { busy: number; idle: number };
+  sandboxes(): { busy: number; idle: number; frozen: number };
 }
 
 /**
@@ -67,13 +67,14 @@ export class Metrics implements CallObserver {
     });
     new Gauge({
       name: 'runner_sandboxes',
-      help: 'Live sandboxes, by state (busy: serving a run; idle: kept warm)',
+      help: 'Live sandboxes, by state (busy: serving a run; idle: kept warm; frozen: the idle ones paused)',
       labelNames: ['state'] as const,
       registers: [this.registry],
       collect() {
         const s = sources.sandboxes();
         this.set({ state: 'busy' }, s.busy);
         this.set({ state: 'idle' }, s.idle);
+        this.set({ state: 'frozen' }, s.frozen);
       },
     });
   }

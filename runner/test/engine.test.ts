@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { RunGate, type GateLimits } from '../src/concurrency/run-gate.ts';
-import { ClientGoneError, OverloadedError } from '../src/errors.ts';
+import { ClientGoneError, DeadlineError, OverloadedError } from '../src/errors.ts';
 import { Logger } from '../src/logs.ts';
 import { SandboxEngine, type EngineOptions, type SandboxRunInput } from '../src/sandbox/engine.ts';
 import { OomWatch } from '../src/sandbox/oom-watch.ts';
@@ -27,6 +27,9 @@ function setup(options: Partial<EngineOptions> = {}) {
       maxWarm: 16,
       maxLifetimeMs: 3_600_000,
       reaperMinAgeMs: 0,
+      freezeAfterMs: 60_000,
+      memoryReserveBytes: 0,
+      availableMemory: () => 64 * 1024 ** 3,
       outputLimitBytes: OUTPUT_LIMIT,
       memoryBytes: MEMORY,
       ...options,
@@ -259,6 +262,131 @@ describe('engine: pool', () => {
     const r = await run('u', 'hi');
     assert.equal(r.status, 'ok');
     assert.ok(r.timings.createMs > 0);
+  });
+});
+
+describe('engine: idle sandboxes are frozen, and removed when host memory is low', () => {
+  test('an idle sandbox is frozen after freezeAfterMs; the next run thaws and reuses it', async () => {
+    const { run, backend, engine } = setup({ freezeAfterMs: 10 });
+    await run('u', 'ok');
+    const [s] = backend.live();
+    assert.ok(s);
+    await eventually('frozen', () => s.frozen);
+    assert.deepEqual(engine.sandboxCounts(), { busy: 0, idle: 1, frozen: 1 });
+    const r = await run('u', 'ok');
+    assert.equal(r.status, 'ok');
+    assert.equal(r.warm, true);
+    assert.equal(s.frozen, false, 'the run found it thawed (an exchange with a frozen one throws)');
+    assert.equal(backend.live().length, 1);
+  });
+
+  test('freezeAfterMs 0: frozen at once; a run that takes it while the freeze is in flight waits and thaws', async () => {
+    const { run, backend } = setup({ freezeAfterMs: 0 });
+    await run('u', 'ok');
+    const r = await run('u', 'ok'); // the freeze has not settled yet (it takes a tick)
+    assert.equal(r.status, 'ok');
+    assert.equal(r.warm, true);
+    const [s] = backend.live();
+    assert.ok(s && s.freezes >= 1);
+  });
+
+  test('a sandbox that does not freeze is removed; the next run gets a new one', async () => {
+    const { run, backend, logs } = setup({ freezeAfterMs: 0 });
+    await run('u', 'ok');
+    const [first] = backend.live();
+    assert.ok(first);
+    first.freezeError = new Error('pause timed out'); // the freeze in flight fails
+    await eventually('removed and logged', () => logs.some((l) => l.includes('did not freeze')));
+    assert.equal(first.destroyed, true);
+    const r = await run('u', 'ok');
+    assert.equal(r.warm, false);
+    assert.equal(r.status, 'ok');
+  });
+
+  test('a frozen sandbox that does not thaw is removed, and the run goes on in a new one', async () => {
+    const { run, backend } = setup({ freezeAfterMs: 0 });
+    await run('u', 'ok');
+    const [first] = backend.live();
+    assert.ok(first);
+    await eventually('frozen', () => first.frozen);
+    first.thawError = new Error('unpause timed out');
+    const r = await run('u', 'ok');
+    assert.equal(r.status, 'ok');
+    assert.equal(r.warm, false);
+    assert.equal(first.destroyed, true);
+  });
+
+  test('drain removes frozen sandboxes too', async () => {
+    const { run, backend, engine } = setup({ freezeAfterMs: 0 });
+    await run('a', 'ok');
+    await run('b', 'ok');
+    await eventually('frozen', () => backend.live().every((s) => s.frozen));
+    await engine.drain();
+    assert.deepEqual(backend.live(), []);
+  });
+
+  test('below the memory reserve, idle sandboxes are removed least recently used first, about as many as the shortfall needs', async () => {
+    let available = 64 * 1024 ** 3;
+    const MiB = 1024 * 1024;
+    const { run, backend, engine, logs } = setup({
+      memoryReserveBytes: 1024 * MiB,
+      availableMemory: () => available,
+    });
+    for (const u of ['a', 'b', 'c', 'd']) await run(u, 'ok');
+    await engine.relieveMemory();
+    assert.equal(engine.warmCount, 4, 'nothing removed while memory is plentiful');
+    available = 1024 * MiB - 100 * MiB; // 100 MiB short: two sandboxes at the 64 MiB estimate
+    await engine.relieveMemory();
+    assert.deepEqual(
+      backend.live().map((s) => s.userId),
+      ['c', 'd'],
+      'a and b (least recently used) went',
+    );
+    assert.ok(logs.some((l) => l.includes('host memory below the reserve')));
+    available = 64 * 1024 ** 3;
+    const r = await run('a', 'ok');
+    assert.equal(r.warm, false, 'a starts cold again');
+  });
+});
+
+describe('engine: a run is bounded however slow the platform, and ends at once when its client goes away', () => {
+  test('a client that goes away while its sandbox is being created frees the run at once; the sandbox is kept warm when it arrives', async () => {
+    const { run, backend, engine } = setup();
+    backend.createDelayMs = 300;
+    const client = new AbortController();
+    const t0 = performance.now();
+    const running = run('u', 'ok', { signal: client.signal });
+    await sleep(20);
+    client.abort();
+    await assert.rejects(running, ClientGoneError);
+    assert.ok(performance.now() - t0 < 200, 'the run ended before the create did');
+    await eventually('the late sandbox is kept warm', () => engine.warmCount === 1);
+    const r = await run('u', 'ok');
+    assert.equal(r.warm, true);
+  });
+
+  test('a create slower than timeoutMs + the grace ends the run with a 503 (DeadlineError), and the sandbox is not lost', async () => {
+    const { run, backend, engine } = setup({ graceMs: 300 });
+    backend.createDelayMs = 1_000;
+    const t0 = performance.now();
+    await assert.rejects(run('u', 'ok', { timeoutMs: 100 }), (err: unknown) => {
+      assert.ok(err instanceof DeadlineError);
+      assert.equal(err.httpStatus, 503);
+      return true;
+    });
+    const ms = performance.now() - t0;
+    assert.ok(ms >= 400 && ms < 1_000, `answered after ${ms} ms, by timeoutMs + grace (400 ms)`);
+    await engine.drain();
+  });
+
+  test('a client that goes away while the run is in its sandbox frees the run at once; the sandbox is removed', async () => {
+    const { run, backend } = setup();
+    const client = new AbortController();
+    const running = run('u', 'silent', { signal: client.signal });
+    await sleep(20);
+    client.abort();
+    await assert.rejects(running, ClientGoneError);
+    await eventually('removed', () => backend.live().length === 0);
   });
 });
 

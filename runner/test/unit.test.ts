@@ -21,6 +21,33 @@ describe('config', () => {
     assert.deepEqual(c.allowedInvokers, []);
   });
 
+  test('concurrency, warm cap and memory reserve follow the host; the running sandboxes must fit in its memory', () => {
+    const GiB = 1024 ** 3;
+    const vm = loadConfig({ RUNNER_TOKEN: TOKEN }, { totalMemoryBytes: 8 * GiB, cpus: 2 });
+    assert.equal(vm.maxConcurrentRuns, 4, '2 per core');
+    assert.equal(vm.warmMaxSandboxes, 32, 'a quarter of 8 GiB at 64 MiB each');
+    assert.equal(vm.hostMemoryReserveBytes, 4 * 512 * 1024 ** 2 + 512 * 1024 ** 2);
+    assert.equal(vm.warmFreezeAfterMs, 2000);
+    const big = loadConfig({ RUNNER_TOKEN: TOKEN }, { totalMemoryBytes: 24 * GiB, cpus: 2 });
+    assert.equal(big.warmMaxSandboxes, 96);
+    const manyCores = loadConfig({ RUNNER_TOKEN: TOKEN }, { totalMemoryBytes: 4 * GiB, cpus: 64 });
+    assert.equal(manyCores.maxConcurrentRuns, 6, 'three quarters of 4 GiB at 512 MiB a run');
+    assert.throws(
+      () =>
+        loadConfig(
+          { RUNNER_TOKEN: TOKEN, MAX_CONCURRENT_RUNS: '16' },
+          { totalMemoryBytes: 4 * GiB, cpus: 2 },
+        ),
+      (err: unknown) =>
+        err instanceof ConfigError && /MAX_CONCURRENT_RUNS=16 x SANDBOX_MEMORY_BYTES/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: TOKEN, SANDBOX_CPUS: '4' }, { totalMemoryBytes: 8 * GiB, cpus: 2 }),
+      (err: unknown) =>
+        err instanceof ConfigError && /SANDBOX_CPUS=4: more than the host's 2 CPUs/.test(err.message),
+    );
+  });
+
   test('parses lists and numbers; empty values mean default', () => {
     const c = loadConfig({
       RUNNER_AUDIENCE: 'https://runner',

@@ -211,6 +211,87 @@ describe('warm sandboxes', () => {
     assert.ok(u1 - u0 < 10_000_000, `idle CPU ${(u1 - u0) / 1e6} ms in 1 s`);
   });
 
+  test('background work of an idle sandbox is frozen until its next run (issue 12: warm sandboxes kept processes busy)', async () => {
+    const other = await startRunner({ WARM_IDLE_TTL_MS: '60000', WARM_FREEZE_AFTER_MS: '300' });
+    try {
+      const userId = uniqueId('u');
+      const spin = await postRun(other, {
+        userId,
+        message: fence('sh', '( while :; do :; done ) >/dev/null 2>&1 &\necho spinning'),
+      });
+      assert.equal(spin.body.status, 'ok');
+      const [id] = await containersOf(other, userId);
+      const c = docker.getContainer(id!);
+      await waitUntil('the idle sandbox is paused', async () => (await c.inspect()).State.Paused === true);
+      const usage = async () =>
+        ((await c.stats({ stream: false })) as { cpu_stats: { cpu_usage: { total_usage: number } } })
+          .cpu_stats.cpu_usage.total_usage;
+      const u0 = await usage();
+      await sleep(1000);
+      const u1 = await usage();
+      // Unfrozen, the loop would take a whole CPU (1000 ms in 1 s).
+      assert.ok(u1 - u0 < 10_000_000, `a frozen sandbox used ${(u1 - u0) / 1e6} ms of CPU in 1 s`);
+      const next = await postRun(other, {
+        userId,
+        message: fence('sh', 'echo thawed'),
+      });
+      assert.equal(next.body.status, 'ok');
+      assert.equal(next.body.warm, true, 'the frozen sandbox was thawed and reused');
+      assert.match(next.body.text, /```output \(sh, exit 0\)\nthawed\n```/);
+      assert.equal((await c.inspect()).State.Paused, false);
+    } finally {
+      await other.stop();
+      const left = await leftovers(other.runnerId);
+      await removeLeftovers(other.runnerId);
+      assert.deepEqual(left.containers, [], 'stopping the runner removes frozen sandboxes too');
+    }
+  });
+
+  test('a restarted runner removes the frozen sandboxes its killed predecessor left', async () => {
+    const runnerId = uniqueId('frozen');
+    const first = await startRunner({ RUNNER_ID: runnerId, WARM_FREEZE_AFTER_MS: '0' });
+    try {
+      const userId = uniqueId('u');
+      await postRun(first, { userId, message: 'warm' });
+      const [id] = await containersOf(first, userId);
+      await waitUntil('paused', async () => (await docker.getContainer(id!).inspect()).State.Paused === true);
+      await first.stop('SIGKILL');
+      const second = await startRunner({ RUNNER_ID: runnerId });
+      try {
+        assert.deepEqual(await allSandboxes(second), [], 'the startup reap unpaused and removed it');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await first.stop('SIGKILL');
+      await removeLeftovers(runnerId);
+    }
+  });
+
+  test('while host memory is below HOST_MEMORY_RESERVE_BYTES, idle sandboxes are removed', async () => {
+    // A reserve no host has (1 TiB): every idle sandbox goes, through the real MemAvailable check.
+    const other = await startRunner({
+      WARM_IDLE_TTL_MS: '60000',
+      HOST_MEMORY_RESERVE_BYTES: String(1024 ** 4),
+    });
+    try {
+      const userId = uniqueId('u');
+      const first = await postRun(other, { userId, message: 'hello' });
+      assert.equal(first.body.status, 'ok');
+      await waitUntil(
+        'the idle sandbox is removed',
+        async () => (await containersOf(other, userId)).length === 0,
+      );
+      assert.ok(other.logs.some((l) => l.includes('host memory below the reserve')));
+      const second = await postRun(other, { userId, message: 'hello' });
+      assert.equal(second.body.status, 'ok');
+      assert.equal(second.body.warm, false);
+    } finally {
+      await other.stop();
+      await removeLeftovers(other.runnerId);
+    }
+  });
+
   test('pre-warming a user makes their first message warm', async () => {
     const userId = uniqueId('u');
     const warm = await fetch(`${runner.url}/v1/users/${userId}/warm`, {

@@ -69,7 +69,14 @@ export interface SandboxHandle {
   oomEvents(): number;
   /** The end of the agent's stderr (for logs). */
   stderrTail(): string;
-  /** Removes the sandbox and forgets everything about it. Safe to call twice. */
+  /**
+   * Stops every process of the idle sandbox (the cgroup freezer: `docker pause`) until thaw(), so
+   * what its user left running uses no CPU between runs. Bounded in time; rejects on failure.
+   */
+  freeze(): Promise<void>;
+  /** Lets a frozen sandbox run again (before its next request). Bounded; rejects on failure. */
+  thaw(): Promise<void>;
+  /** Removes the sandbox (frozen or not) and forgets everything about it. Safe to call twice. */
   destroy(): Promise<void>;
 }
 

@@ -15,6 +15,11 @@ import { Workspaces, statusCode } from './workspaces.ts';
  * itself and let anyone make the runner hammer its engine. A change is seen within a second.
  */
 const READY_REUSE_MS = 1_000;
+/**
+ * Deadline of each Docker call of a readiness check: a stalled engine turns /readyz (and runs) to
+ * 503 after this, instead of holding them for a whole platform-call deadline.
+ */
+const READY_CALL_TIMEOUT_MS = 2_000;
 
 /** The SandboxBackend on a Docker engine (dockerode reads DOCKER_HOST like the docker CLI). */
 export class DockerBackend implements SandboxBackend {
@@ -31,6 +36,8 @@ export class DockerBackend implements SandboxBackend {
   #runtime: string | null = null;
   #last: { readiness: Readiness; atMs: number } | null = null;
   #checking: Promise<Readiness> | null = null;
+  /** Sandboxes the last listing found paused (the reaper unpauses them before removal). */
+  readonly #pausedSeen = new Set<string>();
 
   constructor(docker: Docker, config: RunnerConfig, log: Logger, observer?: CallObserver) {
     this.#docker = docker;
@@ -88,13 +95,17 @@ export class DockerBackend implements SandboxBackend {
     const requested = this.#config.sandbox.runtime;
     const notReady = (reason: string): Readiness => ({ ready: false, reason });
     try {
-      await this.#call(this.#docker.ping(), 'pinging the Docker engine');
+      await this.#call(this.#docker.ping(), 'pinging the Docker engine', READY_CALL_TIMEOUT_MS);
     } catch {
       return notReady('the Docker engine does not answer');
     }
     let info: Docker.ImageInspectInfo;
     try {
-      info = await this.#call(this.#docker.getImage(image).inspect(), 'inspecting the agent image');
+      info = await this.#call(
+        this.#docker.getImage(image).inspect(),
+        'inspecting the agent image',
+        READY_CALL_TIMEOUT_MS,
+      );
     } catch (err) {
       if (statusCode(err) === 404)
         return notReady(`agent image ${image} not found (build it with npm run images)`);
@@ -104,7 +115,11 @@ export class DockerBackend implements SandboxBackend {
     if (argv.length === 0) return notReady(`agent image ${image} has no command`);
     let runtimes: Record<string, unknown>;
     try {
-      const engine = (await this.#call(this.#docker.info(), 'reading the engine info')) as {
+      const engine = (await this.#call(
+        this.#docker.info(),
+        'reading the engine info',
+        READY_CALL_TIMEOUT_MS,
+      )) as {
         Runtimes?: Record<string, unknown>;
       };
       runtimes = engine.Runtimes ?? {};
@@ -128,6 +143,7 @@ export class DockerBackend implements SandboxBackend {
       this.#docker.listContainers({ all: true, filters: sandboxFilter(this.#config.runnerId) }),
       'listing sandboxes',
     );
+    for (const c of list) if (c.State === 'paused') this.#pausedSeen.add(c.Id);
     return list.map((c) => ({
       id: c.Id,
       createdAtMs: c.Created * 1000,
@@ -136,6 +152,10 @@ export class DockerBackend implements SandboxBackend {
   }
 
   async removeSandbox(id: string): Promise<boolean> {
+    if (this.#pausedSeen.delete(id)) {
+      // A frozen sandbox left by a previous process: gVisor removes it only once unpaused.
+      await this.#call(this.#docker.getContainer(id).unpause(), 'unpausing a sandbox').catch(() => undefined);
+    }
     try {
       await this.#call(this.#docker.getContainer(id).remove({ force: true, v: true }), 'removing a sandbox');
       return true;

@@ -7,7 +7,7 @@ import {
   type HistoryEntry,
   type RunStatus,
 } from '@agent-platform/contract';
-import { ClientGoneError } from '../errors.ts';
+import { ClientGoneError, DeadlineError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { classify } from './classify.ts';
@@ -24,10 +24,29 @@ export interface EngineOptions {
   maxLifetimeMs: number;
   /** Sandboxes younger than this are never reaped (their create call may be in flight). */
   reaperMinAgeMs: number;
+  /** An idle sandbox is frozen after this long (0: at once). */
+  freezeAfterMs: number;
+  /**
+   * While the host's available memory is below this, idle sandboxes are removed, least recently
+   * used first, so the running ones can always reach their memory limit.
+   */
+  memoryReserveBytes: number;
+  /** The host's available memory now (MemAvailable). */
+  availableMemory: () => number;
+  /**
+   * A run answers by its timeoutMs plus this, whatever the platform does (the budget's
+   * sandboxGraceMs; tests shorten it).
+   */
+  graceMs?: number;
   /** Named in the texts of output_limit and oom results. */
   outputLimitBytes: number;
   memoryBytes: number;
 }
+
+/** How often the host's available memory is checked (also after every run). */
+const MEMORY_CHECK_MS = 1_000;
+/** Memory an idle sandbox is assumed to free when removed, to size one round of evictions. */
+export const IDLE_SANDBOX_ESTIMATE_BYTES = 64 * 1024 * 1024;
 
 export interface SandboxRunInput {
   runId: string;
@@ -68,6 +87,27 @@ export const LATE_EXIT_WAIT_MS = 5_000;
 const DRAIN_WAIT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 
 /**
+ * Waits for `op` or for `signal`, whichever comes first: `{settled: false}` when the signal won
+ * (`op` goes on), the value when `op` won; rejects when `op` rejects first.
+ */
+async function settleBy<T>(
+  op: Promise<T>,
+  signal: AbortSignal,
+): Promise<{ settled: true; value: T } | { settled: false }> {
+  if (signal.aborted) return { settled: false };
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<{ settled: false }>((resolve) => {
+    onAbort = () => resolve({ settled: false });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([op.then((value) => ({ settled: true as const, value })), aborted]);
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
  * Owns every sandbox of this runner: acquire (warm or new) -> exchange -> save -> release (warm)
  * or retire; prewarm, workspace deletion, readiness, reaping and drain. Callers serialize per
  * user (RunGate), so a user has at most one sandbox.
@@ -80,6 +120,9 @@ export class SandboxEngine {
   /** OOM events each sandbox had seen when its last run ended (one that grows meanwhile is replaced). */
   readonly #oomAtRest = new WeakMap<SandboxHandle, number>();
   #reaperTimer: NodeJS.Timeout | null = null;
+  #memoryTimer: NodeJS.Timeout | null = null;
+  /** The round of memory-pressure evictions in flight. */
+  #relieving: Promise<void> | null = null;
   /** Run ids whose sandbox is being created (not yet in the pool). */
   readonly #creating = new Set<string>();
   /** Runs and prewarms in progress (settled promises), for drain(). */
@@ -90,7 +133,12 @@ export class SandboxEngine {
     this.#options = options;
     this.#log = log;
     this.#pool = new SandboxPool(
-      { idleTtlMs: options.idleTtlMs, maxWarm: options.maxWarm, maxLifetimeMs: options.maxLifetimeMs },
+      {
+        idleTtlMs: options.idleTtlMs,
+        maxWarm: options.maxWarm,
+        maxLifetimeMs: options.maxLifetimeMs,
+        freezeAfterMs: options.freezeAfterMs,
+      },
       log,
     );
   }
@@ -106,8 +154,27 @@ export class SandboxEngine {
   }
 
   /** Live sandboxes by state (for the metrics). */
-  sandboxCounts(): { busy: number; idle: number } {
-    return { busy: this.#pool.busyCount, idle: this.#pool.idleCount };
+  sandboxCounts(): { busy: number; idle: number; frozen: number } {
+    return { busy: this.#pool.busyCount, idle: this.#pool.idleCount, frozen: this.#pool.frozenCount };
+  }
+
+  /**
+   * If the host's available memory is below the reserve, removes idle sandboxes (least recently
+   * used first, about as many as the shortfall needs at IDLE_SANDBOX_ESTIMATE_BYTES each); one
+   * round at a time, the next check sees what it freed. Resolves when the round is done.
+   */
+  relieveMemory(): Promise<void> {
+    if (this.#relieving) return this.#relieving;
+    const available = this.#options.availableMemory();
+    const shortfall = this.#options.memoryReserveBytes - available;
+    if (shortfall <= 0 || this.#pool.idleCount === 0) return Promise.resolve();
+    const count = Math.max(1, Math.ceil(shortfall / IDLE_SANDBOX_ESTIMATE_BYTES));
+    this.#relieving = this.#pool
+      .evict(count, 'host memory low')
+      .then((evicted) => this.#log.memoryPressure(available, this.#options.memoryReserveBytes, evicted))
+      .catch((err: unknown) => this.#log.unexpected('relieving memory pressure', err))
+      .finally(() => (this.#relieving = null));
+    return this.#relieving;
   }
 
   /** Whether the user has a sandbox (warm or serving a run). */
@@ -158,19 +225,47 @@ export class SandboxEngine {
     return op;
   }
 
-  async #run(input: SandboxRunInput): Promise<SandboxOutcome> {
+  /**
+   * The user's warm sandbox (thawed), or a new one. A warm one that had an OOM kill reported
+   * after its run is replaced.
+   */
+  async #acquire(input: SandboxRunInput): Promise<{ s: SandboxHandle; warm: boolean; createMs: number }> {
     const t0 = now();
     let sandbox = await this.#pool.takeWarm(input.userId);
     if (sandbox && sandbox.oomEvents() > (this.#oomAtRest.get(sandbox) ?? 0)) {
-      // An OOM kill reported after its run had ended: replace the sandbox.
       sandbox.markUnhealthy('out of memory after its run');
       await this.#pool.giveBack(sandbox);
       sandbox = null;
     }
-    const warm = sandbox !== null;
-    sandbox ??= await this.#create(input.userId, input.runId);
-    const createMs = warm ? 0 : now() - t0;
-    const s = sandbox;
+    if (sandbox) return { s: sandbox, warm: true, createMs: 0 };
+    const s = await this.#create(input.userId, input.runId);
+    return { s, warm: false, createMs: now() - t0 };
+  }
+
+  /**
+   * One run, bounded as a whole: it answers by its timeoutMs plus the sandbox grace however the
+   * platform behaves (a stalled engine: 503), and at once when its client goes away (the user's
+   * turn is free; what the run held is put back or removed in the background, and the reaper is
+   * the last resort).
+   */
+  async #run(input: SandboxRunInput): Promise<SandboxOutcome> {
+    const hardDeadline = AbortSignal.timeout(
+      input.timeoutMs + (this.#options.graceMs ?? TIMEOUT_MARGINS.sandboxGraceMs),
+    );
+    const stop = AbortSignal.any([input.signal, hardDeadline]);
+    const ended = () =>
+      input.signal.aborted
+        ? new ClientGoneError('client disconnected')
+        : new DeadlineError('the container platform did not answer in time');
+
+    const acquiring = this.#acquire(input);
+    const got = await settleBy(acquiring, stop);
+    if (!got.settled) {
+      // Kept warm if it arrives healthy (nothing ran in it), else removed; off the answer's path.
+      void this.#track(acquiring.then((a) => this.#pool.giveBack(a.s)).catch(() => undefined));
+      throw ended();
+    }
+    const { s, warm, createMs } = got.value;
     try {
       const oomBefore = s.oomEvents();
       const request: AgentRequest = {
@@ -196,8 +291,9 @@ export class SandboxEngine {
       let saveMs = 0;
       if (x.ending === 'result' && x.result?.workspaceChanged !== false) {
         const tSave = now();
-        const bytes = await s.save(input.runId, input.signal);
+        const bytes = await s.save(input.runId, stop);
         saveMs = now() - tSave;
+        if (input.signal.aborted) throw new ClientGoneError('client disconnected');
         if (bytes > 0) this.#log.workspaceSaved(input.runId, s.id, bytes, Math.round(saveMs));
       }
       let exitCode: number | null = x.ending === 'result' ? 0 : KILLED;
@@ -212,8 +308,11 @@ export class SandboxEngine {
       if (x.protocolError) this.#log.agentOutputInvalid(input.runId, s.id, x.protocolError);
       const stderrTail = s.stderrTail();
       if (stderrTail) this.#log.agentStderr(input.runId, s.id, stderrTail);
-      // Kept warm (instant) or, if unhealthy or warm reuse is off, removed before answering.
-      await this.#pool.giveBack(s);
+      // Kept warm (instant) or, if unhealthy or warm reuse is off, removed before answering, unless
+      // the platform is too slow for the run's deadline (then the removal goes on without it).
+      const release = this.#pool.giveBack(s);
+      if (!(await settleBy(release, stop)).settled) void this.#track(release);
+      void this.relieveMemory();
       return {
         ...classify(this.#options, input.timeoutMs, x, oom, exitCode),
         containerId: s.id,
@@ -221,9 +320,11 @@ export class SandboxEngine {
         timings: { createMs, agentMs, saveMs },
       };
     } catch (err) {
-      s.markUnhealthy(err instanceof ClientGoneError ? 'client gone' : 'run failed in the runner');
-      await this.#pool.giveBack(s);
-      throw err;
+      const gone = err instanceof ClientGoneError || input.signal.aborted;
+      s.markUnhealthy(gone ? 'client gone' : 'run failed in the runner');
+      const removal = this.#pool.giveBack(s);
+      if (gone || !(await settleBy(removal, stop)).settled) void this.#track(removal);
+      throw gone ? new ClientGoneError('client disconnected') : err;
     }
   }
 
@@ -284,12 +385,16 @@ export class SandboxEngine {
       this.reap('periodic').catch((err: unknown) => this.#log.reaperFailed(err));
     }, reaperIntervalMs);
     this.#reaperTimer.unref();
+    this.#memoryTimer = setInterval(() => void this.relieveMemory(), MEMORY_CHECK_MS);
+    this.#memoryTimer.unref();
   }
 
   /** Stops background work (runs in flight go on). */
   stop(): void {
     if (this.#reaperTimer) clearInterval(this.#reaperTimer);
     this.#reaperTimer = null;
+    if (this.#memoryTimer) clearInterval(this.#memoryTimer);
+    this.#memoryTimer = null;
     this.#backend.stop();
   }
 

@@ -12,20 +12,35 @@ export interface PoolLimits {
    * running in it) alive for ever.
    */
   maxLifetimeMs: number;
+  /**
+   * An idle sandbox is frozen (every process stopped by the cgroup freezer) after this long, so
+   * background work its user left running uses no CPU between runs; thawed when its user's next
+   * run takes it. 0 freezes at once.
+   */
+  freezeAfterMs: number;
+}
+
+/** What the pool keeps about an idle sandbox. */
+interface Idle {
+  expiry: NodeJS.Timeout;
+  freezeTimer: NodeJS.Timeout | null;
+  /** The freeze call in flight or done: true once frozen, false if it failed. */
+  freezing: Promise<boolean> | null;
 }
 
 /**
- * Warm sandboxes (part of the engine, not used outside it): after a run, a user's sandbox stays alive (its agent blocked on stdin, no CPU)
- * for `idleTtlMs`, so that the next run of the same user skips container creation. Each sandbox
- * belongs to one user and is only ever handed to that user. Callers serialize per user (RunGate),
- * so a user has at most one sandbox, idle or busy.
+ * Warm sandboxes (part of the engine, not used outside it): after a run, a user's sandbox stays
+ * alive (its agent blocked on stdin) for `idleTtlMs`, so that the next run of the same user skips
+ * container creation; after `freezeAfterMs` idle it is frozen, so nothing in it runs until that
+ * next run. Each sandbox belongs to one user and is only ever handed to that user. Callers
+ * serialize per user (RunGate), so a user has at most one sandbox, idle or busy.
  */
 export class SandboxPool {
   readonly #limits: PoolLimits;
   readonly #log: Logger;
   readonly #idle = new Map<string, Sandbox>(); // insertion order = least recently used first
   readonly #busy = new Map<string, Sandbox>();
-  readonly #timers = new Map<Sandbox, NodeJS.Timeout>();
+  readonly #state = new Map<Sandbox, Idle>();
   /** When each sandbox was adopted (created). */
   readonly #bornAtMs = new WeakMap<Sandbox, number>();
 
@@ -39,17 +54,29 @@ export class SandboxPool {
     return this.#limits.idleTtlMs > 0 && this.#limits.maxWarm > 0;
   }
 
-  /** The user's warm sandbox if it is healthy, else null (a broken one is removed). */
+  /**
+   * The user's warm sandbox, thawed, if it is healthy, else null (a broken one, or one that does
+   * not thaw, is removed).
+   */
   async takeWarm(userId: string): Promise<Sandbox | null> {
     const s = this.#idle.get(userId);
     if (!s) return null;
     this.#idle.delete(userId);
-    this.#clearTimer(s);
+    const freezing = this.#forget(s);
+    // Busy from here: the reaper leaves it alone while it thaws.
+    this.#busy.set(userId, s);
+    if (freezing && (await freezing)) {
+      try {
+        await s.thaw();
+      } catch {
+        s.markUnhealthy('did not thaw');
+      }
+    }
     if (!s.isHealthy()) {
-      await this.#retire(s, 'unhealthy');
+      this.#busy.delete(userId);
+      await this.#retire(s, s.unhealthyReason() ?? 'unhealthy');
       return null;
     }
-    this.#busy.set(userId, s);
     return s;
   }
 
@@ -77,20 +104,60 @@ export class SandboxPool {
     }
     this.#idle.delete(s.userId);
     this.#idle.set(s.userId, s);
-    this.#timers.set(s, setTimeout(() => void this.#expire(s), this.#limits.idleTtlMs).unref());
+    const idle: Idle = {
+      expiry: setTimeout(() => void this.#expire(s), this.#limits.idleTtlMs).unref(),
+      freezeTimer: null,
+      freezing: null,
+    };
+    this.#state.set(s, idle);
+    if (this.#limits.freezeAfterMs === 0) this.#freeze(s, idle);
+    else idle.freezeTimer = setTimeout(() => this.#freeze(s, idle), this.#limits.freezeAfterMs).unref();
     // Evict the least recently used beyond the cap, without making this run wait for it.
-    while (this.#idle.size > this.#limits.maxWarm) {
-      const [oldestUser, oldest] = this.#idle.entries().next().value as [string, Sandbox];
-      this.#idle.delete(oldestUser);
-      this.#clearTimer(oldest);
-      void this.#retire(oldest, 'evicted');
-    }
+    while (this.#idle.size > this.#limits.maxWarm) void this.#evictOldest('evicted');
+  }
+
+  #freeze(s: Sandbox, idle: Idle): void {
+    idle.freezeTimer = null;
+    if (this.#state.get(s) !== idle) return;
+    idle.freezing = s.freeze().then(
+      () => true,
+      () => {
+        // Not frozen, state unknown: it is not kept.
+        s.markUnhealthy('did not freeze');
+        if (this.#idle.get(s.userId) === s) {
+          this.#idle.delete(s.userId);
+          this.#forget(s);
+          void this.#retire(s, 'did not freeze');
+        }
+        return false;
+      },
+    );
+  }
+
+  /** Removes the least recently used idle sandbox; false when there is none. */
+  #evictOldest(reason: string): Promise<boolean> {
+    const first = this.#idle.entries().next();
+    if (first.done) return Promise.resolve(false);
+    const [user, oldest] = first.value;
+    this.#idle.delete(user);
+    this.#forget(oldest);
+    return this.#retire(oldest, reason).then(() => true);
+  }
+
+  /**
+   * Removes up to `count` idle sandboxes, least recently used first (memory pressure on the
+   * host); resolves with how many once they are gone.
+   */
+  async evict(count: number, reason: string): Promise<number> {
+    const removals: Promise<boolean>[] = [];
+    for (let i = 0; i < count && this.#idle.size > 0; i++) removals.push(this.#evictOldest(reason));
+    return (await Promise.all(removals)).filter(Boolean).length;
   }
 
   async #expire(s: Sandbox): Promise<void> {
     if (this.#idle.get(s.userId) !== s) return;
     this.#idle.delete(s.userId);
-    this.#timers.delete(s);
+    this.#forget(s);
     await this.#retire(s, 'idle expiry');
   }
 
@@ -99,7 +166,7 @@ export class SandboxPool {
     const s = this.#idle.get(userId);
     if (!s) return;
     this.#idle.delete(userId);
-    this.#clearTimer(s);
+    this.#forget(s);
     await this.#retire(s, reason);
   }
 
@@ -116,6 +183,13 @@ export class SandboxPool {
     return this.#idle.size;
   }
 
+  /** Idle sandboxes frozen now (or being frozen). */
+  get frozenCount(): number {
+    let n = 0;
+    for (const idle of this.#state.values()) if (idle.freezing) n++;
+    return n;
+  }
+
   /** Sandboxes serving a run now. */
   get busyCount(): number {
     return this.#busy.size;
@@ -125,14 +199,18 @@ export class SandboxPool {
   async drain(): Promise<void> {
     const all = [...this.#idle.values()];
     this.#idle.clear();
-    for (const s of all) this.#clearTimer(s);
+    for (const s of all) this.#forget(s);
     await Promise.all(all.map((s) => this.#retire(s, 'shutdown')));
   }
 
-  #clearTimer(s: Sandbox): void {
-    const t = this.#timers.get(s);
-    if (t) clearTimeout(t);
-    this.#timers.delete(s);
+  /** Stops the idle timers of `s`; returns its freeze in flight or done, if any. */
+  #forget(s: Sandbox): Promise<boolean> | null {
+    const idle = this.#state.get(s);
+    if (!idle) return null;
+    clearTimeout(idle.expiry);
+    if (idle.freezeTimer) clearTimeout(idle.freezeTimer);
+    this.#state.delete(s);
+    return idle.freezing;
   }
 
   async #retire(s: Sandbox, reason: string): Promise<void> {

@@ -98,6 +98,12 @@ export class InMemorySandbox implements SandboxHandle {
   readonly requests: AgentRequest[] = [];
   destroyed = false;
   saves = 0;
+  /** Paused (the cgroup freezer): an exchange while frozen is a bug the tests catch. */
+  frozen = false;
+  freezes = 0;
+  /** When set, freeze or thaw fails with it (a platform that does not answer). */
+  freezeError: Error | null = null;
+  thawError: Error | null = null;
   #session: AgentSession;
   #oomEvents = 0;
   #oomKilled = false;
@@ -170,7 +176,19 @@ export class InMemorySandbox implements SandboxHandle {
     this.#session.markUnhealthy(reason);
   }
   exchange(request: AgentRequest, opts: ExchangeOptions): Promise<Exchange> {
+    if (this.frozen) throw new Error('exchange with a frozen sandbox');
     return this.#session.exchange(request, opts);
+  }
+  async freeze(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    if (this.freezeError) throw this.freezeError;
+    this.frozen = true;
+    this.freezes++;
+  }
+  async thaw(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    if (this.thawError) throw this.thawError;
+    this.frozen = false;
   }
   async save(): Promise<number> {
     this.saves++;
