@@ -176,17 +176,21 @@ export class DockerSandbox implements SandboxHandle {
           Env: ['PATH=/usr/bin:/bin'],
         }),
         'creating the save exec',
+        undefined,
+        deadline,
       );
       const stream = (await this.#call(
         exec.start({ hijack: true, stdin: false }),
         'starting the save exec',
+        undefined,
+        deadline,
       )) as Duplex;
       const snapshot = await this.#readSnapshot(stream, cap, deadline);
       if (snapshot === 'too big') {
         this.#log.workspaceSaveFailed(runId, this.id, `snapshot larger than ${cap} bytes`);
         return 0;
       }
-      const info = await this.#call(exec.inspect(), 'inspecting the save exec');
+      const info = await this.#call(exec.inspect(), 'inspecting the save exec', undefined, deadline);
       // GNU tar exits 1 when a file changed while being read: the snapshot is still usable.
       if (info.ExitCode !== 0 && info.ExitCode !== 1) {
         this.#log.workspaceSaveFailed(runId, this.id, `tar exited with ${info.ExitCode}`);
@@ -207,6 +211,7 @@ export class DockerSandbox implements SandboxHandle {
         }),
         'writing the workspace snapshot',
         Math.max(1, SAVE_TIMEOUT_MS - (Date.now() - startedAtMs)),
+        deadline,
       );
       // Changes made while tar was reading are newer than this, so the next save takes them.
       this.#savedAtMs = startedAtMs;
