@@ -142,6 +142,54 @@ async function stackBench(): Promise<LatencyRow[]> {
   }
 }
 
+/** Cold and warm latency and idle memory under another runtime (its own runner). */
+async function runtimeBench(runtime: string): Promise<{ latency: LatencyRow[]; idleMiB: number }> {
+  const r = await startRunner({ SANDBOX_RUNTIME: runtime, WARM_IDLE_TTL_MS: '600000' });
+  try {
+    await mustRun(r, uniqueId('warmup'));
+    const cold: number[] = [];
+    for (let i = 0; i < Math.ceil(N / 2); i++)
+      cold.push((await timed(() => mustRun(r, uniqueId('cold'))))[0]);
+    const user = uniqueId('warm');
+    await mustRun(r, user);
+    const warm: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const [ms, body] = await timed(() => mustRun(r, user));
+      if (!body.warm) throw new Error('expected a warm run');
+      warm.push(ms);
+    }
+    const idleMiB = await idleMemoryMiB(r, user);
+    return {
+      latency: [
+        { name: `runner API, warm, same user, ${runtime}`, summary: summarize(warm) },
+        { name: `runner API, cold, new user, ${runtime}`, summary: summarize(cold) },
+      ],
+      idleMiB,
+    };
+  } finally {
+    await r.stop();
+    await removeLeftovers(r.runnerId);
+  }
+}
+
+/**
+ * Issue 9's target: 50 active users at concurrency 16 on the runner's defaults (host-sized
+ * concurrency and warm cap; SANDBOX_RUNTIME=auto, so runsc where the engine has it).
+ */
+async function defaultsRow(runtime: string): Promise<ThroughputRow> {
+  const r = await startRunner({ SANDBOX_RUNTIME: runtime });
+  try {
+    const users = Array.from({ length: USERS }, () => uniqueId('dflt'));
+    for (let i = 0; i < users.length; i += 4)
+      await Promise.all(users.slice(i, i + 4).map((u) => mustRun(r, u)));
+    const row = await sweep(r, users, 16, SWEEP_REQUESTS);
+    return { ...row, setup: `defaults, SANDBOX_RUNTIME=${runtime}` };
+  } finally {
+    await r.stop();
+    await removeLeftovers(r.runnerId);
+  }
+}
+
 async function main(): Promise<void> {
   const runner = await startRunner({
     ...(process.env.RUNNER_BENCH_PORT
@@ -189,10 +237,18 @@ async function main(): Promise<void> {
     for (const n of USER_SWEEP) byUsers.push(await sweep(runner, users.slice(0, n), 16, SWEEP_REQUESTS));
 
     const stack = await stackBench();
+    const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+    const hasRunsc = 'runsc' in (info.Runtimes ?? {});
+    console.log(
+      `[bench] the defaults: 50 users at concurrency 16 (auto${hasRunsc ? ', runsc' : ''}; then runc)`,
+    );
+    const defaults = [await defaultsRow('auto'), ...(hasRunsc ? [await defaultsRow('runc')] : [])];
+    const gvisor = hasRunsc ? await runtimeBench('runsc') : null;
     const latency: LatencyRow[] = [
       { name: 'runner API, warm, same user', summary: summarize(warm) },
       ...stack,
       { name: 'runner API, cold, new user', summary: summarize(cold) },
+      ...(gvisor?.latency ?? []),
       { name: 'old system, docker run --rm', summary: summarize(old) },
     ];
     const result = {
@@ -204,7 +260,9 @@ async function main(): Promise<void> {
       coldCreateMsP50: summarize(coldCreate).p50,
       throughput,
       throughputByUsersAtConcurrency16: byUsers,
+      throughputOnDefaults: defaults,
       idleWarmSandboxMemoryMiB: memoryMiB,
+      idleWarmSandboxMemoryMiBRunsc: gvisor?.idleMiB ?? null,
       ratios: {
         oldP50OverWarmP50: Math.round((summarize(old).p50 / summarize(warm).p50) * 10) / 10,
         oldP50OverColdP50: Math.round((summarize(old).p50 / summarize(cold).p50) * 10) / 10,
@@ -212,12 +270,14 @@ async function main(): Promise<void> {
     };
     mkdirSync('bench-results', { recursive: true });
     writeFileSync('bench-results/results.json', JSON.stringify(result, null, 2) + '\n');
-    const md = renderMarkdown(latency, [...throughput, ...byUsers]);
+    const md = renderMarkdown(latency, [...throughput, ...byUsers, ...defaults]);
     writeFileSync('bench-results/results.md', md);
     const title = `Agent platform benchmark, ${result.date.slice(0, 10)}, ${result.machine.cpus} cores / ${result.machine.memoryGiB} GiB`;
     writeFileSync('runner/bench/benchmark.svg', renderSvg(title, latency, throughput));
     console.log(`\n${title}\n\n${md}`);
-    console.log(`idle warm sandbox memory: ${memoryMiB} MiB; cold create p50 ${result.coldCreateMsP50} ms`);
+    console.log(
+      `idle warm sandbox memory: ${memoryMiB} MiB (runsc: ${gvisor?.idleMiB ?? 'n/a'}); cold create p50 ${result.coldCreateMsP50} ms`,
+    );
     console.log(
       `old p50 / warm p50 = ${result.ratios.oldP50OverWarmP50}x; old p50 / cold p50 = ${result.ratios.oldP50OverColdP50}x`,
     );

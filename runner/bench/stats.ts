@@ -29,6 +29,8 @@ export interface LatencyRow {
 }
 
 export interface ThroughputRow {
+  /** The runner's settings when they differ from the sweep's (e.g. "defaults, runsc"). */
+  setup?: string;
   concurrency: number;
   users: number;
   requests: number;
@@ -133,12 +135,12 @@ export function renderMarkdown(latency: LatencyRow[], throughput: ThroughputRow[
   }
   lines.push(
     '',
-    '| concurrency | users | requests | runs/s | p50 ms | p95 ms | errors |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| setup | concurrency | users | requests | runs/s | p50 ms | p95 ms | errors |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const t of throughput) {
     lines.push(
-      `| ${t.concurrency} | ${t.users} | ${t.requests} | ${t.runsPerSecond} | ${t.p50} | ${t.p95} | ${t.errors} |`,
+      `| ${t.setup ?? 'sweep'} | ${t.concurrency} | ${t.users} | ${t.requests} | ${t.runsPerSecond} | ${t.p50} | ${t.p95} | ${t.errors} |`,
     );
   }
   return lines.join('\n') + '\n';

@@ -65,6 +65,9 @@ export class Logger {
   reaped(containerIds: string[], reason: 'startup' | 'periodic' | 'shutdown'): void {
     if (containerIds.length > 0) this.#emit('INFO', 'reaped orphaned sandboxes', { containerIds, reason });
   }
+  oomWatchSubscribed(): void {
+    this.#emit('DEBUG', 'watching Docker oom events');
+  }
   oomWatchFailed(err: unknown): void {
     this.#emit('WARNING', 'cannot watch Docker oom events; retrying', { error: describe(err) });
   }

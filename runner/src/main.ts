@@ -72,9 +72,9 @@ async function main(): Promise<void> {
     // The engine may come up later; /readyz reports it meanwhile.
     log.reaperFailed(err);
   }
+  await engine.start(config.reaperIntervalMs);
   // The first readiness check resolves SANDBOX_RUNTIME=auto and logs the runtime chosen.
   await engine.ready();
-  engine.start(config.reaperIntervalMs);
   const app = createApp({ config, auth: createAuthenticator(config), runs, engine, log, metrics });
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();

@@ -103,8 +103,8 @@ export interface SandboxBackend {
   removeSandbox(id: string): Promise<boolean>;
   /** Deletes the user's persistent workspace; false when there was none. */
   removeWorkspace(userId: string): Promise<boolean>;
-  /** Starts background work (e.g. watching OOM events). */
-  start(): void;
+  /** Starts background work (e.g. watching OOM events); resolves after its first attempt. */
+  start(): Promise<void>;
   /** Stops background work. */
   stop(): void;
 }

@@ -48,8 +48,8 @@ export class DockerBackend implements SandboxBackend {
     this.#oom = new OomWatch(docker, config.runnerId, log, this.#call);
   }
 
-  start(): void {
-    void this.#oom.start();
+  start(): Promise<void> {
+    return this.#oom.start();
   }
 
   stop(): void {
@@ -126,6 +126,9 @@ export class DockerBackend implements SandboxBackend {
     } catch {
       return notReady('the Docker engine did not answer');
     }
+    // Without the event stream an OOM kill would go unreported (an engine that restarted closes it;
+    // the watch reconnects at once, and until then the runner takes no run).
+    if (!this.#oom.watching) return notReady("not yet watching the Docker engine's oom events");
     const runtime = resolveRuntime(requested, Object.keys(runtimes));
     if (!(runtime in runtimes)) {
       return notReady(

@@ -378,15 +378,19 @@ export class SandboxEngine {
     return removed;
   }
 
-  /** Starts background work: the platform's watchers and the periodic reaper. */
-  start(reaperIntervalMs: number): void {
-    this.#backend.start();
+  /**
+   * Starts background work: the platform's watchers and the periodic reaper. Resolves once the
+   * watchers made their first attempt (readiness needs them).
+   */
+  start(reaperIntervalMs: number): Promise<void> {
+    const started = this.#backend.start();
     this.#reaperTimer = setInterval(() => {
       this.reap('periodic').catch((err: unknown) => this.#log.reaperFailed(err));
     }, reaperIntervalMs);
     this.#reaperTimer.unref();
     this.#memoryTimer = setInterval(() => void this.relieveMemory(), MEMORY_CHECK_MS);
     this.#memoryTimer.unref();
+    return started;
   }
 
   /** Stops background work (runs in flight go on). */

@@ -33,7 +33,12 @@ export class OomWatch {
     this.#call = call;
   }
 
-  /** Subscribes (and re-subscribes after errors) until stop(). */
+  /** Whether the event stream is connected now. */
+  get watching(): boolean {
+    return this.#stream !== null;
+  }
+
+  /** Subscribes (and re-subscribes after errors) until stop(); resolves after the first attempt. */
   start(): Promise<void> {
     this.#ready ??= this.#subscribe();
     return this.#ready;
@@ -49,6 +54,8 @@ export class OomWatch {
         'subscribing to Docker events',
       );
       this.#stream = stream;
+      const subscribedAt = performance.now();
+      this.#log.oomWatchSubscribed();
       const lines = new LineSplitter(EVENT_LINE_MAX_CHARS);
       stream.on('data', (chunk: Buffer) => {
         for (const line of lines.push(chunk.toString('utf8'))) if (line !== null) this.#record(line);
@@ -56,10 +63,18 @@ export class OomWatch {
       const again = () => {
         if (this.#stream !== stream) return;
         this.#stream = null;
-        if (!this.#stopped) setTimeout(() => void this.#subscribe(), RESUBSCRIBE_DELAY_MS).unref();
+        // At once after a stream that lived a while (an engine that restarted is usually back by
+        // then, and a failed attempt retries after the delay); after a short-lived one, wait, so
+        // an engine that keeps closing the stream is not called in a loop.
+        const lived = performance.now() - subscribedAt;
+        const delay = lived > RESUBSCRIBE_DELAY_MS ? 0 : RESUBSCRIBE_DELAY_MS;
+        if (!this.#stopped) setTimeout(() => void this.#subscribe(), delay).unref();
       };
+      // An engine that dies closes the connection: the response may only emit 'close' (no 'end'
+      // and no 'error'), which left the watch deaf after an engine restart (engine-restart.test.ts).
       stream.on('end', again);
       stream.on('error', again);
+      stream.on('close', again);
     } catch (err) {
       this.#log.oomWatchFailed(err);
       if (!this.#stopped) setTimeout(() => void this.#subscribe(), RESUBSCRIBE_DELAY_MS).unref();

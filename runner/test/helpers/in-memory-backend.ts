@@ -81,7 +81,7 @@ export class InMemoryBackend implements SandboxBackend {
     return this.workspaces.delete(userId);
   }
 
-  start(): void {
+  async start(): Promise<void> {
     this.started = true;
   }
 
