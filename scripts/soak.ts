@@ -49,11 +49,15 @@ export interface SoakReport {
 
 const HOG = 'x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))';
 
-/** The j-th message of a user: a mix of text, code, a timeout, an OOM and an output flood. */
-export function soakMessage(j: number): string {
-  if (j % 20 === 3) return '```sh\nsleep 600\n```';
-  if (j % 20 === 7) return '```python\n' + HOG + '\n```';
-  if (j % 20 === 11) return '```sh\nyes flood | head -c 20000000\n```';
+/**
+ * The j-th message of the i-th user: text and code, and one in twenty a run past the run cap, a
+ * memory hog or an output flood (spread over users, so short soaks have each of them too).
+ */
+export function soakMessage(i: number, j: number): string {
+  const k = (i * 5 + j) % 20;
+  if (k === 3) return '```sh\nsleep 600\n```';
+  if (k === 7) return '```python\n' + HOG + '\n```';
+  if (k === 11) return '```sh\nyes flood | head -c 20000000\n```';
   if (j % 2 === 0) return `hello ${j}`;
   return `file ${j}\n\`\`\`sh\necho ${j} > f${j}.txt; ls | wc -l\n\`\`\``;
 }
@@ -107,7 +111,11 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
     const queue = [...users];
     const t0 = performance.now();
 
+    const index = new Map(users.map((u, i) => [u.uid, i]));
     const sendOne = async (u: TestUser): Promise<void> => {
+      // The messages in flight when the runner dies fail; new ones wait until it is back (a
+      // client would back off), so the second half of the soak still exercises the runner.
+      if (killing) await killing;
       const j = sent.get(u.uid)!;
       sent.set(u.uid, j + 1);
       report.messagesSent++;
@@ -115,7 +123,7 @@ export async function soak(o: SoakOptions): Promise<SoakReport> {
       const t = performance.now();
       const res = await rest('POST', '/api/conversation', {
         token: u.idToken,
-        body: { message: soakMessage(j), ...(cid ? { conversationId: cid } : {}) },
+        body: { message: soakMessage(index.get(u.uid)!, j), ...(cid ? { conversationId: cid } : {}) },
       });
       latencies.push(performance.now() - t);
       if (res.status === 200) {

@@ -7,7 +7,7 @@ import { AGENT_IMAGE, docker as hostDocker } from './runner-process.ts';
 
 /**
  * A Docker engine of the test's own: a second real dockerd (its own data root, exec root,
- * containerd and socket, no bridge network, the host engine's runtimes) that a test may stop,
+ * containerd, socket and network namespace, the host engine's runtimes) that a test may stop,
  * kill and restart without touching the machine's engine. It starts with the agent image loaded
  * from the machine's engine. stop() ends it by PID and removes its directory.
  */
@@ -63,9 +63,15 @@ export class PrivateEngine {
 
   async #launch(): Promise<void> {
     const d = this.dir;
+    // In a network namespace of its own: started with --bridge=none, dockerd deletes the host's
+    // docker0 (the machine's engine then cannot build images: "could not find bridge docker0").
+    // Sandboxes use no network, so the private engine needs none of the host's.
     const child = spawn(
-      'dockerd',
+      'unshare',
       [
+        '--net',
+        '--',
+        'dockerd',
         `--host=unix://${this.socketPath}`,
         `--data-root=${join(d, 'data')}`,
         `--exec-root=${join(d, 'exec')}`,
