@@ -63,6 +63,8 @@ export const messageDocSchema = z.object({
   createdAt: maybeTimestamp,
   /** Why a user message failed: the error code its sender got. */
   error: z.enum(FUNCTIONS_ERROR_CODES).optional(),
+  /** A pending user message: past this its function is gone, and it counts as failed. */
+  leaseExpiresAt: maybeTimestamp.optional(),
 });
 export type MessageDoc = z.infer<typeof messageDocSchema>;
 
@@ -88,5 +90,7 @@ export const requestDocSchema = z.object({
   createdAt: maybeTimestamp,
   result: sendResultSchema.optional(),
   errorCode: z.enum(FUNCTIONS_ERROR_CODES).optional(),
+  /** While pending: past this, a retry with the same requestId runs again (once). */
+  leaseExpiresAt: maybeTimestamp.optional(),
 });
 export type RequestDoc = z.infer<typeof requestDocSchema>;

@@ -35,6 +35,32 @@ export const RUN_CAP_MIN_MS = 1_000;
 export const RUN_TIMEOUT_MAX_MS = 600_000;
 /** Timeout of every callable and of the REST function, in seconds (fixed at deploy). */
 export const FUNCTION_TIMEOUT_S = 120;
+/**
+ * Deadline of each Firestore step of a call (a transaction, a batch, a query): a database that
+ * does not answer makes the call `unavailable` instead of holding it to the function's timeout.
+ * Three steps of sendMessage fit in firestoreMarginMs.
+ */
+export const FIRESTORE_CALL_TIMEOUT_MS = 5_000;
+/**
+ * How long a pending message (and its request record) belongs to the function that stored it:
+ * until that function would have timed out, plus a margin. Past it, the message reads as failed,
+ * a retry with the same requestId runs again, and the sweep marks it failed.
+ */
+export const PENDING_LEASE_MS = FUNCTION_TIMEOUT_S * 1000 + 10_000;
+/** How often the scheduled sweep marks expired pending messages failed. */
+export const PENDING_SWEEP_SCHEDULE = 'every 5 minutes';
+
+/**
+ * Whether a stored message (or request) is pending past its lease: its function died (or timed
+ * out) between storing it and storing the outcome. Then it counts as failed.
+ */
+export function leaseExpired(
+  state: string,
+  leaseExpiresAt: { toMillis(): number } | null | undefined,
+  nowMs: number,
+): boolean {
+  return state === 'pending' && leaseExpiresAt != null && leaseExpiresAt.toMillis() <= nowMs;
+}
 
 export interface TimeoutBudget {
   runMs: number;

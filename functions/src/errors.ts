@@ -70,6 +70,17 @@ export class RunnerTimeoutError extends DomainError {
   }
 }
 
+/** Firestore did not answer within FIRESTORE_CALL_TIMEOUT_MS (or refused for a transient reason). */
+export class DatabaseUnavailableError extends DomainError {
+  override name = 'DatabaseUnavailableError';
+  readonly code = 'unavailable';
+  readonly detail: string;
+  constructor(detail: string) {
+    super('the database is unavailable; try again shortly');
+    this.detail = detail;
+  }
+}
+
 /** A retry of a request that is still being processed. */
 export class RequestInProgressError extends DomainError {
   override name = 'RequestInProgressError';

@@ -11,3 +11,4 @@ export {
 } from './http/callables.ts';
 export { api } from './http/api.ts';
 export { onUserDeleted } from './users/on-user-deleted.ts';
+export { sweepPendingMessages } from './scheduled/sweep-pending.ts';

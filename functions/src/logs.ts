@@ -111,6 +111,14 @@ export class Logger {
       problem,
     });
   }
+  /** A pending message whose function died (lease expired) was marked failed by the sweep. */
+  leaseExpired(uid: string, conversationId: string, messageId: string): void {
+    this.#sink.write('WARNING', 'pending message expired', {
+      user: userHash(uid),
+      conversationId,
+      messageId,
+    });
+  }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */
   conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
     this.#sink.write('INFO', 'conversation deleted while a message was in flight', {

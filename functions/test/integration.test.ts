@@ -3,8 +3,19 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
-import { SANDBOX_OPS_PER_MINUTE, type SendResult } from '@agent-platform/contract';
+import {
+  FIRESTORE_CALL_TIMEOUT_MS,
+  PENDING_LEASE_MS,
+  SANDBOX_OPS_PER_MINUTE,
+  type SendResult,
+} from '@agent-platform/contract';
 import { adminAuth, adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { pidsMatching } from './helpers/processes.ts';
+import { randomBytes } from 'node:crypto';
+import { Timestamp } from 'firebase-admin/firestore';
+import { ConversationService } from '../src/conversations/conversation-service.ts';
+import { RunnerClient } from '../src/runner/runner-client.ts';
+import { Logger } from '../src/logs.ts';
 import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
 
 /**
@@ -31,6 +42,22 @@ async function startTestRunner(): Promise<RunnerProcess> {
     MAX_QUEUED_PER_USER: '4',
     WARM_IDLE_TTL_MS: '0',
   });
+}
+
+async function sandboxCountOf(uid: string): Promise<number> {
+  const list = await docker.listContainers({
+    all: true,
+    filters: { label: [`dev.agent-platform.runner-id=${RUNNER_ID}`, `dev.agent-platform.owner=${uid}`] },
+  });
+  return list.length;
+}
+
+async function waitForSandboxOf(uid: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while ((await sandboxCountOf(uid)) === 0) {
+    assert.ok(Date.now() < deadline, 'no sandbox appeared');
+    await sleep(50);
+  }
 }
 
 async function sandboxCount(): Promise<number> {
@@ -608,6 +635,163 @@ describe('limits and failures', () => {
     } finally {
       await u.close();
     }
+  });
+
+  test('a function instance killed mid-run: its message is pending with a lease; past it, it reads as failed and a retry with its requestId runs it again, once', async () => {
+    const u = await user();
+    const requestId = randomBytes(16).toString('hex');
+    const message = '```sh\nsleep 4; echo finished\n```';
+    const t0 = Date.now();
+    const killed = send(u, { message, requestId }).then(
+      () => 'answered',
+      () => 'failed',
+    );
+    await waitForSandboxOf(u.uid);
+    // The Functions emulator runs each invocation in a worker process: kill the busy ones.
+    const workers = pidsMatching(/functionsEmulatorRuntime/);
+    assert.ok(workers.length > 0, 'found the emulator workers');
+    for (const pid of workers) process.kill(pid, 'SIGKILL');
+    assert.equal(await killed, 'failed', 'the caller gets an error, not a reply');
+
+    const [conv] = (await adminDb().collection(`users/${u.uid}/conversations`).get()).docs;
+    assert.ok(conv);
+    const msgs = await conv.ref.collection('messages').get();
+    assert.equal(msgs.size, 1);
+    const msg = msgs.docs[0]!;
+    assert.equal(msg.get('status'), 'pending', 'nobody stored an outcome');
+    const lease = (msg.get('leaseExpiresAt') as Timestamp).toMillis();
+    assert.ok(
+      lease >= t0 + PENDING_LEASE_MS - 5_000 && lease <= Date.now() + PENDING_LEASE_MS,
+      'leased for the function timeout',
+    );
+    const requestRef = adminDb().doc(`users/${u.uid}/requests/${requestId}`);
+    assert.equal((await requestRef.get()).get('state'), 'pending');
+    // While the lease runs, a retry is "in progress".
+    await rejectsWith(send(u, { message, requestId, conversationId: conv.id }), 'aborted');
+
+    // The clock passes the lease (rather than waiting 130 s): written as the sweep would see it.
+    const past = Timestamp.fromMillis(Date.now() - 1_000);
+    await msg.ref.update({ leaseExpiresAt: past });
+    await requestRef.update({ leaseExpiresAt: past });
+    const read = await u.call<unknown, { messages: Array<{ id: string; status: string }> }>(
+      'getConversation',
+    )({
+      conversationId: conv.id,
+    });
+    assert.deepEqual(
+      read.data.messages.map((m) => [m.id, m.status]),
+      [[msg.id, 'failed']],
+      'past its lease it reads as failed',
+    );
+    // Two retries at once: one runs it again (in the same message), the other is "in progress".
+    const retries = await Promise.allSettled([
+      send(u, { message, requestId, conversationId: conv.id }),
+      send(u, { message, requestId, conversationId: conv.id }),
+    ]);
+    const answered = retries.filter((r) => r.status === 'fulfilled');
+    assert.equal(answered.length, 1, JSON.stringify(retries.map((r) => r.status)));
+    assert.equal((answered[0] as PromiseFulfilledResult<SendResult>).value.status, 'ok');
+    const after = (await conv.ref.collection('messages').orderBy('seq').get()).docs;
+    assert.deepEqual(
+      after.map((d) => [d.get('role'), d.get('status')]),
+      [
+        ['user', 'done'],
+        ['agent', 'ok'],
+      ],
+      'one message, one reply',
+    );
+    assert.equal((await requestRef.get()).get('state'), 'done');
+    // And a third retry replays the stored result.
+    const replayed = await send(u, { message, requestId, conversationId: conv.id });
+    assert.equal(replayed.messageId, after[1]!.id);
+  });
+
+  test('the scheduled sweep marks expired pending messages and their requests failed, and nothing else', async () => {
+    const u = await user();
+    const db = adminDb();
+    const conv = db.collection(`users/${u.uid}/conversations`).doc();
+    await conv.set({
+      title: 't',
+      createdAt: null,
+      updatedAt: null,
+      messageCount: 2,
+      nextSeq: 4,
+      lastMessagePreview: '',
+    });
+    const base = { role: 'user', text: 'hi', component: null, runId: null, createdAt: null };
+    const expired = conv.collection('messages').doc();
+    const live = conv.collection('messages').doc();
+    await expired.set({
+      ...base,
+      seq: 0,
+      status: 'pending',
+      requestId: 'req-expired-1',
+      leaseExpiresAt: Timestamp.fromMillis(Date.now() - 1_000),
+    });
+    await live.set({
+      ...base,
+      seq: 2,
+      status: 'pending',
+      requestId: null,
+      leaseExpiresAt: Timestamp.fromMillis(Date.now() + 60_000),
+    });
+    const request = db.doc(`users/${u.uid}/requests/req-expired-1`);
+    await request.set({
+      state: 'pending',
+      conversationId: conv.id,
+      userMessageId: expired.id,
+      messageSha256: 'a'.repeat(64),
+      askedConversationId: null,
+      createdAt: null,
+      leaseExpiresAt: Timestamp.fromMillis(Date.now() - 1_000),
+    });
+    const service = new ConversationService(
+      db,
+      new RunnerClient({
+        location: () => Promise.reject(new Error('the sweep does not call the runner')),
+        timeoutMs: 1_000,
+      }),
+      { messagesPerMinute: 5, runTimeoutMs: 30_000 },
+      new Logger(),
+    );
+    const swept = await service.sweepExpiredLeases(Date.now());
+    assert.ok(swept >= 1);
+    assert.deepEqual(
+      [(await expired.get()).get('status'), (await expired.get()).get('error')],
+      ['failed', 'deadline-exceeded'],
+    );
+    assert.equal((await live.get()).get('status'), 'pending', 'a live lease is left alone');
+    assert.equal((await request.get()).get('state'), 'failed');
+    assert.equal(await service.sweepExpiredLeases(Date.now()), 0, 'a second sweep finds nothing');
+  });
+
+  test('the Firestore emulator stopped: callables answer unavailable within the database deadline, nothing is half-written', async () => {
+    const u = await user();
+    const firestore = pidsMatching(/firestore-emulator/);
+    assert.ok(firestore.length > 0, 'found the Firestore emulator');
+    const t0 = Date.now();
+    for (const pid of firestore) process.kill(pid, 'SIGSTOP');
+    let outcome: unknown;
+    try {
+      outcome = await rejectsWith(send(u, { message: 'is anyone there?' }), 'unavailable');
+      await rejectsWith(u.call('listConversations')({}), 'unavailable');
+    } finally {
+      for (const pid of firestore) process.kill(pid, 'SIGCONT');
+    }
+    assert.ok(outcome);
+    assert.ok(Date.now() - t0 < 2 * FIRESTORE_CALL_TIMEOUT_MS + 5_000, `answered in ${Date.now() - t0} ms`);
+    assert.equal(await sandboxCountOf(u.uid), 0, 'the runner was never called');
+    // The held transaction may land now: then whole (conversation and its pending, leased
+    // message), never a conversation without its message.
+    await sleep(1_000);
+    const convs = await adminDb().collection(`users/${u.uid}/conversations`).get();
+    for (const c of convs.docs) {
+      const msgs = await c.ref.collection('messages').get();
+      assert.equal(msgs.size, 1);
+      assert.ok(msgs.docs[0]!.get('leaseExpiresAt'), 'a pending message always has its lease');
+    }
+    const next = await send(u, { message: 'and now?' });
+    assert.equal(next.status, 'ok');
   });
 
   test('the runner stopped mid-way: a clear error and no pending message', async () => {

@@ -77,6 +77,8 @@ export interface Message {
   requestId: string | null;
   /** Why a user message failed (a callable error code), when it did. */
   error: string | null;
+  /** A pending user message: when its function's lease ends (then it was not answered). */
+  leaseExpiresAtMs: number | null;
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -100,7 +102,16 @@ export function toMessage(id: string, d: DocumentData): Message {
     component: d.component ?? null,
     requestId: str(d.requestId) || null,
     error: str(d.error) || null,
+    leaseExpiresAtMs: d.leaseExpiresAt instanceof Timestamp ? d.leaseExpiresAt.toMillis() : null,
   };
+}
+
+/** A pending message whose function is gone (its lease ended): it will not be answered. */
+export function notAnswered(m: Message, nowMs: number): boolean {
+  return (
+    m.status === 'failed' ||
+    (m.status === 'pending' && m.leaseExpiresAtMs !== null && m.leaseExpiresAtMs <= nowMs)
+  );
 }
 
 /** A fresh idempotency key for one send: 32 of [0-9a-f] (requestIdSchema: 8-128 of [A-Za-z0-9_-]). */

@@ -18,6 +18,7 @@ import {
   callables,
   db,
   newRequestId,
+  notAnswered,
   toMessage,
   type Message,
   type RunStatus,
@@ -220,10 +221,10 @@ export class Chat {
   }
 
   /** Sends a message to the open conversation (or starts one) and streams the reply. */
-  async send(message: string): Promise<void> {
+  async send(message: string, requestId: string = newRequestId()): Promise<void> {
     if (this.#sending || !this.#uid) return;
     const p: Pending = {
-      requestId: newRequestId(),
+      requestId,
       conversationId: this.#current,
       text: message,
       reply: '',
@@ -295,8 +296,11 @@ export class Chat {
     const pendingHere = this.#pending !== null && this.#pending.conversationId === this.#current;
     el.empty.hidden = !(this.#current === null && !pendingHere);
 
+    const nowMs = Date.now();
+    this.#scheduleLeaseCheck(nowMs);
     const wanted = this.#messages.map((m) => {
-      const key = JSON.stringify(m);
+      // Whether a pending message's lease has ended changes with time, not with the document.
+      const key = JSON.stringify(m) + String(notAnswered(m, nowMs));
       let entry = this.#rendered.get(m.id);
       if (!entry || entry.key !== key) {
         entry = { key, el: this.#renderMessage(m) };
@@ -307,6 +311,24 @@ export class Chat {
     reconcile(el.messages, wanted);
     this.#renderPending(stick);
     this.#updateComposer();
+  }
+
+  #leaseTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Renders again when the next pending message's lease ends, so it turns "Not answered". */
+  #scheduleLeaseCheck(nowMs: number): void {
+    if (this.#leaseTimer !== null) clearTimeout(this.#leaseTimer);
+    this.#leaseTimer = null;
+    const next = Math.min(
+      ...this.#messages.flatMap((m) =>
+        m.status === 'pending' && m.leaseExpiresAtMs !== null && m.leaseExpiresAtMs > nowMs
+          ? [m.leaseExpiresAtMs]
+          : [],
+      ),
+    );
+    if (Number.isFinite(next)) {
+      this.#leaseTimer = setTimeout(() => this.#render(false), Math.min(next - nowMs + 50, 2 ** 31 - 1));
+    }
   }
 
   #lastStreamRenderMs = Number.NEGATIVE_INFINITY;
@@ -380,15 +402,19 @@ export class Chat {
       return li;
     }
     li.append(renderText(m.text));
-    if (m.status === 'pending') li.append(h('p', { class: 'msg-note' }, 'Waiting for the reply…'));
-    if (m.status === 'failed') {
+    if (notAnswered(m, Date.now())) {
       const why =
-        m.error === 'deadline-exceeded'
+        m.status === 'pending' || m.error === 'deadline-exceeded'
           ? 'the agent did not answer in time'
           : m.error === 'unavailable'
             ? 'the agent runner was unavailable'
             : 'something went wrong';
-      li.append(h('p', { class: 'msg-note msg-failed' }, `Not answered: ${why}.`));
+      const retry = h('button', { type: 'button', class: 'retry' }, 'Retry');
+      // The same requestId: the functions run a failed or expired message again, in place, once.
+      retry.addEventListener('click', () => void this.send(m.text, m.requestId ?? undefined));
+      li.append(h('p', { class: 'msg-note msg-failed' }, `Not answered: ${why}. `, retry));
+    } else if (m.status === 'pending') {
+      li.append(h('p', { class: 'msg-note' }, 'Waiting for the reply…'));
     }
     return li;
   }

@@ -333,4 +333,20 @@ describe('the web client', () => {
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
     assert.deepEqual(cspViolations, [], 'nothing the app does is blocked by its Content-Security-Policy');
   });
+
+  test('a message not answered is sent again in place with Retry', async () => {
+    await signOut();
+    await page.getByRole('button', { name: 'Continue without an account' }).click();
+    await page.locator('#user-label', { hasText: 'Guest (anonymous)' }).waitFor();
+    await send('retry me'); // the runner is still down
+    await page.locator('#messages li.msg-user .msg-failed', { hasText: 'Not answered' }).waitFor();
+    runner = await startRunner({ PORT: PORT!, RUNNER_TOKEN: TOKEN!, RUNNER_ID });
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await reply('Test response: retry me');
+    await page.locator('#messages li.msg-user .msg-failed').waitFor({ state: 'detached' });
+    assert.equal(await page.locator('#messages li.msg-user').count(), 1, 'the same message, answered');
+    await shot('10-retried');
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(cspViolations, []);
+  });
 });

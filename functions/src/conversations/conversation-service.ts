@@ -6,11 +6,15 @@ import {
   type DocumentReference,
   type DocumentSnapshot,
   type Firestore,
+  type Transaction,
 } from 'firebase-admin/firestore';
 import type { z } from 'zod';
 import {
   AGENTS_LIST_MAX,
   COLLECTIONS,
+  FIRESTORE_CALL_TIMEOUT_MS,
+  PENDING_LEASE_MS,
+  leaseExpired,
   HISTORY_ENTRY_MAX_CHARS,
   HISTORY_MESSAGES_SENT,
   type HistoryEntry,
@@ -34,6 +38,7 @@ import {
 } from '@agent-platform/contract';
 import {
   ConversationNotFoundError,
+  DatabaseUnavailableError,
   DomainError,
   InternalError,
   InvalidInputError,
@@ -53,6 +58,28 @@ export interface ServiceLimits {
   messagesPerMinute: number;
   /** The run cap asked of the runner (its timeoutMs). */
   runTimeoutMs: number;
+  /** How long a pending message belongs to its function (PENDING_LEASE_MS; tests shorten it). */
+  pendingLeaseMs?: number;
+  /** Deadline of each Firestore step (FIRESTORE_CALL_TIMEOUT_MS). */
+  firestoreCallMs?: number;
+}
+
+/**
+ * A Firestore step with a deadline: a database that does not answer makes the call `unavailable`
+ * (DatabaseUnavailableError) instead of holding it until the function times out. The step may
+ * still land later; each step is atomic, and a pending message it leaves has a lease.
+ */
+export function withDbDeadline<T>(
+  op: Promise<T>,
+  what: string,
+  ms: number = FIRESTORE_CALL_TIMEOUT_MS,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DatabaseUnavailableError(`${what}: no answer in ${ms} ms`)), ms);
+  });
+  op.catch(() => undefined); // abandoned at the deadline, it may still fail later
+  return Promise.race([op, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** gRPC status of a write to a missing document. */
@@ -70,6 +97,15 @@ export class ConversationService {
     this.#runner = runner;
     this.#limits = limits;
     this.#log = log;
+  }
+
+  /** A Firestore step with this service's deadline. */
+  #step<T>(op: Promise<T>, what: string): Promise<T> {
+    return withDbDeadline(op, what, this.#limits.firestoreCallMs ?? FIRESTORE_CALL_TIMEOUT_MS);
+  }
+
+  get #leaseMs(): number {
+    return this.#limits.pendingLeaseMs ?? PENDING_LEASE_MS;
   }
 
   #user(uid: string): DocumentReference {
@@ -120,7 +156,10 @@ export class ConversationService {
       done(out.status, out.messageId);
       return out;
     } catch (err) {
-      const detail = err instanceof RunnerUnavailableError ? err.detail : undefined;
+      const detail =
+        err instanceof RunnerUnavailableError || err instanceof DatabaseUnavailableError
+          ? err.detail
+          : undefined;
       done(err instanceof DomainError ? err.code : 'internal', null, detail);
       throw err;
     }
@@ -139,7 +178,7 @@ export class ConversationService {
     // The history read does not depend on the transaction: run both at once (saves a round trip,
     // ~17 ms on the emulator). Messages written meanwhile are filtered out by seq below.
     const historyRead = input.conversationId
-      ? this.#recentMessages(uid, convs.doc(input.conversationId))
+      ? this.#step(this.#recentMessages(uid, convs.doc(input.conversationId)), 'reading the history')
       : Promise.resolve([]);
     historyRead.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
 
@@ -150,67 +189,102 @@ export class ConversationService {
     type Prep =
       | { replay: unknown; asked: typeof asked }
       | { conversationRef: DocumentReference; messageRef: DocumentReference; seq: number };
-    const prep = await this.#db.runTransaction(async (tx): Promise<Prep> => {
-      const [requestSnap, userSnap, convSnap] = await Promise.all([
-        requestRef ? tx.get(requestRef) : Promise.resolve(null),
-        tx.get(user),
-        input.conversationId ? tx.get(convs.doc(input.conversationId)) : Promise.resolve(null),
-      ]);
-      if (requestSnap?.exists) return { replay: requestSnap.data(), asked };
+    const leaseExpiresAt = Timestamp.fromMillis(now + this.#leaseMs);
+    const prep = await this.#step(
+      this.#db.runTransaction(async (tx): Promise<Prep> => {
+        const [requestSnap, userSnap, convSnap] = await Promise.all([
+          requestRef ? tx.get(requestRef) : Promise.resolve(null),
+          tx.get(user),
+          input.conversationId ? tx.get(convs.doc(input.conversationId)) : Promise.resolve(null),
+        ]);
+        const rate = this.#read(uid, userDocSchema, userSnap)?.rate ?? null;
+        if (requestSnap?.exists) {
+          const again = await this.#retakeable(tx, uid, requestSnap, asked, now);
+          if (!again) return { replay: requestSnap.data(), asked };
+          // The first attempt failed, or its function died (its lease expired): this retry runs it
+          // again, in the same message. The transaction makes it one retry, however many race.
+          tx.set(
+            user,
+            { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') },
+            { merge: true },
+          );
+          tx.update(again.messageRef, {
+            status: 'pending',
+            error: FieldValue.delete(),
+            leaseExpiresAt,
+          });
+          tx.update(requestSnap.ref, {
+            state: 'pending',
+            errorCode: FieldValue.delete(),
+            leaseExpiresAt,
+          });
+          return {
+            conversationRef: again.messageRef.parent.parent!,
+            messageRef: again.messageRef,
+            seq: again.seq,
+          };
+        }
 
-      const rate = this.#read(uid, userDocSchema, userSnap)?.rate ?? null;
-      tx.set(user, { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') }, { merge: true });
+        tx.set(
+          user,
+          { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') },
+          { merge: true },
+        );
 
-      if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
-      const convRef = convSnap ? convSnap.ref : convs.doc();
-      // Two slots: this message and its reply, so the reply needs no transaction of its own.
-      let seq = 0;
-      if (convSnap) {
-        const conv = this.#read(uid, conversationDocSchema, convSnap);
-        if (!conv) throw new InternalError('a stored conversation does not match the contract');
-        seq = conv.nextSeq;
-      }
-      const messageRef = convRef.collection(COLLECTIONS.messages).doc();
-      tx.set(messageRef, {
-        seq,
-        role: 'user',
-        text: input.message,
-        status: 'pending',
-        component: null,
-        runId: null,
-        requestId: input.requestId ?? null,
-        createdAt: FieldValue.serverTimestamp(),
-      });
-      const preview = input.message.slice(0, PREVIEW_MAX_CHARS);
-      if (convSnap) {
-        tx.update(convRef, {
-          messageCount: FieldValue.increment(1),
-          nextSeq: seq + 2,
-          updatedAt: FieldValue.serverTimestamp(),
-          lastMessagePreview: preview,
-        });
-      } else {
-        tx.set(convRef, {
-          title: titleOf(input.message),
+        if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
+        const convRef = convSnap ? convSnap.ref : convs.doc();
+        // Two slots: this message and its reply, so the reply needs no transaction of its own.
+        let seq = 0;
+        if (convSnap) {
+          const conv = this.#read(uid, conversationDocSchema, convSnap);
+          if (!conv) throw new InternalError('a stored conversation does not match the contract');
+          seq = conv.nextSeq;
+        }
+        const messageRef = convRef.collection(COLLECTIONS.messages).doc();
+        tx.set(messageRef, {
+          seq,
+          role: 'user',
+          text: input.message,
+          status: 'pending',
+          component: null,
+          runId: null,
+          requestId: input.requestId ?? null,
           createdAt: FieldValue.serverTimestamp(),
-          updatedAt: FieldValue.serverTimestamp(),
-          messageCount: 1,
-          nextSeq: 2,
-          lastMessagePreview: preview,
+          leaseExpiresAt,
         });
-      }
-      if (requestRef) {
-        tx.set(requestRef, {
-          state: 'pending',
-          conversationId: convRef.id,
-          userMessageId: messageRef.id,
-          messageSha256: asked.messageSha256,
-          askedConversationId: asked.askedConversationId,
-          createdAt: FieldValue.serverTimestamp(),
-        } satisfies Written<RequestDoc>);
-      }
-      return { conversationRef: convRef, messageRef, seq };
-    });
+        const preview = input.message.slice(0, PREVIEW_MAX_CHARS);
+        if (convSnap) {
+          tx.update(convRef, {
+            messageCount: FieldValue.increment(1),
+            nextSeq: seq + 2,
+            updatedAt: FieldValue.serverTimestamp(),
+            lastMessagePreview: preview,
+          });
+        } else {
+          tx.set(convRef, {
+            title: titleOf(input.message),
+            createdAt: FieldValue.serverTimestamp(),
+            updatedAt: FieldValue.serverTimestamp(),
+            messageCount: 1,
+            nextSeq: 2,
+            lastMessagePreview: preview,
+          });
+        }
+        if (requestRef) {
+          tx.set(requestRef, {
+            state: 'pending',
+            conversationId: convRef.id,
+            userMessageId: messageRef.id,
+            messageSha256: asked.messageSha256,
+            askedConversationId: asked.askedConversationId,
+            createdAt: FieldValue.serverTimestamp(),
+            leaseExpiresAt,
+          } satisfies Written<RequestDoc>);
+        }
+        return { conversationRef: convRef, messageRef, seq };
+      }),
+      'storing the message',
+    );
 
     if ('replay' in prep) {
       seen.replay = true;
@@ -251,6 +325,77 @@ export class ConversationService {
       input.requestId ?? null,
       result,
     );
+  }
+
+  /**
+   * Whether a stored request may run again (its message, if so): it failed, or it is pending past
+   * its lease. Its message and conversation must match what is asked (else the replay refuses).
+   */
+  async #retakeable(
+    tx: Transaction,
+    uid: string,
+    requestSnap: DocumentSnapshot,
+    asked: { messageSha256: string; askedConversationId: string | null },
+    nowMs: number,
+  ): Promise<{ messageRef: DocumentReference; seq: number } | null> {
+    const doc = this.#read(uid, requestDocSchema, requestSnap);
+    if (!doc || doc.messageSha256 !== asked.messageSha256) return null;
+    if (asked.askedConversationId !== null && asked.askedConversationId !== doc.conversationId) return null;
+    if (doc.state !== 'failed' && !leaseExpired(doc.state, doc.leaseExpiresAt, nowMs)) return null;
+    const messageRef = this.#user(uid)
+      .collection(COLLECTIONS.conversations)
+      .doc(doc.conversationId)
+      .collection(COLLECTIONS.messages)
+      .doc(doc.userMessageId);
+    const messageSnap = await tx.get(messageRef);
+    const message = messageSnap.exists ? this.#read(uid, messageDocSchema, messageSnap) : null;
+    // Gone with its conversation, or answered after all: replay what the record says.
+    if (!message || message.status === 'done') return null;
+    return { messageRef, seq: message.seq };
+  }
+
+  /**
+   * Marks failed every pending message (and its request record) whose lease expired: its function
+   * died between storing it and storing the outcome. At most `limit` a call, each in a transaction
+   * that checks it again (a retry may have taken it over since the query). Returns how many.
+   */
+  async sweepExpiredLeases(nowMs: number, limit = 200): Promise<number> {
+    const snap = await this.#step(
+      this.#db
+        .collectionGroup(COLLECTIONS.messages)
+        .where('status', '==', 'pending')
+        .where('leaseExpiresAt', '<=', Timestamp.fromMillis(nowMs))
+        .limit(limit)
+        .get(),
+      'querying expired leases',
+    );
+    let swept = 0;
+    for (const d of snap.docs) {
+      const uid = d.ref.parent.parent?.parent.parent?.id;
+      if (!uid) continue;
+      const marked = await this.#step(
+        this.#db.runTransaction(async (tx) => {
+          const fresh = await tx.get(d.ref);
+          const m = fresh.exists ? this.#read(uid, messageDocSchema, fresh) : null;
+          if (!m || !leaseExpired(m.status, m.leaseExpiresAt, nowMs)) return false;
+          const requestRef = m.requestId
+            ? this.#user(uid).collection(COLLECTIONS.requests).doc(m.requestId)
+            : null;
+          const r = requestRef ? await tx.get(requestRef) : null; // reads before writes
+          tx.update(d.ref, { status: 'failed', error: 'deadline-exceeded' });
+          if (requestRef && r?.exists && r.get('state') === 'pending' && r.get('userMessageId') === d.id) {
+            tx.update(requestRef, { state: 'failed', errorCode: 'deadline-exceeded' });
+          }
+          return true;
+        }),
+        'marking an expired message failed',
+      );
+      if (marked) {
+        swept++;
+        this.#log.leaseExpired(uid, d.ref.parent.parent!.id, d.id);
+      }
+    }
+    return swept;
   }
 
   async #recentMessages(
@@ -319,8 +464,11 @@ export class ConversationService {
     }
     if (requestRef) outcome.update(requestRef, { state: 'done', result: out });
     try {
-      await batch.commit();
+      await this.#step(batch.commit(), 'storing the reply');
     } catch (err) {
+      // The database did not answer: the batch may still land. The message keeps its lease (it
+      // reads as failed once that expires, unless the reply landed); the sender is told.
+      if (err instanceof DatabaseUnavailableError) throw err;
       if ((err as { code?: number }).code !== NOT_FOUND) {
         // Firestore refused the reply: the message and its request end as failed, never pending.
         this.#log.replyNotStored(uid, convRef.id, userMessageRef.id, err);
@@ -333,7 +481,7 @@ export class ConversationService {
       this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
     }
     try {
-      await outcome.commit();
+      await this.#step(outcome.commit(), 'storing the request outcome');
     } catch (err) {
       // The reply is stored; a retry of this request must not wait for ever on its record.
       this.#log.replyNotStored(uid, convRef.id, userMessageRef.id, err);
@@ -358,14 +506,15 @@ export class ConversationService {
     batch.update(messageRef, { status: 'failed', error: code });
     if (requestRef) batch.update(requestRef, { state: 'failed', errorCode: code });
     try {
-      await batch.commit();
+      await this.#step(batch.commit(), 'marking the message failed');
     } catch (commitErr) {
       if ((commitErr as { code?: number }).code === NOT_FOUND) {
         // The conversation was deleted meanwhile: its message went with it, nothing is pending.
         this.#log.conversationGoneMidSend(uid, convRef.id, messageRef.id);
         return;
       }
-      // The sender still gets the run's error; the message stays pending (logged, not hidden).
+      // The sender still gets the run's error; the message stays pending until its lease expires
+      // (then it reads as failed, and the sweep marks it so). Logged, not hidden.
       this.#log.markFailedFailed(uid, convRef.id, messageRef.id, commitErr);
     }
   }
@@ -384,7 +533,7 @@ export class ConversationService {
       );
       q = q.startAfter(Timestamp.fromMillis(ms), id);
     }
-    const snap = await q.get();
+    const snap = await this.#step(q.get(), 'listing conversations');
     const conversations = snap.docs.flatMap((d): ConversationSummary[] => {
       const c = this.#read(uid, conversationDocSchema, d);
       if (!c) return [];
@@ -416,7 +565,11 @@ export class ConversationService {
     const convRef = this.#user(uid).collection(COLLECTIONS.conversations).doc(conversationId);
     let q = convRef.collection(COLLECTIONS.messages).orderBy('seq', 'asc').limit(limit);
     if (cursor) q = q.startAfter(decodeCursor(cursor, (v): v is number => Number.isInteger(v)));
-    const [convSnap, snap] = await Promise.all([convRef.get(), q.get()]);
+    const [convSnap, snap] = await this.#step(
+      Promise.all([convRef.get(), q.get()]),
+      'reading a conversation',
+    );
+    const nowMs = Date.now();
     if (!convSnap.exists) throw new ConversationNotFoundError();
     const conv = this.#read(uid, conversationDocSchema, convSnap);
     if (!conv) throw new InternalError('a stored conversation does not match the contract');
@@ -428,7 +581,8 @@ export class ConversationService {
           id: d.id,
           role: m.role,
           text: m.text,
-          status: m.status,
+          // Pending past its lease: its function is gone, so it was not answered.
+          status: leaseExpired(m.status, m.leaseExpiresAt, nowMs) ? 'failed' : m.status,
           component: m.component,
           runId: m.runId,
           createdAt: iso(m.createdAt),
@@ -452,17 +606,20 @@ export class ConversationService {
 
   async deleteConversation(uid: string, conversationId: string): Promise<void> {
     const convRef = this.#user(uid).collection(COLLECTIONS.conversations).doc(conversationId);
-    const snap = await convRef.get();
+    const snap = await this.#step(convRef.get(), 'reading a conversation');
     if (!snap.exists) throw new ConversationNotFoundError();
     await this.#db.recursiveDelete(convRef);
   }
 
   async listAgents(uid: string): Promise<{ agents: AgentView[] }> {
-    const snap = await this.#user(uid)
-      .collection(COLLECTIONS.agents)
-      .orderBy('createdAt', 'desc')
-      .limit(AGENTS_LIST_MAX)
-      .get();
+    const snap = await this.#step(
+      this.#user(uid)
+        .collection(COLLECTIONS.agents)
+        .orderBy('createdAt', 'desc')
+        .limit(AGENTS_LIST_MAX)
+        .get(),
+      'listing agents',
+    );
     return {
       agents: snap.docs.flatMap((d): AgentView[] => {
         const a = this.#read(uid, agentDocSchema, d);
@@ -514,22 +671,25 @@ export class ConversationService {
    */
   async #takeSandboxOp(uid: string): Promise<void> {
     const user = this.#user(uid);
-    await this.#db.runTransaction(async (tx) => {
-      const snap = await tx.get(user);
-      const rate = this.#read(uid, userDocSchema, snap)?.sandboxOpsRate ?? null;
-      tx.set(
-        user,
-        {
-          sandboxOpsRate: takeOne(
-            rate,
-            Date.now(),
-            SANDBOX_OPS_PER_MINUTE,
-            'sandbox warm-ups and workspace deletions',
-          ),
-        },
-        { merge: true },
-      );
-    });
+    await this.#step(
+      this.#db.runTransaction(async (tx) => {
+        const snap = await tx.get(user);
+        const rate = this.#read(uid, userDocSchema, snap)?.sandboxOpsRate ?? null;
+        tx.set(
+          user,
+          {
+            sandboxOpsRate: takeOne(
+              rate,
+              Date.now(),
+              SANDBOX_OPS_PER_MINUTE,
+              'sandbox warm-ups and workspace deletions',
+            ),
+          },
+          { merge: true },
+        );
+      }),
+      'counting a sandbox operation',
+    );
   }
 }
 

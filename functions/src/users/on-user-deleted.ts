@@ -7,11 +7,18 @@ import { deps } from '../deps.ts';
  * runner (its Docker volume, and a warm sandbox) and their documents in Firestore (conversations
  * with their messages, agents, request records, rate windows). Cloud Functions v2 has no Auth
  * deletion trigger, so this one is v1; it runs as the same service account as the others (the
- * runner accepts only that email) in the same region.
+ * runner accepts only that email) in the same region. It is retried on failure (Cloud Functions
+ * retries a failed event for up to 7 days): the deletion is idempotent, and an event dropped
+ * after one failure would leave the user's workspace and documents for ever.
  */
 export const onUserDeleted = v1
   .region('us-central1')
-  .runWith({ serviceAccount: 'agent-functions@', memory: '256MB', timeoutSeconds: FUNCTION_TIMEOUT_S })
+  .runWith({
+    serviceAccount: 'agent-functions@',
+    memory: '256MB',
+    timeoutSeconds: FUNCTION_TIMEOUT_S,
+    failurePolicy: true,
+  })
   .auth.user()
   .onDelete(async (user) => {
     const { service } = deps();
