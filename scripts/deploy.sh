@@ -28,6 +28,11 @@ VM_SCOPES=storage-ro,logging-write,monitoring-write
 # Caddy (HTTPS in front of the runner) is pulled here once, mirrored into Artifact Registry and
 # pinned by digest like the other images: the VM never pulls a moving tag at boot.
 CADDY_SOURCE=docker.io/library/caddy:2
+# gVisor for the sandboxes: a pinned release; its SHA-512 is fetched once at deploy time (from the
+# release's own .sha512 file) and written into the startup script, which checks the binary against
+# it at every boot. The runner's SANDBOX_RUNTIME=auto then runs every sandbox under runsc.
+GVISOR_RELEASE=20250707.0
+GVISOR_URL="https://storage.googleapis.com/gvisor/releases/release/$GVISOR_RELEASE/x86_64"
 LOCAL_RUNNER_IMAGE=agent-platform/runner:latest        # built by scripts/images.sh
 LOCAL_AGENT_IMAGE=agent-platform/agent-default:latest  # built by scripts/images.sh
 APIS=(run.googleapis.com artifactregistry.googleapis.com compute.googleapis.com
@@ -398,6 +403,7 @@ if ((!SKIP_FIREBASE)); then
 fi
 if ((!SKIP_RUNNER)); then
   check_tool docker "builds and pushes the images"
+  check_tool curl "fetches the checksum of the pinned gVisor release"
   check_tool npm "npm run images"
 fi
 
@@ -548,8 +554,17 @@ if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
   step 9 "Your account needs roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on $RUNNER_SA" \
     "Zone $ZONE must offer $MACHINE_TYPE (try another --zone)" \
     "The VM's boot log: gcloud compute instances get-serial-port-output $VM_NAME --zone=$ZONE --project=$PROJECT"
+  capture GVISOR_SUM "SHA512  runsc" curl -fsSL "$GVISOR_URL/runsc.sha512"
+  if ((DRY_RUN)); then
+    GVISOR_SHA512=SHA512
+  else
+    [[ $GVISOR_SUM =~ ^([0-9a-f]{128}) ]] || fail "$GVISOR_URL/runsc.sha512 is not a SHA-512 checksum"
+    GVISOR_SHA512="${BASH_REMATCH[1]}"
+  fi
   # Runs as root at every boot of Container-Optimized OS (whose root filesystem is read-only,
-  # hence HOME for docker-credential-gcr). The runner container has the shape tested in
+  # hence HOME for docker-credential-gcr). gVisor's runsc lives in /var/lib/docker: on COS the
+  # other writable paths are mounted noexec (the Go playground's gVisor sandboxes on COS do the
+  # same); /etc is writable but reset at boot, so daemon.json is amended at every boot. The runner container has the shape tested in
   # runner/test/runner-image.test.ts: host socket mounted, the socket's group only, no capabilities.
   IFS= read -r -d '' STARTUP_SCRIPT <<STARTUP || true
 #!/bin/bash
@@ -558,6 +573,25 @@ set -euo pipefail
 export HOME=/home/agent-platform
 mkdir -p "\$HOME"
 docker-credential-gcr configure-docker --registries=$REGISTRY_HOST
+# gVisor $GVISOR_RELEASE, checked against the SHA-512 fetched at deploy time.
+RUNSC=/var/lib/docker/runsc
+if ! echo "$GVISOR_SHA512  \$RUNSC" | sha512sum -c --status 2>/dev/null; then
+  curl -fsSL --retry 5 -o "\$RUNSC.new" $GVISOR_URL/runsc
+  echo "$GVISOR_SHA512  \$RUNSC.new" | sha512sum -c --status
+  chmod 0755 "\$RUNSC.new"
+  mv "\$RUNSC.new" "\$RUNSC"
+fi
+DAEMON=/etc/docker/daemon.json
+RUNTIME='"runsc":{"path":"/var/lib/docker/runsc","runtimeArgs":["--network=none"]}'
+if ! grep -q '"runsc"' "\$DAEMON" 2>/dev/null; then
+  if [ ! -s "\$DAEMON" ] || [ "\$(tr -d ' \\n\\t' < "\$DAEMON")" = '{}' ]; then
+    echo "{\"runtimes\":{\$RUNTIME}}" > "\$DAEMON"
+  else
+    sed -i "0,/{/s|{|{\"runtimes\":{\$RUNTIME},|" "\$DAEMON"
+  fi
+  systemctl restart docker
+fi
+docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'
 docker pull $AGENT_PIN
 docker pull $RUNNER_PIN
 docker pull $CADDY_PIN
@@ -568,6 +602,7 @@ docker run -d --name agent-runner --restart unless-stopped --network agent-platf
   -v /var/run/docker.sock:/var/run/docker.sock --group-add "\$(stat -c %g /var/run/docker.sock)" \\
   --cap-drop ALL --security-opt no-new-privileges:true --read-only \\
   -e AGENT_IMAGE=$AGENT_PIN \\
+  -e SANDBOX_RUNTIME=auto \\
   -e RUNNER_AUDIENCE=$RUNNER_AUDIENCE \\
   -e RUNNER_ALLOWED_INVOKERS=$FUNCTIONS_SA \\
   $RUNNER_PIN

@@ -307,6 +307,62 @@ describe('deploy.sh --dry-run', () => {
     );
   });
 
+  test('the VM installs the pinned gVisor release, checked against its SHA-512, and the runner uses it', () => {
+    const section = stepSection(result.stdout, 9);
+    assert.ok(
+      commands(section).includes(
+        'curl -fsSL https://storage.googleapis.com/gvisor/releases/release/20250707.0/x86_64/runsc.sha512',
+      ),
+      'the checksum is fetched at deploy time',
+    );
+    const startup = section.filter((l) => l.startsWith('    | ')).map((l) => l.slice(6));
+    const text = startup.join('\n');
+    assert.match(
+      text,
+      /curl -fsSL --retry 5 -o "\$RUNSC\.new" https:\/\/storage\.googleapis\.com\/gvisor\/releases\/release\/20250707\.0\/x86_64\/runsc\n/,
+    );
+    assert.match(
+      text,
+      /echo "SHA512 {2}\$RUNSC\.new" \| sha512sum -c --status\n/,
+      'checked before it is used',
+    );
+    assert.ok(text.indexOf('sha512sum -c --status\n  chmod') < text.indexOf('mv "$RUNSC.new" "$RUNSC"'));
+    assert.ok(text.includes('-e SANDBOX_RUNTIME=auto \\'), 'the runner picks runsc');
+    assert.ok(text.indexOf('grep -q \'"runsc"\'') < text.indexOf('docker run -d --name agent-runner'));
+    // The daemon.json amendment, run for real on sample files (systemctl is not called here).
+    const from = startup.findIndex((l) => l.startsWith('DAEMON='));
+    const to = startup.findIndex((l, i) => i > from && l === 'fi');
+    const block = startup
+      .slice(from, to + 1)
+      .join('\n')
+      .replace('systemctl restart docker', 'echo restarted');
+    const dir = mkdtempSync(join(tmpdir(), 'daemon-json-'));
+    try {
+      const cases: Array<[string | null, Record<string, unknown>]> = [
+        [null, {}],
+        ['{}\n', {}],
+        ['{\n  "live-restore": true,\n  "mtu": 1460\n}\n', { 'live-restore': true, mtu: 1460 }],
+      ];
+      for (const [before, kept] of cases) {
+        const file = join(dir, 'daemon.json');
+        rmSync(file, { force: true });
+        if (before !== null) writeFileSync(file, before);
+        const script = block.replace('DAEMON=/etc/docker/daemon.json', `DAEMON=${file}`);
+        const first = spawnSync(bash, ['-c', script], { encoding: 'utf8' });
+        assert.equal(first.status, 0, first.stderr);
+        assert.equal(first.stdout, 'restarted\n');
+        assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), {
+          ...kept,
+          runtimes: { runsc: { path: '/var/lib/docker/runsc', runtimeArgs: ['--network=none'] } },
+        });
+        const again = spawnSync(bash, ['-c', script], { encoding: 'utf8' });
+        assert.equal(again.stdout, '', 'at the next boot it is there already: no restart');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('prints the functions params it would write, one for every param of params.ts', () => {
     const section = stepSection(result.stdout, 10);
     assert.ok(section.includes(`dry-run: would write functions/.env.${PROJECT}:`), section.join('\n'));
@@ -434,7 +490,7 @@ describe('deploy.sh failure handling (fake tools)', () => {
     const fakeLog = join(work, 'fake.log');
     mkdirSync(fakeBin);
     // Fakes: everything "succeeds" except enabling APIs (as without billing). Builtins only.
-    for (const tool of ['gcloud', 'docker', 'npm', 'npx']) {
+    for (const tool of ['gcloud', 'docker', 'npm', 'npx', 'curl']) {
       writeTool(
         fakeBin,
         tool,

@@ -1,5 +1,5 @@
 // Adds the gVisor runtime to a Docker daemon.json (creating it if needed), keeping every other
-// setting. Used by .ci/run before it starts its own Docker engine.
+// setting. Used by scripts/lib/engine.sh before it starts a Docker engine.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -10,5 +10,5 @@ if (!config.runtimes.runsc) {
   config.runtimes.runsc = { path: '/usr/bin/runsc', runtimeArgs: ['--network=none'] };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
-  console.log(`[ci] registered runsc in ${file}`);
+  console.error(`[setup] registered runsc in ${file}`);
 }

@@ -9,18 +9,10 @@ source scripts/ensure-node.sh
 RUNNER_PORT="${RUNNER_PORT:-8081}"
 log() { printf '[start] %s\n' "$*"; }
 
-if ! docker info >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
-    log "starting a Docker engine (stopped again on exit)"
-    setsid dockerd >/tmp/agent-platform-dockerd.log 2>&1 &
-    DOCKERD_PID=$!
-    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  fi
-  docker info >/dev/null 2>&1 || {
-    echo "npm start needs a Docker engine: start Docker (or on Debian run .ci/run once, which installs it)." >&2
-    exit 1
-  }
-fi
+# A bare Debian machine: install the engine, gVisor and what the images need, start the engine.
+source scripts/lib/engine.sh
+ensure_packages dockerd=docker.io runsc=runsc debootstrap=debootstrap openssl=openssl tar=tar
+ensure_engine
 source scripts/emulator-env.sh
 
 [ -d node_modules/firebase-tools ] || { log "installing dependencies"; npm ci --no-audit --no-fund --ignore-scripts; }
@@ -32,14 +24,13 @@ RUNNER_TOKEN="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).
 source scripts/lib/emulators.sh
 
 RUNNER_PID=""
-DOCKERD_PID="${DOCKERD_PID:-}"
 stop_all() {
   trap - INT TERM EXIT
   log "stopping"
   [ -n "$RUNNER_PID" ] && kill -TERM "$RUNNER_PID" 2>/dev/null || true
   stop_emulators
   for _ in $(seq 1 20); do { [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; } || break; sleep 0.5; done
-  if [ -n "$DOCKERD_PID" ]; then kill -TERM "$DOCKERD_PID" 2>/dev/null || true; fi
+  stop_engine
   exit 0
 }
 trap stop_all INT TERM EXIT
