@@ -55,7 +55,8 @@ STEPS=(
 # Every param of functions/src/params.ts. firebase deploy runs non-interactively, and then every
 # param needs a value in a .env file (defaults are only offered at a prompt).
 PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUN_TIMEOUT_MS MESSAGES_PER_MINUTE
-  MAX_MESSAGE_CHARS ENFORCE_APP_CHECK CORS_ORIGINS)
+  IP_MESSAGES_PER_MINUTE MAX_CONCURRENT_PER_USER WORKSPACE_IDLE_DAYS MAX_MESSAGE_CHARS ENFORCE_APP_CHECK
+  CORS_ORIGINS)
 
 # This script uses only bash builtins until it runs a command for real, so that --dry-run needs
 # nothing on PATH. Keep it that way (the test runs it with an empty PATH).
@@ -659,6 +660,9 @@ param_default() { # param_default NAME: the production value of a param without 
     RUNNER_SERVICE) printf '' ;;
     RUN_TIMEOUT_MS) printf '30000' ;; # must not exceed the runner's RUN_TIMEOUT_MS (30000 unless set)
     MESSAGES_PER_MINUTE) printf '20' ;;
+    IP_MESSAGES_PER_MINUTE) printf '120' ;;
+    MAX_CONCURRENT_PER_USER) printf '2' ;;
+    WORKSPACE_IDLE_DAYS) printf '30' ;;
     MAX_MESSAGE_CHARS) printf '8000' ;;
     ENFORCE_APP_CHECK) printf 'false' ;;
     # The REST API refuses requests whose Origin is not listed; browsers send Origin on POST.

@@ -8,4 +8,6 @@ export const COLLECTIONS = {
   messages: 'messages',
   agents: 'agents',
   requests: 'requests',
+  /** Top level: per-address message windows (functions only; clients read nothing). */
+  ipWindows: 'ipWindows',
 } as const;

@@ -13,6 +13,7 @@ import { runStatusSchema } from './run.ts';
  *   users/{uid}/conversations/{cid}/messages/{mid} MessageDoc
  *   users/{uid}/agents/{aid}                      AgentDoc
  *   users/{uid}/requests/{requestId}              RequestDoc (idempotency)
+ *   ipWindows/{ipHash}                            IpWindowDoc (messages per client address)
  *
  * Timestamps are the SDK's own Timestamp class (admin and web differ), so they are checked by
  * shape; on write they are server timestamps.
@@ -29,11 +30,21 @@ const timestampSchema = z.custom<TimestampLike>(
 const maybeTimestamp = timestampSchema.nullable().catch(null);
 
 const rateWindowSchema = z.object({ windowStartMs: z.number(), count: z.number().int().nonnegative() });
-/** users/{uid}: the per-user rate windows (messages; sandbox warm-ups and workspace deletions). */
+/**
+ * users/{uid}: the per-user rate windows (messages; sandbox warm-ups and workspace deletions), the
+ * messages being answered now (message id -> its lease, epoch ms; an entry past its lease no
+ * longer counts), and when the user was last active (for the workspace expiry).
+ */
 export const userDocSchema = z.object({
   rate: rateWindowSchema.optional(),
   sandboxOpsRate: rateWindowSchema.optional(),
+  activeRuns: z.record(z.string(), z.number()).optional(),
+  lastActiveAt: maybeTimestamp.optional(),
+  /** The user may have a workspace on the runner (set by activity, cleared by the expiry). */
+  workspaceActive: z.boolean().optional(),
 });
+/** ipWindows/{first 32 hex of the SHA-256 of the client IP}: messages from one address. */
+export const ipWindowDocSchema = z.object({ rate: rateWindowSchema.optional() });
 export type UserDoc = z.infer<typeof userDocSchema>;
 
 export const conversationDocSchema = z.object({

@@ -65,6 +65,12 @@ const envSchema = z.object({
   RUN_TIMEOUT_MS: int(1_000, RUN_TIMEOUT_MAX_MS).default(RUN_TIMEOUT_DEFAULT_MS),
   /** Messages one user may send per minute. Default 20. */
   MESSAGES_PER_MINUTE: int(1, 10_000).default(20),
+  /** Messages from one client address (all its accounts) per minute. Default 120. */
+  IP_MESSAGES_PER_MINUTE: int(1, 1_000_000).default(120),
+  /** Messages of one user being answered at once (more: resource-exhausted). Default 2. */
+  MAX_CONCURRENT_PER_USER: int(1, 100).default(2),
+  /** A user's workspace is deleted after this many days without a message. Default 30. */
+  WORKSPACE_IDLE_DAYS: int(1, 3650).default(30),
   /** Longest message in characters. Default 8000. */
   MAX_MESSAGE_CHARS: int(1, FUNCTIONS_MESSAGE_CHARS_MAX).default(FUNCTIONS_MESSAGE_CHARS_DEFAULT),
   /** Reject callables without a valid App Check token (applied at deploy). Default false. */
@@ -88,6 +94,9 @@ export interface FunctionsConfig {
   /** Every deadline of a message's path, derived from runTimeoutMs (contract/src/timeouts.ts). */
   budget: TimeoutBudget;
   messagesPerMinute: number;
+  ipMessagesPerMinute: number;
+  maxConcurrentPerUser: number;
+  workspaceIdleDays: number;
   maxMessageChars: number;
   enforceAppCheck: boolean;
   corsOrigins: string[];
@@ -121,6 +130,9 @@ export function loadConfig(env: Record<string, string | undefined>): FunctionsCo
     runTimeoutMs: e.RUN_TIMEOUT_MS,
     budget: timeoutBudget(e.RUN_TIMEOUT_MS),
     messagesPerMinute: e.MESSAGES_PER_MINUTE,
+    ipMessagesPerMinute: e.IP_MESSAGES_PER_MINUTE,
+    maxConcurrentPerUser: e.MAX_CONCURRENT_PER_USER,
+    workspaceIdleDays: e.WORKSPACE_IDLE_DAYS,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     enforceAppCheck: e.ENFORCE_APP_CHECK,
     corsOrigins: e.CORS_ORIGINS,

@@ -46,7 +46,12 @@ export function deps(): Deps {
   const service = new ConversationService(
     db,
     runner,
-    { messagesPerMinute: cfg.messagesPerMinute, runTimeoutMs: cfg.runTimeoutMs },
+    {
+      messagesPerMinute: cfg.messagesPerMinute,
+      runTimeoutMs: cfg.runTimeoutMs,
+      ipMessagesPerMinute: cfg.ipMessagesPerMinute,
+      maxConcurrentPerUser: cfg.maxConcurrentPerUser,
+    },
     log,
   );
   cached = { config: cfg, service, auth: getAuth(app), log };

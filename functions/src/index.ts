@@ -12,3 +12,4 @@ export {
 export { api } from './http/api.ts';
 export { onUserDeleted } from './users/on-user-deleted.ts';
 export { sweepPendingMessages } from './scheduled/sweep-pending.ts';
+export { expireIdleWorkspaces } from './scheduled/expire-workspaces.ts';

@@ -119,6 +119,10 @@ export class Logger {
       messageId,
     });
   }
+  /** An inactive user's workspace was deleted (WORKSPACE_IDLE_DAYS). */
+  workspaceExpired(uid: string): void {
+    this.#sink.write('INFO', 'idle workspace deleted', { user: userHash(uid) });
+  }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */
   conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
     this.#sink.write('INFO', 'conversation deleted while a message was in flight', {

@@ -18,6 +18,12 @@ export const RUNNER_AUDIENCE = defineString('RUNNER_AUDIENCE', { default: '' });
 export const RUN_TIMEOUT_MS = defineInt('RUN_TIMEOUT_MS', { default: RUN_TIMEOUT_DEFAULT_MS });
 /** Messages one user may send per minute. Default 20. */
 export const MESSAGES_PER_MINUTE = defineInt('MESSAGES_PER_MINUTE', { default: 20 });
+/** Messages from one client address (all its accounts) per minute. Default 120. */
+export const IP_MESSAGES_PER_MINUTE = defineInt('IP_MESSAGES_PER_MINUTE', { default: 120 });
+/** Messages of one user being answered at once. Default 2. */
+export const MAX_CONCURRENT_PER_USER = defineInt('MAX_CONCURRENT_PER_USER', { default: 2 });
+/** A user's workspace is deleted after this many days without a message. Default 30. */
+export const WORKSPACE_IDLE_DAYS = defineInt('WORKSPACE_IDLE_DAYS', { default: 30 });
 /** Longest message in characters. Default 8000. */
 export const MAX_MESSAGE_CHARS = defineInt('MAX_MESSAGE_CHARS', { default: FUNCTIONS_MESSAGE_CHARS_DEFAULT });
 /** Reject callable requests without a valid App Check token. Default false. */

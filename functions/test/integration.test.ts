@@ -13,7 +13,8 @@ import { adminAuth, adminDb, newUser, rest, type TestUser } from './helpers/stac
 import { pidsMatching } from './helpers/processes.ts';
 import { randomBytes } from 'node:crypto';
 import { Timestamp } from 'firebase-admin/firestore';
-import { ConversationService } from '../src/conversations/conversation-service.ts';
+import { ConversationService, type ServiceLimits } from '../src/conversations/conversation-service.ts';
+import { RateLimitedError } from '../src/errors.ts';
 import { RunnerClient } from '../src/runner/runner-client.ts';
 import { Logger } from '../src/logs.ts';
 import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
@@ -821,6 +822,93 @@ describe('limits and failures', () => {
     assert.equal(await sandboxCount(), 0);
     const r = await send(after, { message: 'back again' });
     assert.equal(r.status, 'ok');
+  });
+});
+
+describe('fairness and workspace expiry', () => {
+  /** A ConversationService in this process, on the emulators' Firestore and the test runner. */
+  function localService(limits: Partial<ServiceLimits> = {}): ConversationService {
+    return new ConversationService(
+      adminDb(),
+      new RunnerClient({
+        location: () => Promise.resolve({ url: `http://127.0.0.1:${PORT}`, audience: 'unused' }),
+        timeoutMs: 60_000,
+        devToken: TOKEN,
+      }),
+      { messagesPerMinute: 5, runTimeoutMs: 30_000, ...limits },
+      new Logger(),
+    );
+  }
+
+  test('a user may have at most MAX_CONCURRENT_PER_USER (2) messages being answered; the next is resource-exhausted', async () => {
+    const u = await user();
+    const slow = (i: number) => send(u, { message: `slow ${i}\n\`\`\`sh\nsleep 4\n\`\`\`` });
+    const first = slow(1);
+    const second = slow(2);
+    // Both admitted (the emulator may start a worker for the second a second later).
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const active = (await adminDb().doc(`users/${u.uid}`).get()).get('activeRuns') as object | undefined;
+      if (Object.keys(active ?? {}).length === 2) break;
+      assert.ok(Date.now() < deadline, 'two messages in flight');
+      await sleep(50);
+    }
+    const e = await rejectsWith(send(u, { message: 'a third at once' }), 'resource-exhausted');
+    assert.match(e.message, /at most 2 messages may be answered at once/);
+    assert.equal((await first).status, 'ok');
+    assert.equal((await second).status, 'ok');
+    const after = await send(u, { message: 'and now one more' });
+    assert.equal(after.status, 'ok', 'answered messages free their slot');
+    const userDoc = await adminDb().doc(`users/${u.uid}`).get();
+    assert.deepEqual(userDoc.get('activeRuns'), {}, 'nothing left counted as in flight');
+  });
+
+  test('messages from one address are limited across accounts (IP_MESSAGES_PER_MINUTE); another address is not', async () => {
+    const service = localService({ ipMessagesPerMinute: 2 });
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`; // TEST-NET-3: only a label here
+    const [a, b, c] = [await user(), await user(), await user()];
+    assert.equal((await service.sendMessage(a.uid, { message: 'one' }, undefined, { ip })).status, 'ok');
+    assert.equal((await service.sendMessage(b.uid, { message: 'two' }, undefined, { ip })).status, 'ok');
+    await assert.rejects(
+      service.sendMessage(c.uid, { message: 'three' }, undefined, { ip }),
+      (err: unknown) => {
+        assert.ok(err instanceof RateLimitedError);
+        assert.match(err.message, /at most 2 messages from your network per minute/);
+        return true;
+      },
+    );
+    const other = await service.sendMessage(c.uid, { message: 'three' }, undefined, { ip: '198.51.100.9' });
+    assert.equal(other.status, 'ok');
+    const stored = (await adminDb().collection('ipWindows').get()).docs.map((d) => d.id);
+    assert.ok(!stored.some((id) => id.includes('203.0.113')), 'only hashes of addresses are stored');
+  });
+
+  test('an idle workspace is deleted after WORKSPACE_IDLE_DAYS; an active one is kept; the user can go on', async () => {
+    const service = localService();
+    const idle = await user();
+    const active = await user();
+    const first = await send(idle, { message: '```sh\necho kept > f.txt\n```' });
+    await send(active, { message: '```sh\necho mine > f.txt\n```' });
+    const volumesOf = async (uid: string) =>
+      ((await docker.listVolumes({ filters: { label: [`dev.agent-platform.owner=${uid}`] } })).Volumes ?? [])
+        .length;
+    assert.equal(await volumesOf(idle.uid), 1);
+    // 40 days pass for one of them.
+    await adminDb()
+      .doc(`users/${idle.uid}`)
+      .update({ lastActiveAt: Timestamp.fromMillis(Date.now() - 40 * 86_400_000) });
+    const expired = await service.expireIdleWorkspaces(Date.now() - 30 * 86_400_000);
+    assert.ok(expired >= 1);
+    assert.equal(await volumesOf(idle.uid), 0, 'the idle workspace is gone');
+    assert.equal(await volumesOf(active.uid), 1, 'the active one is kept');
+    assert.equal((await adminDb().doc(`users/${idle.uid}`).get()).get('workspaceActive'), false);
+    assert.equal(await service.expireIdleWorkspaces(Date.now() - 30 * 86_400_000), 0, 'each is expired once');
+    const back = await send(idle, {
+      conversationId: first.conversationId,
+      message: '```sh\ncat f.txt || echo no file\n```',
+    });
+    assert.match(back.text, /no file/, 'the conversation goes on with an empty workspace');
+    assert.equal((await adminDb().doc(`users/${idle.uid}`).get()).get('workspaceActive'), true);
   });
 });
 

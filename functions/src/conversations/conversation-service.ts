@@ -26,6 +26,7 @@ import {
   messageDocSchema,
   requestDocSchema,
   userDocSchema,
+  ipWindowDocSchema,
   type AgentView,
   type ConversationSummary,
   type GetConversationOutput,
@@ -42,6 +43,7 @@ import {
   DomainError,
   InternalError,
   InvalidInputError,
+  RateLimitedError,
   RequestInProgressError,
   RunnerTimeoutError,
   RunnerUnavailableError,
@@ -62,7 +64,24 @@ export interface ServiceLimits {
   pendingLeaseMs?: number;
   /** Deadline of each Firestore step (FIRESTORE_CALL_TIMEOUT_MS). */
   firestoreCallMs?: number;
+  /** Messages from one client address per minute, all accounts (default 120). */
+  ipMessagesPerMinute?: number;
+  /** Messages of one user being answered at once (default 2). */
+  maxConcurrentPerUser?: number;
 }
+
+/** Where a call came from (the client address, when the transport knows it). */
+export interface CallOrigin {
+  ip: string | null;
+}
+
+/** The document id of a client address's window: no address is stored, only a hash of it. */
+export function ipKey(ip: string): string {
+  return createHash('sha256').update(ip, 'utf8').digest('hex').slice(0, 32);
+}
+
+/** The fields of users/{uid} that sendMessage's transaction writes (each replaced whole). */
+const USER_FIELDS_SENT = ['rate', 'activeRuns', 'lastActiveAt', 'workspaceActive'];
 
 /**
  * A Firestore step with a deadline: a database that does not answer makes the call `unavailable`
@@ -128,6 +147,7 @@ export class ConversationService {
     uid: string,
     input: SendMessageInput,
     onText?: (delta: string) => void,
+    origin: CallOrigin = { ip: null },
   ): Promise<SendResult> {
     const t0 = performance.now();
     const seen: Handled = {
@@ -152,7 +172,7 @@ export class ConversationService {
         ...(detail ? { detail } : {}),
       });
     try {
-      const out = await this.#send(uid, input, seen, onText);
+      const out = await this.#send(uid, input, seen, onText, origin);
       done(out.status, out.messageId);
       return out;
     } catch (err) {
@@ -169,9 +189,11 @@ export class ConversationService {
     uid: string,
     input: SendMessageInput,
     seen: Handled,
-    onText?: (delta: string) => void,
+    onText: ((delta: string) => void) | undefined,
+    origin: CallOrigin,
   ): Promise<SendResult> {
     const user = this.#user(uid);
+    const ipRef = origin.ip ? this.#db.collection(COLLECTIONS.ipWindows).doc(ipKey(origin.ip)) : null;
     const convs = user.collection(COLLECTIONS.conversations);
     const requestRef = input.requestId ? user.collection(COLLECTIONS.requests).doc(input.requestId) : null;
     const now = Date.now();
@@ -192,22 +214,58 @@ export class ConversationService {
     const leaseExpiresAt = Timestamp.fromMillis(now + this.#leaseMs);
     const prep = await this.#step(
       this.#db.runTransaction(async (tx): Promise<Prep> => {
-        const [requestSnap, userSnap, convSnap] = await Promise.all([
+        const [requestSnap, userSnap, convSnap, ipSnap] = await Promise.all([
           requestRef ? tx.get(requestRef) : Promise.resolve(null),
           tx.get(user),
           input.conversationId ? tx.get(convs.doc(input.conversationId)) : Promise.resolve(null),
+          ipRef ? tx.get(ipRef) : Promise.resolve(null),
         ]);
-        const rate = this.#read(uid, userDocSchema, userSnap)?.rate ?? null;
+        const userDoc = this.#read(uid, userDocSchema, userSnap);
+        /**
+         * Counts this message against the user's and the address's windows and the user's
+         * messages in flight (an entry past its lease no longer counts: its function is gone),
+         * and marks the user active.
+         */
+        const admit = (messageId: string) => {
+          const rate = takeOne(userDoc?.rate ?? null, now, this.#limits.messagesPerMinute, 'messages');
+          const active = Object.fromEntries(
+            Object.entries(userDoc?.activeRuns ?? {}).filter(([, leaseMs]) => leaseMs > now),
+          );
+          const cap = this.#limits.maxConcurrentPerUser ?? 2;
+          if (Object.keys(active).length >= cap) {
+            throw new RateLimitedError(
+              `at most ${cap} messages may be answered at once; wait for a reply`,
+              Math.max(1, Math.ceil(this.#limits.runTimeoutMs / 2000)),
+            );
+          }
+          if (ipRef && ipSnap) {
+            const ipRate = ipWindowDocSchema.safeParse(ipSnap.data() ?? {}).data?.rate ?? null;
+            tx.set(ipRef, {
+              rate: takeOne(
+                ipRate,
+                now,
+                this.#limits.ipMessagesPerMinute ?? 120,
+                'messages from your network',
+              ),
+            });
+          }
+          tx.set(
+            user,
+            {
+              rate,
+              activeRuns: { ...active, [messageId]: leaseExpiresAt.toMillis() },
+              lastActiveAt: FieldValue.serverTimestamp(),
+              workspaceActive: true,
+            },
+            { mergeFields: USER_FIELDS_SENT },
+          );
+        };
         if (requestSnap?.exists) {
           const again = await this.#retakeable(tx, uid, requestSnap, asked, now);
           if (!again) return { replay: requestSnap.data(), asked };
           // The first attempt failed, or its function died (its lease expired): this retry runs it
           // again, in the same message. The transaction makes it one retry, however many race.
-          tx.set(
-            user,
-            { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') },
-            { merge: true },
-          );
+          admit(again.messageRef.id);
           tx.update(again.messageRef, {
             status: 'pending',
             error: FieldValue.delete(),
@@ -225,12 +283,6 @@ export class ConversationService {
           };
         }
 
-        tx.set(
-          user,
-          { rate: takeOne(rate, now, this.#limits.messagesPerMinute, 'messages') },
-          { merge: true },
-        );
-
         if (convSnap && !convSnap.exists) throw new ConversationNotFoundError();
         const convRef = convSnap ? convSnap.ref : convs.doc();
         // Two slots: this message and its reply, so the reply needs no transaction of its own.
@@ -241,6 +293,7 @@ export class ConversationService {
           seq = conv.nextSeq;
         }
         const messageRef = convRef.collection(COLLECTIONS.messages).doc();
+        admit(messageRef.id);
         tx.set(messageRef, {
           seq,
           role: 'user',
@@ -398,6 +451,42 @@ export class ConversationService {
     return swept;
   }
 
+  /**
+   * Deletes the workspaces of users without activity (a message, a warm-up) since `cutoffMs`: at
+   * most `limit` a call. Each user is first marked inactive in a transaction that checks the
+   * activity again (a message arriving meanwhile keeps the workspace), then the runner deletes
+   * the workspace. Returns how many were deleted.
+   */
+  async expireIdleWorkspaces(cutoffMs: number, limit = 100): Promise<number> {
+    const snap = await this.#step(
+      this.#db
+        .collection(COLLECTIONS.users)
+        .where('workspaceActive', '==', true)
+        .where('lastActiveAt', '<', Timestamp.fromMillis(cutoffMs))
+        .limit(limit)
+        .get(),
+      'querying idle workspaces',
+    );
+    let expired = 0;
+    for (const d of snap.docs) {
+      const claimed = await this.#step(
+        this.#db.runTransaction(async (tx) => {
+          const fresh = this.#read(d.id, userDocSchema, await tx.get(d.ref));
+          const last = fresh?.lastActiveAt?.toMillis() ?? 0;
+          if (!fresh?.workspaceActive || last >= cutoffMs) return false;
+          tx.update(d.ref, { workspaceActive: false, workspaceExpiredAt: FieldValue.serverTimestamp() });
+          return true;
+        }),
+        'marking a workspace expired',
+      );
+      if (!claimed) continue;
+      await this.#runner.deleteWorkspace(d.id);
+      this.#log.workspaceExpired(d.id);
+      expired++;
+    }
+    return expired;
+  }
+
   async #recentMessages(
     uid: string,
     conv: DocumentReference,
@@ -448,6 +537,7 @@ export class ConversationService {
       createdAt: FieldValue.serverTimestamp(),
     });
     batch.update(userMessageRef, { status: 'done', runId: result.runId });
+    batch.update(this.#user(uid), { [`activeRuns.${userMessageRef.id}`]: FieldValue.delete() });
     batch.update(convRef, {
       messageCount: FieldValue.increment(1),
       updatedAt: FieldValue.serverTimestamp(),
@@ -504,6 +594,7 @@ export class ConversationService {
     const code = err instanceof DomainError ? err.code : 'internal';
     const batch = this.#db.batch();
     batch.update(messageRef, { status: 'failed', error: code });
+    batch.update(this.#user(uid), { [`activeRuns.${messageRef.id}`]: FieldValue.delete() });
     if (requestRef) batch.update(requestRef, { state: 'failed', errorCode: code });
     try {
       await this.#step(batch.commit(), 'marking the message failed');
@@ -684,6 +775,8 @@ export class ConversationService {
               SANDBOX_OPS_PER_MINUTE,
               'sandbox warm-ups and workspace deletions',
             ),
+            lastActiveAt: FieldValue.serverTimestamp(),
+            workspaceActive: true,
           },
           { merge: true },
         );

@@ -1,3 +1,4 @@
+import { clientIp } from './client-ip.ts';
 import {
   FUNCTION_TIMEOUT_S,
   REST_BODY_MAX_BYTES,
@@ -92,7 +93,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
   // Input is validated before any client is built (deps()), so bad input is always invalid-argument.
   const send = (uid: string, req: Request, onText?: (delta: string) => void) => {
     const input = parseInput(sendMessageInputSchema(cfg().maxMessageChars), req.body);
-    return deps().service.sendMessage(uid, input, onText);
+    return deps().service.sendMessage(uid, input, onText, { ip: clientIp(req) });
   };
   const sendRoute = route('POST /api/conversation', (uid, req) => send(uid, req));
   app.post('/api/conversation', async (req, res) => {

@@ -13,6 +13,8 @@ import { config, deps } from '../deps.ts';
 import { NotSignedInError } from '../errors.ts';
 import { ENFORCE_APP_CHECK } from '../params.ts';
 import { parseInput } from './parse-input.ts';
+import { clientIp } from './client-ip.ts';
+import type { CallOrigin } from '../conversations/conversation-service.ts';
 import { toHttpsError } from './translate.ts';
 
 // The timeout is the budget's outermost function layer (contract/src/timeouts.ts).
@@ -25,7 +27,12 @@ const options = {
 /** Wraps a handler: requires sign-in, translates every error once. */
 function callable<T>(
   name: string,
-  handler: (uid: string, data: unknown, stream?: (delta: string) => void) => Promise<T>,
+  handler: (
+    uid: string,
+    data: unknown,
+    stream: ((delta: string) => void) | undefined,
+    origin: CallOrigin,
+  ) => Promise<T>,
 ) {
   return onCall(
     options,
@@ -39,7 +46,7 @@ function callable<T>(
           request.acceptsStreaming && response
             ? (delta: string) => void response.sendChunk({ type: 'text', delta })
             : undefined;
-        return await handler(uid, request.data, stream);
+        return await handler(uid, request.data, stream, { ip: clientIp(request.rawRequest) });
       } catch (err) {
         throw toHttpsError(err, name);
       }
@@ -53,9 +60,9 @@ function callable<T>(
  */
 export function createCallables(cfg: () => FunctionsConfig = config) {
   return {
-    sendMessage: callable('sendMessage', (uid, data, stream) => {
+    sendMessage: callable('sendMessage', (uid, data, stream, origin) => {
       const input = parseInput(sendMessageInputSchema(cfg().maxMessageChars), data);
-      return deps().service.sendMessage(uid, input, stream);
+      return deps().service.sendMessage(uid, input, stream, origin);
     }),
     listConversations: callable('listConversations', (uid, data) => {
       const input = parseInput(listConversationsInputSchema, data);
