@@ -40,6 +40,7 @@ start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_TEST_PORT
 RUNNER_TOKEN=$RUNNER_TEST_TOKEN
 MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
 IP_MESSAGES_PER_MINUTE=100000
+ENFORCE_APP_CHECK=true
 RUN_TIMEOUT_MS=30000"
 
 # The sandbox suites run a second time under gVisor (runsc) when the engine has it (.ci/run

@@ -4,6 +4,7 @@
  * documents), the error codes, every size limit and the timeout budget, each declared once.
  */
 export * from './agent-protocol.ts';
+export * from './app-check.ts';
 export * from './callable-names.ts';
 export * from './callables.ts';
 export * from './collections.ts';

@@ -99,6 +99,8 @@ export interface FunctionsConfig {
   workspaceIdleDays: number;
   maxMessageChars: number;
   enforceAppCheck: boolean;
+  /** Running under the Functions emulator (App Check tokens are decoded, not verified). */
+  emulator: boolean;
   corsOrigins: string[];
   /**
    * The runner's shared secret under the emulators, else undefined: deployed functions
@@ -135,6 +137,7 @@ export function loadConfig(env: Record<string, string | undefined>): FunctionsCo
     workspaceIdleDays: e.WORKSPACE_IDLE_DAYS,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     enforceAppCheck: e.ENFORCE_APP_CHECK,
+    emulator: e.FUNCTIONS_EMULATOR === 'true',
     corsOrigins: e.CORS_ORIGINS,
     devRunnerToken: e.FUNCTIONS_EMULATOR === 'true' && e.RUNNER_TOKEN ? e.RUNNER_TOKEN : undefined,
   };

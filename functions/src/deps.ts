@@ -1,4 +1,5 @@
 import { getApps, initializeApp } from 'firebase-admin/app';
+import { getAppCheck, type AppCheck } from 'firebase-admin/app-check';
 import { getAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { FunctionsConfig } from './config.ts';
@@ -12,6 +13,7 @@ export interface Deps {
   config: FunctionsConfig;
   service: ConversationService;
   auth: Auth;
+  appCheck: AppCheck;
   log: Logger;
 }
 
@@ -54,6 +56,6 @@ export function deps(): Deps {
     },
     log,
   );
-  cached = { config: cfg, service, auth: getAuth(app), log };
+  cached = { config: cfg, service, auth: getAuth(app), appCheck: getAppCheck(app), log };
   return cached;
 }

@@ -31,6 +31,15 @@ export class NotSignedInError extends DomainError {
   }
 }
 
+/** ENFORCE_APP_CHECK is on and the REST call has no valid App Check token. */
+export class AppCheckRequiredError extends DomainError {
+  override name = 'AppCheckRequiredError';
+  readonly code = 'unauthenticated';
+  constructor() {
+    super('a valid App Check token is required (X-Firebase-AppCheck header)');
+  }
+}
+
 /** Also what another user's conversation looks like: its existence is not revealed. */
 export class ConversationNotFoundError extends DomainError {
   override name = 'ConversationNotFoundError';

@@ -61,6 +61,10 @@ export class Logger {
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
     this.#sink.write('INFO', 'REST call with a refused ID token', { route, code });
   }
+  appCheckRejected(route: string, err: unknown): void {
+    const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
+    this.#sink.write('INFO', 'REST call with a refused App Check token', { route, code });
+  }
   configInvalid(problems: string[]): void {
     this.#sink.write('ERROR', 'functions refused to start: invalid configuration', { problems });
   }

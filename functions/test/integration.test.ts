@@ -4,12 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
 import {
+  EMULATOR_APP_ID,
+  emulatorAppCheckToken,
   FIRESTORE_CALL_TIMEOUT_MS,
   PENDING_LEASE_MS,
   SANDBOX_OPS_PER_MINUTE,
   type SendResult,
 } from '@agent-platform/contract';
-import { adminAuth, adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { adminAuth, adminDb, appCheckHeader, newUser, rest, type TestUser } from './helpers/stack.ts';
 import { pidsMatching } from './helpers/processes.ts';
 import { randomBytes } from 'node:crypto';
 import { Timestamp } from 'firebase-admin/firestore';
@@ -200,6 +202,37 @@ describe('callables', () => {
     assert.equal(res.status, 401);
     const body = (await res.json()) as { error: { status: string } };
     assert.equal(body.error.status, 'UNAUTHENTICATED');
+  });
+
+  test('App Check is enforced (ENFORCE_APP_CHECK=true in the test stack): a signed-in call without a token is refused, callable and REST', async () => {
+    const u = await user();
+    const callable = (headers: Record<string, string>) =>
+      fetch(`http://127.0.0.1:5001/demo-agent-platform/us-central1/listConversations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${u.idToken}`, ...headers },
+        body: JSON.stringify({ data: {} }),
+      });
+    const without = await callable({});
+    assert.equal(without.status, 401, 'no App Check token');
+    const token = emulatorAppCheckToken('demo-agent-platform', EMULATOR_APP_ID, Date.now()).token;
+    const withToken = await callable({ 'x-firebase-appcheck': token });
+    assert.equal(withToken.status, 200, 'the same call with a token');
+
+    const refused = await rest('GET', '/api/conversations', { token: u.idToken, appCheck: false });
+    assert.equal(refused.status, 401);
+    assert.deepEqual(refused.json, {
+      error: {
+        code: 'unauthenticated',
+        message: 'a valid App Check token is required (X-Firebase-AppCheck header)',
+      },
+    });
+    const garbage = await rest('GET', '/api/conversations', {
+      token: u.idToken,
+      appCheck: false,
+      headers: { 'x-firebase-appcheck': 'not-a-token' },
+    });
+    assert.equal(garbage.status, 401);
+    assert.equal((await rest('GET', '/api/conversations', { token: u.idToken })).status, 200);
   });
 
   test('a conversation that starts with code is titled by its first line of prose', async () => {
@@ -452,6 +485,7 @@ describe('streaming', () => {
     const res = await fetch('http://127.0.0.1:5000/api/conversation', {
       method: 'POST',
       headers: {
+        ...appCheckHeader(),
         authorization: `Bearer ${u.idToken}`,
         'content-type': 'application/json',
         accept: 'text/event-stream',
@@ -480,6 +514,7 @@ describe('streaming', () => {
     const bad = await fetch('http://127.0.0.1:5000/api/conversation', {
       method: 'POST',
       headers: {
+        ...appCheckHeader(),
         authorization: `Bearer ${u.idToken}`,
         'content-type': 'application/json',
         accept: 'text/event-stream',

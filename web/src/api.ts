@@ -1,10 +1,13 @@
 /** Firebase set-up (emulators on loopback), the callables, and the shapes of stored documents. */
 import { initializeApp } from 'firebase/app';
+import { CustomProvider, ReCaptchaEnterpriseProvider, initializeAppCheck } from 'firebase/app-check';
 import { connectAuthEmulator, getAuth } from 'firebase/auth';
 import { connectFirestoreEmulator, getFirestore, Timestamp, type DocumentData } from 'firebase/firestore';
 import { connectFunctionsEmulator, getFunctions, httpsCallable } from 'firebase/functions';
 import {
   CALLABLES,
+  EMULATOR_APP_ID,
+  emulatorAppCheckToken,
   RUN_TIMEOUT_DEFAULT_MS,
   timeoutBudget,
   type AgentView,
@@ -34,6 +37,27 @@ if (usingEmulators) {
   connectAuthEmulator(auth, 'http://127.0.0.1:9099', { disableWarnings: true });
   connectFirestoreEmulator(db, '127.0.0.1', 8080);
   connectFunctionsEmulator(functions, '127.0.0.1', 5001);
+}
+
+/**
+ * App Check: every callable then carries an App Check token (X-Firebase-AppCheck), so the
+ * functions may enforce it (ENFORCE_APP_CHECK). Deployed, reCAPTCHA Enterprise attests the page
+ * (VITE_APP_CHECK_SITE_KEY at build time; without one, no App Check and enforcement must stay
+ * off). Under the emulators, an unsigned token with App Check's claims (contract/src/app-check.ts
+ * says why not the debug provider).
+ */
+if (usingEmulators) {
+  initializeAppCheck(app, {
+    provider: new CustomProvider({
+      getToken: () => Promise.resolve(emulatorAppCheckToken(projectId, EMULATOR_APP_ID, Date.now())),
+    }),
+    isTokenAutoRefreshEnabled: true,
+  });
+} else if (env.VITE_APP_CHECK_SITE_KEY) {
+  initializeAppCheck(app, {
+    provider: new ReCaptchaEnterpriseProvider(env.VITE_APP_CHECK_SITE_KEY),
+    isTokenAutoRefreshEnabled: true,
+  });
 }
 
 export type { RunStatus, SendResult } from '@agent-platform/contract';

@@ -124,10 +124,15 @@ describe('the web client', () => {
     const deep = await fetch(`${HOSTING}/c/some-conversation`);
     assert.equal(deep.status, 200);
     assert.match(await deep.text(), /<title>Agent platform<\/title>/);
-    // Security headers from firebase.json: no framing, no inline or foreign script.
+    // Security headers from firebase.json: no framing, no inline script, foreign script only from
+    // Google sign-in and reCAPTCHA (App Check in deployed builds).
     const csp = deep.headers.get('content-security-policy') ?? '';
     assert.match(csp, /frame-ancestors 'none'/);
-    assert.match(csp, /script-src 'self' https:\/\/apis\.google\.com(;|$)/);
+    assert.match(
+      csp,
+      /script-src 'self' https:\/\/apis\.google\.com https:\/\/www\.google\.com\/recaptcha\/ https:\/\/www\.gstatic\.com\/recaptcha\/;/,
+    );
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
     assert.match(csp, /object-src 'none'/);
     assert.equal(deep.headers.get('x-frame-options'), 'DENY');
     assert.equal(deep.headers.get('x-content-type-options'), 'nosniff');

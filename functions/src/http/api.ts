@@ -2,6 +2,7 @@ import { clientIp } from './client-ip.ts';
 import {
   FUNCTION_TIMEOUT_S,
   REST_BODY_MAX_BYTES,
+  decodeEmulatorAppCheckToken,
   SSE_EVENTS,
   SSE_MEDIA_TYPE,
   conversationIdInputSchema,
@@ -13,7 +14,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { onRequest } from 'firebase-functions/v2/https';
 import type { FunctionsConfig } from '../config.ts';
 import { config, deps } from '../deps.ts';
-import { InvalidInputError, NotSignedInError } from '../errors.ts';
+import { AppCheckRequiredError, InvalidInputError, NotSignedInError } from '../errors.ts';
 import { log } from '../logs.ts';
 import { parseInput } from './parse-input.ts';
 import { toHttpError } from './translate.ts';
@@ -44,7 +45,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
       res.set({
         'access-control-allow-origin': origin,
         vary: 'Origin',
-        'access-control-allow-headers': 'authorization, content-type',
+        'access-control-allow-headers': 'authorization, content-type, x-firebase-appcheck',
         'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
         'access-control-max-age': '3600',
       });
@@ -64,9 +65,34 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
 
   app.use('/api', express.json({ limit: REST_BODY_MAX_BYTES }));
 
+  /**
+   * With ENFORCE_APP_CHECK, a REST call must carry a valid App Check token, as the callables do:
+   * verified by the Admin SDK (deployed), decoded only under the emulator (as firebase-functions
+   * does for the callables there; contract/src/app-check.ts).
+   */
+  const requireAppCheck = async (req: Request, route: string): Promise<void> => {
+    const c = cfg();
+    if (!c.enforceAppCheck) return;
+    const token = req.headers['x-firebase-appcheck'];
+    if (typeof token !== 'string' || token.length === 0 || token.length > 4096) {
+      throw new AppCheckRequiredError();
+    }
+    if (c.emulator) {
+      if (!decodeEmulatorAppCheckToken(token)) throw new AppCheckRequiredError();
+      return;
+    }
+    try {
+      await deps().appCheck.verifyToken(token);
+    } catch (err) {
+      log.appCheckRejected(route, err);
+      throw new AppCheckRequiredError();
+    }
+  };
+
   const uidOf = async (req: Request, route: string): Promise<string> => {
     const m = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
     if (!m?.[1]) throw new NotSignedInError();
+    await requireAppCheck(req, route);
     try {
       // checkRevoked: a token of a disabled user or one whose sessions were revoked is refused
       // (one more Auth lookup per REST call).

@@ -2,6 +2,8 @@ import { initializeApp as initAdmin, getApps as getAdminApps, type App } from 'f
 import { getAuth as getAdminAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore, type Firestore } from 'firebase-admin/firestore';
 import { deleteApp, initializeApp, type FirebaseApp } from 'firebase/app';
+import { CustomProvider, initializeAppCheck } from 'firebase/app-check';
+import { EMULATOR_APP_ID, emulatorAppCheckToken } from '@agent-platform/contract';
 import {
   connectAuthEmulator,
   getAuth,
@@ -57,6 +59,14 @@ export async function newUser(): Promise<TestUser> {
     { apiKey: 'demo-key', projectId: PROJECT_ID, authDomain: 'localhost' },
     `u-${randomBytes(6).toString('hex')}`,
   );
+  // As the web client does under the emulators: every callable carries an App Check token (the
+  // test stack runs with ENFORCE_APP_CHECK=true).
+  initializeAppCheck(app, {
+    provider: new CustomProvider({
+      getToken: () => Promise.resolve(emulatorAppCheckToken(PROJECT_ID, EMULATOR_APP_ID, Date.now())),
+    }),
+    isTokenAutoRefreshEnabled: false,
+  });
   const auth = getAuth(app);
   connectAuthEmulator(auth, AUTH_HOST, { disableWarnings: true });
   const functions = getFunctions(app, 'us-central1');
@@ -75,13 +85,24 @@ export async function newUser(): Promise<TestUser> {
 
 export { signInWithCustomToken };
 
+/** The App Check header the test stack's REST calls carry (App Check is enforced there). */
+export function appCheckHeader(): Record<string, string> {
+  return { 'x-firebase-appcheck': emulatorAppCheckToken(PROJECT_ID, EMULATOR_APP_ID, Date.now()).token };
+}
+
 /** REST call through the Hosting emulator's rewrite to the `api` function. */
 export async function rest(
   method: string,
   path: string,
-  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  opts: { token?: string; body?: unknown; headers?: Record<string, string>; appCheck?: boolean } = {},
 ): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
-  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  const headers: Record<string, string> = {
+    // App Check is enforced in the test stack; `appCheck: false` sends none.
+    ...(opts.appCheck === false
+      ? {}
+      : { 'x-firebase-appcheck': emulatorAppCheckToken(PROJECT_ID, EMULATOR_APP_ID, Date.now()).token }),
+    ...(opts.headers ?? {}),
+  };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`${HOSTING}${path}`, {
