@@ -13,6 +13,12 @@ log() { printf '[start] %s\n' "$*"; }
 source scripts/lib/engine.sh
 ensure_packages dockerd=docker.io runsc=runsc debootstrap=debootstrap openssl=openssl tar=tar
 ensure_engine
+# SANDBOX_RUNTIME=auto picks gVisor when the engine has it. Debian 12's runsc (2022-12-19) fails
+# `ls -l` and `stat` inside sandboxes (it rejects statx with AT_NO_AUTOMOUNT): say so up front.
+if [ -z "${SANDBOX_RUNTIME:-}" ] && command -v runsc >/dev/null && runsc --version 2>/dev/null | grep -q '2022'; then
+  log "note: sandboxes run under gVisor $(runsc --version 2>/dev/null | head -1 | awk '{print $3}'), where ls -l and stat fail (statx);"
+  log "      a current gVisor release fixes it, or run SANDBOX_RUNTIME=runc npm start"
+fi
 source scripts/emulator-env.sh
 
 [ -d node_modules/firebase-tools ] || { log "installing dependencies"; npm ci --no-audit --no-fund --ignore-scripts; }
