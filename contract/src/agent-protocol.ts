@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { idSchema, runIdSchema } from './ids.ts';
-import { AGENT_PROTOCOL_VERSION, componentJsonSize } from './protocol.ts';
+import {
+  AGENT_PROTOCOL_VERSION,
+  MODEL_PATHS,
+  MODEL_REQUEST_MAX_BYTES,
+  componentJsonSize,
+} from './protocol.ts';
 import {
   AGENT_DESCRIPTION_MAX_CHARS,
   AGENT_INSTRUCTIONS_MAX_CHARS,
@@ -116,7 +121,21 @@ export const resultEventSchema = z.object({
 });
 export type ResultEvent = z.infer<typeof resultEventSchema>;
 
-export const agentEventSchema = z.discriminatedUnion('type', [textEventSchema, resultEventSchema]);
+/** A model request from code in the sandbox, through the agent's loopback gateway. */
+export const modelRequestEventSchema = z.object({
+  type: z.literal('model_request'),
+  id: z.string().regex(/^[0-9a-z]{1,16}$/),
+  method: z.enum(['GET', 'POST']),
+  path: z.enum(MODEL_PATHS),
+  body: z.string().max(MODEL_REQUEST_MAX_BYTES).nullable(),
+});
+export type ModelRequestEvent = z.infer<typeof modelRequestEventSchema>;
+
+export const agentEventSchema = z.discriminatedUnion('type', [
+  textEventSchema,
+  resultEventSchema,
+  modelRequestEventSchema,
+]);
 export type AgentEvent = z.infer<typeof agentEventSchema>;
 
 /** Parses one stdout line of an agent; returns an error message instead of throwing. */

@@ -11,3 +11,31 @@ export const AGENT_PROTOCOL_VERSION = 1;
 export function componentJsonSize(component: unknown): number {
   return JSON.stringify(component).length;
 }
+
+/**
+ * The model gateway (issue 10): code in a sandbox reaches models through the runner, with no
+ * network and no key. The agent listens on this loopback port inside the sandbox (a sandbox has
+ * its own loopback even with --network none), and the sandbox environment points OpenAI-style
+ * clients at it. Each HTTP request becomes a `model_request` line on the agent's stdout; the
+ * runner forwards it to the configured provider with its key and answers with `model_response`
+ * lines on the agent's stdin (the channel every run already has).
+ */
+export const MODEL_GATEWAY_PORT = 4180;
+export const MODEL_GATEWAY_BASE_URL = `http://127.0.0.1:${MODEL_GATEWAY_PORT}/v1`;
+/** What the sandbox gets as OPENAI_API_KEY: SDKs require one; the runner ignores it. */
+export const MODEL_GATEWAY_PLACEHOLDER_KEY = 'sk-sandbox-placeholder-not-a-key';
+/** Largest model request body a sandbox may send, in bytes. */
+export const MODEL_REQUEST_MAX_BYTES = 256 * 1024;
+/** The paths the gateway serves. */
+export const MODEL_PATHS = ['/v1/chat/completions', '/v1/models'] as const;
+export type ModelPath = (typeof MODEL_PATHS)[number];
+
+/** A runner -> agent line: part of the answer to one model request (first line: status). */
+export interface ModelResponseLine {
+  type: 'model_response';
+  id: string;
+  status?: number;
+  contentType?: string;
+  chunk?: string;
+  done: boolean;
+}

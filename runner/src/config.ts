@@ -13,10 +13,13 @@ import {
 } from '@agent-platform/contract';
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
+import type { ModelSettings } from './models/model-gateway.ts';
 import { IDLE_SANDBOX_ESTIMATE_BYTES } from './sandbox/engine.ts';
 import { SHM_BYTES } from './sandbox/sandbox-layout.ts';
 
 const MiB = 1024 * 1024;
+/** Bytes of one provider answer passed back to a sandbox, at most. */
+const MODEL_RESPONSE_MAX_BYTES = 4 * MiB;
 
 const int = envInt;
 const list = envList;
@@ -116,6 +119,16 @@ const envSchema = z.object({
   REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
   /** Sandboxes younger than this are never reaped (their create call may be in flight). Default 30000. */
   REAPER_MIN_AGE_MS: int(0, 86_400_000).default(30_000),
+  /** OpenAI-compatible provider for the model gateway, e.g. https://api.openai.com/v1. Default: none. */
+  MODEL_BASE_URL: z.url().optional(),
+  /** The provider's key; never enters a sandbox, a log or an answer. Default: unset. */
+  MODEL_API_KEY: z.string().min(1).optional(),
+  /** Comma-separated models a sandbox may use; empty: any. Default: empty. */
+  MODEL_ALLOWLIST: list.default([]),
+  /** Model used when a request names none. Default: unset. */
+  MODEL_DEFAULT: z.string().min(1).max(200).optional(),
+  /** Model calls one run may make. Default 20. */
+  MODEL_CALLS_PER_RUN: int(1, 10_000).default(20),
   /** Emit one JSON log line per request. Default true. */
   LOG_REQUESTS: bool.default(true),
 });
@@ -159,6 +172,7 @@ export interface RunnerConfig {
   warmMaxLifetimeMs: number;
   warmFreezeAfterMs: number;
   hostMemoryReserveBytes: number;
+  models: ModelSettings;
   logRequests: boolean;
 }
 
@@ -206,7 +220,7 @@ export function loadConfig(
   env: Record<string, string | undefined> = process.env,
   host: HostFacts = hostFacts(),
 ): RunnerConfig {
-  const parsed = parseEnvTable(envSchema, env, ['RUNNER_TOKEN']);
+  const parsed = parseEnvTable(envSchema, env, ['RUNNER_TOKEN', 'MODEL_API_KEY']);
   if (!parsed.ok) throw new ConfigError(parsed.problems);
   const e = parsed.data;
   const problems: string[] = [];
@@ -281,13 +295,25 @@ export function loadConfig(
     warmMaxLifetimeMs: e.WARM_MAX_LIFETIME_MS,
     warmFreezeAfterMs: e.WARM_FREEZE_AFTER_MS,
     hostMemoryReserveBytes: e.HOST_MEMORY_RESERVE_BYTES ?? runningBytes + 512 * MiB,
+    models: {
+      baseUrl: e.MODEL_BASE_URL ?? null,
+      apiKey: e.MODEL_API_KEY,
+      allowlist: e.MODEL_ALLOWLIST,
+      defaultModel: e.MODEL_DEFAULT ?? null,
+      callsPerRun: e.MODEL_CALLS_PER_RUN,
+      responseMaxBytes: MODEL_RESPONSE_MAX_BYTES,
+    },
     logRequests: e.LOG_REQUESTS,
   };
 }
 
 /** A copy of the config safe to log: secrets replaced by whether they are set. */
 export function redactedConfig(config: RunnerConfig): Record<string, unknown> {
-  return { ...config, runnerToken: config.runnerToken ? '(set)' : '(unset)' };
+  return {
+    ...config,
+    runnerToken: config.runnerToken ? '(set)' : '(unset)',
+    models: { ...config.models, apiKey: config.models.apiKey ? '(set)' : '(unset)' },
+  };
 }
 
 /**

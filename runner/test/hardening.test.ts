@@ -454,6 +454,8 @@ describe('environment and host access', () => {
       'LANG',
       'NODE_VERSION', // from the agent image's ENV
       'OLDPWD',
+      'OPENAI_API_KEY', // the model gateway's placeholder, not a key
+      'OPENAI_BASE_URL', // the model gateway on the sandbox's loopback
       'PATH',
       'PWD',
       'PYTHONDONTWRITEBYTECODE',

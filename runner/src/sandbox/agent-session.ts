@@ -1,4 +1,9 @@
-import { LineSplitter, parseAgentLine, type AgentRequest } from '@agent-platform/contract';
+import {
+  LineSplitter,
+  parseAgentLine,
+  type AgentRequest,
+  type ModelResponseLine,
+} from '@agent-platform/contract';
 import type { Ending, Exchange, ExchangeOptions } from './backend.ts';
 
 /** What an AgentSession needs from the sandbox it talks to. */
@@ -147,7 +152,22 @@ export class AgentSession {
         }
         const e = parsed.event;
         if (e.type === 'text') opts.onText?.(e.delta);
-        else {
+        else if (e.type === 'model_request') {
+          const reply = (response: ModelResponseLine) => {
+            if (!done) this.#io.write(JSON.stringify(response) + '\n');
+          };
+          if (opts.onModelRequest) opts.onModelRequest(e, reply);
+          else {
+            reply({
+              type: 'model_response',
+              id: e.id,
+              status: 503,
+              contentType: 'application/json',
+              chunk: JSON.stringify({ error: { message: 'no model gateway', type: 'unavailable' } }),
+              done: true,
+            });
+          }
+        } else {
           x.result = e;
           finish('result');
         }

@@ -1,4 +1,9 @@
-import type { AgentRequest, ResultEvent } from '@agent-platform/contract';
+import type {
+  AgentRequest,
+  ModelRequestEvent,
+  ModelResponseLine,
+  ResultEvent,
+} from '@agent-platform/contract';
 
 /**
  * The sandbox engine, in two layers.
@@ -41,6 +46,12 @@ export interface ExchangeOptions {
   signal: AbortSignal;
   /** Called for each text delta as the agent produces it. */
   onText?: ((delta: string) => void) | undefined;
+  /**
+   * Called for each model request of code in the sandbox; `reply` writes the answer's lines to
+   * the agent while the exchange lasts. Without it, model requests are answered 503.
+   */
+  onModelRequest?:
+    ((request: ModelRequestEvent, reply: (line: ModelResponseLine) => void) => void) | undefined;
 }
 
 /** One live sandbox of one user. */

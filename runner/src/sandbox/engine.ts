@@ -8,6 +8,7 @@ import {
   type RunStatus,
 } from '@agent-platform/contract';
 import { ClientGoneError, DeadlineError } from '../errors.ts';
+import type { ModelGateway } from '../models/model-gateway.ts';
 import type { Logger } from '../logs.ts';
 import type { Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { classify } from './classify.ts';
@@ -38,6 +39,8 @@ export interface EngineOptions {
    * sandboxGraceMs; tests shorten it).
    */
   graceMs?: number;
+  /** Forwards model requests of code in sandboxes (null: answered 503). */
+  models?: ModelGateway | null;
   /** Named in the texts of output_limit and oom results. */
   outputLimitBytes: number;
   memoryBytes: number;
@@ -277,10 +280,14 @@ export class SandboxEngine {
         history: input.history,
       };
       const tAgent = now();
+      const models = this.#options.models ?? null;
+      const usage = { calls: 0 };
+      const modelSignal = AbortSignal.any([input.signal, AbortSignal.timeout(input.timeoutMs)]);
       const x = await s.exchange(request, {
         timeoutMs: input.timeoutMs,
         signal: input.signal,
         onText: input.onText,
+        ...(models ? { onModelRequest: (e, reply) => void models.serve(e, reply, usage, modelSignal) } : {}),
       });
       const agentMs = now() - tAgent;
       if (x.ending === 'aborted') throw new ClientGoneError('client disconnected');

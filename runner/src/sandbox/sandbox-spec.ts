@@ -1,3 +1,4 @@
+import { MODEL_GATEWAY_BASE_URL, MODEL_GATEWAY_PLACEHOLDER_KEY } from '@agent-platform/contract';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { RunnerConfig } from '../config.ts';
 import { sandboxLabels } from './labels.ts';
@@ -60,6 +61,10 @@ export function sandboxSpec(config: RunnerConfig, input: SandboxSpecInput): Cont
       'LANG=C.UTF-8',
       'TMPDIR=/tmp',
       'PYTHONDONTWRITEBYTECODE=1',
+      // The model gateway on the sandbox's loopback (the agent serves it; the runner holds the
+      // provider's key): OpenAI-style clients work unchanged, and no key enters the sandbox.
+      `OPENAI_BASE_URL=${MODEL_GATEWAY_BASE_URL}`,
+      `OPENAI_API_KEY=${MODEL_GATEWAY_PLACEHOLDER_KEY}`,
     ],
     AttachStdin: true,
     AttachStdout: true,

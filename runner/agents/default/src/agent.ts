@@ -11,6 +11,7 @@
  * starts once per sandbox, and every millisecond of start-up is a cold run's.
  */
 import { spawn } from 'node:child_process';
+import { ModelGateway } from './model-gateway.ts';
 import {
   AGENT_DESCRIPTION_MAX_CHARS,
   AGENT_INSTRUCTIONS_MAX_CHARS,
@@ -71,6 +72,9 @@ function writeEvent(event: AgentEvent): void {
   process.stdout.write(JSON.stringify(event) + '\n');
 }
 
+/** The loopback model gateway (model-gateway.ts); it forwards only while a run is in progress. */
+const gateway = new ModelGateway(writeEvent);
+
 /** The reply so far; every piece is also emitted as a `text` delta. */
 const reply = { text: '', full: false };
 
@@ -95,6 +99,7 @@ function finish(
   agent: CreatedAgent | null,
   workspaceChanged = false,
 ): void {
+  gateway.end(); // nothing may be written after the result: the runner stops reading
   writeEvent({ type: 'result', text: reply.text, status, component, agent, workspaceChanged });
   reply.text = '';
   reply.full = false;
@@ -395,13 +400,38 @@ async function answer(input: { line: string } | { error: string }): Promise<void
 
 async function main(): Promise<void> {
   process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
-  for await (const input of requestLines()) {
+  gateway.listen();
+  // stdin carries request lines and, during a run, the runner's model responses: one reader
+  // routes both, so responses arrive while a run (waiting on them) is in progress.
+  const queue: Array<{ line: string } | { error: string }> = [];
+  const waiting: { wake: () => void } = { wake: () => undefined };
+  let ended = false;
+  void (async () => {
+    for await (const input of requestLines()) {
+      if ('line' in input && gateway.route(input.line)) continue;
+      queue.push(input);
+      waiting.wake();
+    }
+  })()
+    .catch((err: unknown) => process.stderr.write(`agent: reading stdin: ${describeError(err)}\n`))
+    .finally(() => {
+      ended = true;
+      waiting.wake();
+    });
+  for (;;) {
+    while (queue.length === 0 && !ended) await new Promise<void>((resolve) => (waiting.wake = resolve));
+    waiting.wake = () => undefined;
+    const input = queue.shift();
+    if (!input) return;
     try {
+      gateway.begin();
       await answer(input);
     } catch (err) {
       process.stderr.write(`agent: unexpected failure: ${describeError(err)}\n`);
       if (reply.text === '') say('The agent failed unexpectedly.');
       finish('error', null, null, true);
+    } finally {
+      gateway.end();
     }
   }
 }
