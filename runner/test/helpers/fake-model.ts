@@ -32,7 +32,7 @@ export async function startFakeModel(): Promise<FakeModel> {
   const server: Server = createServer((req, res) => {
     void (async () => {
       const text = await readBody(req);
-      let body: unknown = null;
+      let body: unknown;
       try {
         body = text ? JSON.parse(text) : null;
       } catch {
