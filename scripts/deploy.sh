@@ -35,7 +35,7 @@ GVISOR_RELEASE=20250707.0
 GVISOR_URL="https://storage.googleapis.com/gvisor/releases/release/$GVISOR_RELEASE/x86_64"
 LOCAL_RUNNER_IMAGE=agent-platform/runner:latest        # built by scripts/images.sh
 LOCAL_AGENT_IMAGE=agent-platform/agent-default:latest  # built by scripts/images.sh
-APIS=(run.googleapis.com artifactregistry.googleapis.com compute.googleapis.com
+APIS=(run.googleapis.com artifactregistry.googleapis.com compute.googleapis.com cloudscheduler.googleapis.com
   cloudfunctions.googleapis.com cloudbuild.googleapis.com firestore.googleapis.com
   secretmanager.googleapis.com iam.googleapis.com)
 STEPS=(
@@ -711,7 +711,7 @@ if ((SKIP_FIREBASE)); then skip_step 11 "--skip-firebase"; else
   # .env file (step 10), and at the first functions deploy in a region it stops with an error unless
   # --force accepts its one-time Artifact Registry cleanup policy for gcf-artifacts. That repository
   # is created by the first deploy: while it is missing no function exists that --force could delete.
-  DEPLOY_CMD=(npx firebase deploy --project "$PROJECT" --only "functions,firestore:rules,hosting" --non-interactive)
+  DEPLOY_CMD=(npx firebase deploy --project "$PROJECT" --only "functions,firestore:rules,firestore:indexes,hosting" --non-interactive)
   if exists gcloud artifacts repositories describe gcf-artifacts --location="$FUNCTIONS_REGION" --project="$PROJECT"; then
     run "${DEPLOY_CMD[@]}"
   else

@@ -185,6 +185,7 @@ describe('deploy.sh --dry-run', () => {
       'cloudbuild',
       'firestore',
       'secretmanager',
+      'cloudscheduler', // the scheduled functions
       'iam',
     ]) {
       assert.match(enable ?? '', new RegExp(` ${api}\\.googleapis\\.com `), api);
@@ -390,7 +391,7 @@ describe('deploy.sh --dry-run', () => {
     assert.match(
       deploy[0]!,
       new RegExp(
-        `^npx firebase deploy --project ${PROJECT} --only functions,firestore:rules,hosting --non-interactive( --force)?$`,
+        `^npx firebase deploy --project ${PROJECT} --only functions,firestore:rules,firestore:indexes,hosting --non-interactive( --force)?$`,
       ),
     );
   });

@@ -127,6 +127,14 @@ export class Logger {
   workspaceExpired(uid: string): void {
     this.#sink.write('INFO', 'idle workspace deleted', { user: userHash(uid) });
   }
+  /** A call outlived its lease and a retry took its message over: its outcome is not stored. */
+  outcomeDropped(uid: string, conversationId: string, messageId: string): void {
+    this.#sink.write('WARNING', 'outcome dropped: a retry owns the message', {
+      user: userHash(uid),
+      conversationId,
+      messageId,
+    });
+  }
   /** The conversation was deleted while its message was in flight: nothing is left pending. */
   conversationGoneMidSend(uid: string, conversationId: string, messageId: string): void {
     this.#sink.write('INFO', 'conversation deleted while a message was in flight', {

@@ -898,6 +898,35 @@ describe('fairness and workspace expiry', () => {
     assert.deepEqual(userDoc.get('activeRuns'), {}, 'nothing left counted as in flight');
   });
 
+  test('a call that outlives its lease stores nothing once a retry took its message over', async () => {
+    const service = localService({ pendingLeaseMs: 1_500 });
+    const u = await user();
+    const requestId = randomBytes(16).toString('hex');
+    const message = '```sh\nsleep 3; echo slow\n```';
+    const first = service.sendMessage(u.uid, { message, requestId }); // leased for 1.5 s, runs ~3 s
+    await sleep(2_000);
+    const second = await service.sendMessage(u.uid, { message, requestId }); // takes it over
+    const late = await first; // answered by the runner, but no longer the owner
+    const msgs = (
+      await adminDb()
+        .collection(`users/${u.uid}/conversations/${second.conversationId}/messages`)
+        .orderBy('seq')
+        .get()
+    ).docs;
+    assert.deepEqual(
+      msgs.map((d) => [d.get('role'), d.get('status')]),
+      [
+        ['user', 'done'],
+        ['agent', 'ok'],
+      ],
+      "one outcome: the retry's",
+    );
+    assert.equal(msgs[1]!.id, second.messageId);
+    assert.notEqual(late.messageId, second.messageId, "the late call's reply was never stored");
+    const request = await adminDb().doc(`users/${u.uid}/requests/${requestId}`).get();
+    assert.equal((request.get('result') as { messageId: string }).messageId, second.messageId);
+  });
+
   test('messages from one address are limited across accounts (IP_MESSAGES_PER_MINUTE); another address is not', async () => {
     const service = localService({ ipMessagesPerMinute: 2 });
     const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`; // TEST-NET-3: only a label here

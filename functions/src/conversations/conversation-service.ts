@@ -363,7 +363,7 @@ export class ConversationService {
         onText,
       );
     } catch (err) {
-      await this.#markFailed(uid, conversationRef, messageRef, requestRef, err);
+      await this.#markFailed(uid, conversationRef, messageRef, requestRef, err, leaseExpiresAt.toMillis());
       if (err instanceof DomainError) err.conversationId = conversationRef.id;
       throw err;
     }
@@ -377,7 +377,14 @@ export class ConversationService {
       requestRef,
       input.requestId ?? null,
       result,
+      leaseExpiresAt.toMillis(),
     );
+  }
+
+  /** Whether the call with this lease still owns the message: pending, with that very lease. */
+  #owns(uid: string, snap: DocumentSnapshot, leaseMs: number): boolean {
+    const m = this.#read(uid, messageDocSchema, snap);
+    return m?.status === 'pending' && m.leaseExpiresAt?.toMillis() === leaseMs;
   }
 
   /**
@@ -510,6 +517,7 @@ export class ConversationService {
     requestRef: DocumentReference | null,
     requestId: string | null,
     result: RunResult,
+    leaseMs: number,
   ): Promise<SendResult> {
     const agentRef = result.agent ? this.#user(uid).collection(COLLECTIONS.agents).doc() : null;
     const replyRef = convRef.collection(COLLECTIONS.messages).doc();
@@ -524,24 +532,32 @@ export class ConversationService {
       agentCreated: agentRef !== null,
       agentId: agentRef?.id ?? null,
     };
-    // The reply's slot (seq) was reserved with the user's message, so one batch does it.
-    const batch = this.#db.batch();
-    batch.set(replyRef, {
-      seq: replySeq,
-      role: 'agent',
-      text: reply.text,
-      status: result.status,
-      component: reply.component,
-      runId: result.runId,
-      requestId,
-      createdAt: FieldValue.serverTimestamp(),
-    });
-    batch.update(userMessageRef, { status: 'done', runId: result.runId });
-    batch.update(this.#user(uid), { [`activeRuns.${userMessageRef.id}`]: FieldValue.delete() });
-    batch.update(convRef, {
-      messageCount: FieldValue.increment(1),
-      updatedAt: FieldValue.serverTimestamp(),
-      lastMessagePreview: reply.text.slice(0, PREVIEW_MAX_CHARS),
+    // The reply's slot (seq) was reserved with the user's message, so one transaction does it; it
+    // first checks that this call still owns the message (pending, with this call's lease): a
+    // call that outlived its lease, whose message a retry took over, must not store a second
+    // outcome.
+    const storeReply = this.#db.runTransaction(async (tx): Promise<'stored' | 'gone' | 'taken'> => {
+      const snap = await tx.get(userMessageRef);
+      if (!snap.exists) return 'gone';
+      if (!this.#owns(uid, snap, leaseMs)) return 'taken';
+      tx.set(replyRef, {
+        seq: replySeq,
+        role: 'agent',
+        text: reply.text,
+        status: result.status,
+        component: reply.component,
+        runId: result.runId,
+        requestId,
+        createdAt: FieldValue.serverTimestamp(),
+      });
+      tx.update(userMessageRef, { status: 'done', runId: result.runId });
+      tx.update(this.#user(uid), { [`activeRuns.${userMessageRef.id}`]: FieldValue.delete() });
+      tx.update(convRef, {
+        messageCount: FieldValue.increment(1),
+        updatedAt: FieldValue.serverTimestamp(),
+        lastMessagePreview: reply.text.slice(0, PREVIEW_MAX_CHARS),
+      });
+      return 'stored';
     });
     const outcome = this.#db.batch();
     if (agentRef && result.agent) {
@@ -553,8 +569,9 @@ export class ConversationService {
       });
     }
     if (requestRef) outcome.update(requestRef, { state: 'done', result: out });
+    let stored: 'stored' | 'gone' | 'taken' = 'gone';
     try {
-      await this.#step(batch.commit(), 'storing the reply');
+      stored = await this.#step(storeReply, 'storing the reply');
     } catch (err) {
       // The database did not answer: the batch may still land. The message keeps its lease (it
       // reads as failed once that expires, unless the reply landed); the sender is told.
@@ -563,13 +580,17 @@ export class ConversationService {
         // Firestore refused the reply: the message and its request end as failed, never pending.
         this.#log.replyNotStored(uid, convRef.id, userMessageRef.id, err);
         const failure = new InternalError('the reply could not be stored');
-        await this.#markFailed(uid, convRef, userMessageRef, requestRef, failure);
+        await this.#markFailed(uid, convRef, userMessageRef, requestRef, failure, leaseMs);
         throw failure;
       }
-      // The conversation was deleted meanwhile (the updates find no document): keep only the
-      // request's outcome and the created agent.
-      this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
     }
+    if (stored === 'taken') {
+      // A retry owns the message now: its outcome is the one stored.
+      this.#log.outcomeDropped(uid, convRef.id, userMessageRef.id);
+      return out;
+    }
+    // The conversation was deleted meanwhile: keep only the request's outcome and the agent.
+    if (stored === 'gone') this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
     try {
       await this.#step(outcome.commit(), 'storing the request outcome');
     } catch (err) {
@@ -590,14 +611,25 @@ export class ConversationService {
     messageRef: DocumentReference,
     requestRef: DocumentReference | null,
     err: unknown,
+    leaseMs: number,
   ): Promise<void> {
     const code = err instanceof DomainError ? err.code : 'internal';
-    const batch = this.#db.batch();
-    batch.update(messageRef, { status: 'failed', error: code });
-    batch.update(this.#user(uid), { [`activeRuns.${messageRef.id}`]: FieldValue.delete() });
-    if (requestRef) batch.update(requestRef, { state: 'failed', errorCode: code });
     try {
-      await this.#step(batch.commit(), 'marking the message failed');
+      const marked = await this.#step(
+        this.#db.runTransaction(async (tx): Promise<'marked' | 'gone' | 'taken'> => {
+          const snap = await tx.get(messageRef);
+          if (!snap.exists) return 'gone';
+          // A retry took it over after this call's lease: its outcome is not ours to write.
+          if (!this.#owns(uid, snap, leaseMs)) return 'taken';
+          tx.update(messageRef, { status: 'failed', error: code });
+          tx.update(this.#user(uid), { [`activeRuns.${messageRef.id}`]: FieldValue.delete() });
+          if (requestRef) tx.update(requestRef, { state: 'failed', errorCode: code });
+          return 'marked';
+        }),
+        'marking the message failed',
+      );
+      if (marked === 'gone') this.#log.conversationGoneMidSend(uid, convRef.id, messageRef.id);
+      if (marked === 'taken') this.#log.outcomeDropped(uid, convRef.id, messageRef.id);
     } catch (commitErr) {
       if ((commitErr as { code?: number }).code === NOT_FOUND) {
         // The conversation was deleted meanwhile: its message went with it, nothing is pending.
