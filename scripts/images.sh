@@ -62,6 +62,8 @@ log "base image: $BASE"
 what="${1:-all}"
 if [ "$what" = "all" ] || [ "$what" = "agent" ]; then
   [ -f runner/agents/default/dist/agent.js ] || die "runner/agents/default/dist/agent.js missing: run npm run build first"
+  # The libraries offered to code in sandboxes (the openai SDK), from their lock file.
+  npm ci --prefix runner/agents/default/sdk --no-audit --no-fund --ignore-scripts --silent
   DOCKER_BUILDKIT=0 docker build -q --build-arg "NODE_BASE=$BASE" -t "$AGENT_IMAGE" runner/agents/default >/dev/null
   log "built $AGENT_IMAGE"
 fi

@@ -452,6 +452,7 @@ describe('environment and host access', () => {
       'HOME',
       'HOSTNAME',
       'LANG',
+      'NODE_PATH', // the agent image's libraries for sandboxed code (the openai SDK)
       'NODE_VERSION', // from the agent image's ENV
       'OLDPWD',
       'OPENAI_API_KEY', // the model gateway's placeholder, not a key

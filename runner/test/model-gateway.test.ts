@@ -76,6 +76,25 @@ console.log(r.status, j.choices[0].message.content, j.model, process.env.OPENAI_
     assert.deepEqual((seen[0]!.body as { messages: unknown }).messages, [{ role: 'user', content: 'hi' }]);
   });
 
+  test('the official openai SDK in the image works unchanged, streaming included', async () => {
+    fake.answer = 'hello from the sdk';
+    try {
+      const out = await runCode(
+        js(`const OpenAI = require('openai');
+const client = new OpenAI(); // OPENAI_BASE_URL and OPENAI_API_KEY from the environment
+const r = await client.chat.completions.create({ model: 'fake-large', messages: [{ role: 'user', content: 'hi' }] });
+console.log(r.choices[0].message.content);
+const stream = await client.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], model: 'fake-small', stream: true });
+let text = '';
+for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+console.log(text);`),
+      );
+      assert.equal(out, 'hello from the sdk\nhello from the sdk');
+    } finally {
+      fake.answer = 'scripted answer';
+    }
+  });
+
   test('streaming: the provider server-sent events reach the sandbox as they are', async () => {
     fake.answer = 'one two three';
     try {
