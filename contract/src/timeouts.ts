@@ -56,10 +56,10 @@ export const PENDING_SWEEP_SCHEDULE = 'every 5 minutes';
  */
 export function leaseExpired(
   state: string,
-  leaseExpiresAt: { toMillis(): number } | null | undefined,
+  leaseExpiresAtMs: number | null | undefined,
   nowMs: number,
 ): boolean {
-  return state === 'pending' && leaseExpiresAt != null && leaseExpiresAt.toMillis() <= nowMs;
+  return state === 'pending' && leaseExpiresAtMs != null && leaseExpiresAtMs <= nowMs;
 }
 
 export interface TimeoutBudget {

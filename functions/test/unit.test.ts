@@ -176,33 +176,34 @@ describe('input schemas', () => {
   });
 });
 
-/** Runs `fn` with process.stderr captured (the functions' logger writes errors there). */
-/** captureStderr for an async `fn`. */
-async function captureStderrAsync<T>(fn: () => Promise<T>): Promise<{ result: T; logged: string }> {
+/** Captures process.stderr (the functions' logger writes errors there) until restore(). */
+function interceptStderr(): { logged: () => string; restore: () => void } {
   const chunks: string[] = [];
   const original = process.stderr.write;
   process.stderr.write = ((chunk: string | Uint8Array) => {
     chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
     return true;
   }) as typeof process.stderr.write;
+  return { logged: () => chunks.join(''), restore: () => (process.stderr.write = original) };
+}
+
+/** Runs `fn` with process.stderr captured. */
+function captureStderr<T>(fn: () => T): { result: T; logged: string } {
+  const capture = interceptStderr();
   try {
-    return { result: await fn(), logged: chunks.join('') };
+    return { result: fn(), logged: capture.logged() };
   } finally {
-    process.stderr.write = original;
+    capture.restore();
   }
 }
 
-function captureStderr<T>(fn: () => T): { result: T; logged: string } {
-  const chunks: string[] = [];
-  const original = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-    return true;
-  }) as typeof process.stderr.write;
+/** captureStderr for an async `fn`. */
+async function captureStderrAsync<T>(fn: () => Promise<T>): Promise<{ result: T; logged: string }> {
+  const capture = interceptStderr();
   try {
-    return { result: fn(), logged: chunks.join('') };
+    return { result: await fn(), logged: capture.logged() };
   } finally {
-    process.stderr.write = original;
+    capture.restore();
   }
 }
 

@@ -8,6 +8,7 @@ import {
   CALLABLES,
   EMULATOR_APP_ID,
   emulatorAppCheckToken,
+  leaseExpired,
   RUN_TIMEOUT_DEFAULT_MS,
   timeoutBudget,
   type AgentView,
@@ -132,10 +133,7 @@ export function toMessage(id: string, d: DocumentData): Message {
 
 /** A pending message whose function is gone (its lease ended): it will not be answered. */
 export function notAnswered(m: Message, nowMs: number): boolean {
-  return (
-    m.status === 'failed' ||
-    (m.status === 'pending' && m.leaseExpiresAtMs !== null && m.leaseExpiresAtMs <= nowMs)
-  );
+  return m.status === 'failed' || leaseExpired(m.status, m.leaseExpiresAtMs, nowMs);
 }
 
 /** A fresh idempotency key for one send: 32 of [0-9a-f] (requestIdSchema: 8-128 of [A-Za-z0-9_-]). */

@@ -401,7 +401,8 @@ export class ConversationService {
     const doc = this.#read(uid, requestDocSchema, requestSnap);
     if (!doc || doc.messageSha256 !== asked.messageSha256) return null;
     if (asked.askedConversationId !== null && asked.askedConversationId !== doc.conversationId) return null;
-    if (doc.state !== 'failed' && !leaseExpired(doc.state, doc.leaseExpiresAt, nowMs)) return null;
+    if (doc.state !== 'failed' && !leaseExpired(doc.state, doc.leaseExpiresAt?.toMillis(), nowMs))
+      return null;
     const messageRef = this.#user(uid)
       .collection(COLLECTIONS.conversations)
       .doc(doc.conversationId)
@@ -437,7 +438,7 @@ export class ConversationService {
         this.#db.runTransaction(async (tx) => {
           const fresh = await tx.get(d.ref);
           const m = fresh.exists ? this.#read(uid, messageDocSchema, fresh) : null;
-          if (!m || !leaseExpired(m.status, m.leaseExpiresAt, nowMs)) return false;
+          if (!m || !leaseExpired(m.status, m.leaseExpiresAt?.toMillis(), nowMs)) return false;
           const requestRef = m.requestId
             ? this.#user(uid).collection(COLLECTIONS.requests).doc(m.requestId)
             : null;
@@ -705,7 +706,7 @@ export class ConversationService {
           role: m.role,
           text: m.text,
           // Pending past its lease: its function is gone, so it was not answered.
-          status: leaseExpired(m.status, m.leaseExpiresAt, nowMs) ? 'failed' : m.status,
+          status: leaseExpired(m.status, m.leaseExpiresAt?.toMillis(), nowMs) ? 'failed' : m.status,
           component: m.component,
           runId: m.runId,
           createdAt: iso(m.createdAt),

@@ -36,8 +36,11 @@ export class DockerBackend implements SandboxBackend {
   #runtime: string | null = null;
   #last: { readiness: Readiness; atMs: number } | null = null;
   #checking: Promise<Readiness> | null = null;
-  /** Sandboxes the last listing found paused (the reaper unpauses them before removal). */
-  readonly #pausedSeen = new Set<string>();
+  /**
+   * Sandboxes the last listing found paused (the reaper unpauses them before removal). Replaced
+   * by each listing, so it holds no id of a container long gone.
+   */
+  #pausedSeen = new Set<string>();
 
   constructor(docker: Docker, config: RunnerConfig, log: Logger, observer?: CallObserver) {
     this.#docker = docker;
@@ -146,7 +149,7 @@ export class DockerBackend implements SandboxBackend {
       this.#docker.listContainers({ all: true, filters: sandboxFilter(this.#config.runnerId) }),
       'listing sandboxes',
     );
-    for (const c of list) if (c.State === 'paused') this.#pausedSeen.add(c.Id);
+    this.#pausedSeen = new Set(list.filter((c) => c.State === 'paused').map((c) => c.Id));
     return list.map((c) => ({
       id: c.Id,
       createdAtMs: c.Created * 1000,

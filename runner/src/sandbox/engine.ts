@@ -282,12 +282,17 @@ export class SandboxEngine {
       const tAgent = now();
       const models = this.#options.models ?? null;
       const usage = { calls: 0 };
-      const modelSignal = AbortSignal.any([input.signal, AbortSignal.timeout(input.timeoutMs)]);
+      // Made on the first model request: most runs make none, and the warm path stays as it was.
+      let modelSignal: AbortSignal | null = null;
+      const modelDeadline = () =>
+        (modelSignal ??= AbortSignal.any([input.signal, AbortSignal.timeout(input.timeoutMs)]));
       const x = await s.exchange(request, {
         timeoutMs: input.timeoutMs,
         signal: input.signal,
         onText: input.onText,
-        ...(models ? { onModelRequest: (e, reply) => void models.serve(e, reply, usage, modelSignal) } : {}),
+        ...(models
+          ? { onModelRequest: (e, reply) => void models.serve(e, reply, usage, modelDeadline()) }
+          : {}),
       });
       const agentMs = now() - tAgent;
       if (x.ending === 'aborted') throw new ClientGoneError('client disconnected');
