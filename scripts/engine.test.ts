@@ -12,6 +12,7 @@ import { after, test } from 'node:test';
  */
 const dir = mkdtempSync(join(tmpdir(), 'engine-sh-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+chmodSync(dir, 0o755); // the shims also run as a user without root
 const calls = join(dir, 'calls.log');
 
 function shim(name: string, body: string): void {
@@ -25,6 +26,7 @@ function run(
   opts: { user?: number } = {},
 ): { status: number | null; out: string; calls: string[] } {
   writeFileSync(calls, '');
+  chmodSync(calls, 0o666);
   const cmd = `source scripts/lib/engine.sh\n${script}`;
   const argv =
     opts.user !== undefined
@@ -60,6 +62,35 @@ test('without root, a missing package is named and nothing is installed', () => 
   assert.notEqual(r.status, 0);
   assert.match(r.out, /missing: pkg-one/);
   assert.deepEqual(r.calls, []);
+});
+
+test('a command in /usr/sbin counts as installed though PATH lacks it, as for a user without root', () => {
+  // dockerd and debootstrap live in /usr/sbin (ldconfig too, on every Debian); PATH has no sbin here.
+  const r = run('ensure_packages ldconfig=libc-bin && command -v ldconfig', { user: 65534 });
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.out, /sbin\/ldconfig/);
+  assert.deepEqual(r.calls, []);
+});
+
+test('--or-engine: without root, an engine that answers is enough; what is missing is named', () => {
+  shim('docker', 'exit 0');
+  const r = run('ensure_packages --or-engine no-such-command-1=pkg-one', { user: 65534 });
+  assert.equal(r.status, 0, r.out);
+  assert.match(r.out, /not installed: pkg-one/);
+  assert.deepEqual(r.calls, ['docker info'], 'nothing is installed');
+  // No engine: the same refusal as without --or-engine.
+  shim('docker', 'exit 1');
+  const none = run('ensure_packages --or-engine no-such-command-1=pkg-one', { user: 65534 });
+  assert.notEqual(none.status, 0);
+  assert.match(none.out, /missing: pkg-one/);
+  // As root (a bare machine) the packages are installed whether or not an engine answers.
+  shim('docker', 'exit 0');
+  const root = run('ensure_packages --or-engine no-such-command-1=pkg-one');
+  assert.equal(root.status, 0, root.out);
+  assert.deepEqual(root.calls, [
+    'apt-get update -qq',
+    'apt-get install -y -qq --no-install-recommends pkg-one',
+  ]);
 });
 
 test('ensure_engine starts dockerd when no engine answers, and waits until one does', () => {

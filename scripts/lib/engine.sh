@@ -1,15 +1,24 @@
 # Sourced by .ci/run and scripts/start.sh: installs what a bare Debian machine lacks and starts a
 # Docker engine when none answers, so either command works on a fresh machine.
 #
-#   ensure_packages <command>=<debian package> ...   installs the packages whose command is missing
-#   ensure_engine                                      starts dockerd (gVisor's runsc registered) if
-#                                                      no engine answers; DOCKERD_PID is then its PID
-#                                                      (the caller stops it on exit)
+#   ensure_packages [--or-engine] <command>=<debian package> ...
+#                     installs the packages whose command is missing; with --or-engine, a user
+#                     without root who has an engine that answers goes on (what is missing is named)
+#   ensure_engine     starts dockerd (gVisor's runsc registered) if no engine answers; DOCKERD_PID
+#                     is then its PID (the caller stops it on exit)
 # Installing and starting an engine need root; without it, a missing piece is named and we fail.
 DOCKERD_PID="${DOCKERD_PID:-}"
 
+# dockerd and debootstrap live in /usr/sbin, which a non-root user's PATH on Debian lacks: without
+# these (appended, so they shadow nothing) an installed engine would read as missing.
+for _sbin in /usr/local/sbin /usr/sbin /sbin; do
+  case ":$PATH:" in *":$_sbin:"*) ;; *) PATH="$PATH:$_sbin" ;; esac
+done
+unset _sbin
+
 ensure_packages() {
-  local missing=() pair cmd pkg
+  local missing=() pair cmd pkg or_engine=0
+  if [ "${1:-}" = --or-engine ]; then or_engine=1; shift; fi
   for pair in "$@"; do
     cmd="${pair%%=*}"
     pkg="${pair#*=}"
@@ -17,6 +26,12 @@ ensure_packages() {
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ]; then
+    # npm start on Docker Desktop or as a member of the docker group: the engine is what it needs
+    # (the runner's auto picks runc without runsc; images.sh needs debootstrap only offline).
+    if ((or_engine)) && docker info >/dev/null 2>&1; then
+      echo "[setup] not installed: ${missing[*]} (installing needs root); going on with the Docker engine that answers" >&2
+      return 0
+    fi
     echo "missing: ${missing[*]} (Debian packages). Install them, or run this as root to have them installed." >&2
     return 1
   fi
