@@ -12,6 +12,10 @@ log() { printf '[start] %s\n' "$*"; }
 # A bare Debian machine: install the engine, gVisor and what the images need, start the engine.
 # Without root, an engine that already answers is enough (what is missing is named).
 source scripts/lib/engine.sh
+# Until stop_all takes over below: a step that fails first (an engine that does not come up, no
+# Java 21, a build error) or Ctrl-C during the build stops the engine we started, if we did.
+trap stop_engine EXIT
+trap 'exit 130' INT TERM
 ensure_packages --or-engine dockerd=docker.io runsc=runsc debootstrap=debootstrap openssl=openssl tar=tar
 ensure_engine
 # SANDBOX_RUNTIME=auto picks gVisor when the engine has it. Debian 12's runsc (2022-12-19) fails
