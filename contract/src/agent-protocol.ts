@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { idSchema, runIdSchema } from './ids.ts';
 import {
   AGENT_PROTOCOL_VERSION,
+  AGENT_TOOLS,
+  MODEL_NAME_MAX_CHARS,
   MODEL_PATHS,
   MODEL_REQUEST_MAX_BYTES,
   componentJsonSize,
@@ -35,6 +37,20 @@ export const historyEntrySchema = z.object({
 export type HistoryEntry = z.infer<typeof historyEntrySchema>;
 export const historySchema = z.array(historyEntrySchema).max(HISTORY_MAX_ENTRIES);
 
+export const agentToolSchema = z.enum(AGENT_TOOLS, { error: `must be one of ${AGENT_TOOLS.join(', ')}` });
+export const modelNameSchema = z
+  .string({ error: 'must be a string' })
+  .min(1, 'must not be empty')
+  .max(MODEL_NAME_MAX_CHARS, `must be at most ${MODEL_NAME_MAX_CHARS} characters`);
+
+/** The agent a run speaks as: a user's agent (its instructions and the tools it may use). */
+export const runAgentSchema = z.object({
+  name: z.string().min(1).max(AGENT_NAME_MAX_CHARS),
+  instructions: z.string().max(AGENT_INSTRUCTIONS_MAX_CHARS),
+  tools: z.array(agentToolSchema).max(AGENT_TOOLS.length),
+});
+export type RunAgent = z.infer<typeof runAgentSchema>;
+
 /** One request line on the agent's stdin. */
 export const agentRequestSchema = z.object({
   protocol: z.literal(AGENT_PROTOCOL_VERSION),
@@ -43,6 +59,13 @@ export const agentRequestSchema = z.object({
   conversationId: idSchema,
   message: z.string().max(MESSAGE_MAX_CHARS),
   history: historySchema,
+  /**
+   * The model the agent should use through the gateway; null: no provider is configured (the
+   * reference agent then answers offline, as it always did).
+   */
+  model: modelNameSchema.nullable(),
+  /** The user's agent this run speaks as; null: the platform's default agent. */
+  agent: runAgentSchema.nullable(),
 });
 export type AgentRequest = z.infer<typeof agentRequestSchema>;
 

@@ -8,6 +8,11 @@ export const CALLABLES = {
   getConversation: 'getConversation',
   deleteConversation: 'deleteConversation',
   listAgents: 'listAgents',
+  createAgent: 'createAgent',
+  updateAgent: 'updateAgent',
+  deleteAgent: 'deleteAgent',
+  listModels: 'listModels',
+  getUsage: 'getUsage',
   warmSandbox: 'warmSandbox',
   deleteWorkspace: 'deleteWorkspace',
 } as const;

@@ -1,14 +1,18 @@
 import { z } from 'zod';
-import { storedComponentSchema } from './agent-protocol.ts';
+import { agentToolSchema, modelNameSchema, storedComponentSchema } from './agent-protocol.ts';
 import { idSchema, requestIdSchema } from './ids.ts';
 import {
+  AGENT_DESCRIPTION_MAX_CHARS,
+  AGENT_INSTRUCTIONS_MAX_CHARS,
+  AGENT_NAME_MAX_CHARS,
   CONVERSATIONS_PAGE_DEFAULT,
   CURSOR_MAX_CHARS,
   MESSAGES_PAGE_DEFAULT,
   PAGE_MAX,
   REPLY_MAX_CHARS,
 } from './limits.ts';
-import { runStatusSchema } from './run.ts';
+import { AGENT_TOOLS } from './protocol.ts';
+import { modelUsageSchema, runStatusSchema } from './run.ts';
 
 /**
  * The callables' inputs and outputs (the REST API takes and answers the same bodies). Inputs are
@@ -22,10 +26,15 @@ const pageSize = (max: number) =>
     .min(1, 'must be at least 1')
     .max(max, `must be at most ${max}`);
 
-/** sendMessage({conversationId?, message, requestId?}); the message cap is the functions' param. */
+/**
+ * sendMessage({conversationId?, agentId?, message, requestId?}); the message cap is the functions'
+ * param. agentId starts a conversation with one of the user's agents (a conversation remembers
+ * its agent; naming another one in it is refused).
+ */
 export function sendMessageInputSchema(maxMessageChars: number) {
   return z.object({
     conversationId: idSchema.optional(),
+    agentId: idSchema.optional(),
     message: z
       .string({ error: 'must be a string' })
       .refine((m) => m.trim().length > 0, 'must not be empty')
@@ -44,6 +53,8 @@ export const sendResultSchema = z.object({
   component: storedComponentSchema.nullable(),
   agentCreated: z.boolean(),
   agentId: idSchema.nullable(),
+  /** What the run's model calls used (absent in results stored before usage existed). */
+  usage: modelUsageSchema.optional(),
 });
 export type SendResult = z.infer<typeof sendResultSchema>;
 
@@ -64,6 +75,8 @@ export const conversationSummarySchema = z.object({
   updatedAt: z.string().nullable(),
   messageCount: z.number().int(),
   lastMessagePreview: z.string(),
+  /** The user's agent the conversation is with (null: the platform's default agent). */
+  agentId: idSchema.nullable(),
 });
 export type ConversationSummary = z.infer<typeof conversationSummarySchema>;
 
@@ -88,6 +101,8 @@ export const messageViewSchema = z.object({
   component: storedComponentSchema.nullable(),
   runId: z.string().nullable(),
   createdAt: z.string().nullable(),
+  /** An agent message: what its run's model calls used. */
+  usage: modelUsageSchema.nullable(),
 });
 export type MessageView = z.infer<typeof messageViewSchema>;
 
@@ -111,12 +126,77 @@ export const agentViewSchema = z.object({
   name: z.string(),
   description: z.string(),
   instructions: z.string(),
-  conversationId: idSchema,
+  /** The model the agent uses (null: the platform's default). */
+  model: z.string().nullable(),
+  tools: z.array(agentToolSchema),
+  /** The conversation whose run created it (null: created with createAgent). */
+  conversationId: idSchema.nullable(),
   createdAt: z.string().nullable(),
+  updatedAt: z.string().nullable(),
 });
 export type AgentView = z.infer<typeof agentViewSchema>;
 export const listAgentsOutputSchema = z.object({ agents: z.array(agentViewSchema) });
 export type ListAgentsOutput = z.infer<typeof listAgentsOutputSchema>;
+
+const agentName = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .min(1, 'must not be empty')
+  .max(AGENT_NAME_MAX_CHARS, `must be at most ${AGENT_NAME_MAX_CHARS} characters`);
+const agentDescription = z
+  .string({ error: 'must be a string' })
+  .max(AGENT_DESCRIPTION_MAX_CHARS, `must be at most ${AGENT_DESCRIPTION_MAX_CHARS} characters`);
+const agentInstructions = z
+  .string({ error: 'must be a string' })
+  .max(AGENT_INSTRUCTIONS_MAX_CHARS, `must be at most ${AGENT_INSTRUCTIONS_MAX_CHARS} characters`);
+const agentTools = z
+  .array(agentToolSchema, { error: 'must be a list of tools' })
+  .max(AGENT_TOOLS.length, `must list at most ${AGENT_TOOLS.length} tools`)
+  .refine((t) => new Set(t).size === t.length, 'must not repeat a tool');
+
+/** createAgent: model null (or absent) means the platform's default; tools default to all. */
+export const createAgentInputSchema = z.strictObject({
+  name: agentName,
+  description: agentDescription.default(''),
+  instructions: agentInstructions.default(''),
+  model: modelNameSchema.nullable().default(null),
+  tools: agentTools.default([...AGENT_TOOLS]),
+});
+export type CreateAgentInput = z.infer<typeof createAgentInputSchema>;
+
+/** updateAgent: the fields given replace the stored ones. */
+export const updateAgentInputSchema = z.strictObject({
+  agentId: idSchema,
+  name: agentName.optional(),
+  description: agentDescription.optional(),
+  instructions: agentInstructions.optional(),
+  model: modelNameSchema.nullable().optional(),
+  tools: agentTools.optional(),
+});
+export type UpdateAgentInput = z.infer<typeof updateAgentInputSchema>;
+
+export const agentIdInputSchema = z.strictObject({ agentId: idSchema });
+export type AgentIdInput = z.infer<typeof agentIdInputSchema>;
+export const agentOutputSchema = z.object({ agent: agentViewSchema });
+export type AgentOutput = z.infer<typeof agentOutputSchema>;
+
+/** listModels: what createAgent and updateAgent accept as `model`. */
+export const listModelsOutputSchema = z.object({
+  configured: z.boolean(),
+  models: z.array(z.string()),
+  default: z.string().nullable(),
+});
+export type ListModelsOutput = z.infer<typeof listModelsOutputSchema>;
+
+/** getUsage: what the user's model calls used today (UTC) against their daily budget. */
+export const usageOutputSchema = z.object({
+  day: z.string(),
+  calls: z.number().int().nonnegative(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  tokensPerDay: z.number().int().nonnegative(),
+});
+export type UsageOutput = z.infer<typeof usageOutputSchema>;
 
 export const warmSandboxOutputSchema = z.object({ warm: z.boolean(), created: z.boolean() });
 export type WarmSandboxOutput = z.infer<typeof warmSandboxOutputSchema>;

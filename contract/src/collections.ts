@@ -8,6 +8,8 @@ export const COLLECTIONS = {
   messages: 'messages',
   agents: 'agents',
   requests: 'requests',
+  /** Per user: model usage per UTC day (read by the user, written by the functions). */
+  usage: 'usage',
   /** Top level: per-address message windows (functions only; clients read nothing). */
   ipWindows: 'ipWindows',
 } as const;

@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { storedComponentSchema, createdAgentSchema } from './agent-protocol.ts';
+import { agentToolSchema, createdAgentSchema, storedComponentSchema } from './agent-protocol.ts';
 import { sendResultSchema } from './callables.ts';
 import { FUNCTIONS_ERROR_CODES } from './errors.ts';
 import { idSchema } from './ids.ts';
-import { runStatusSchema } from './run.ts';
+import { AGENT_TOOLS } from './protocol.ts';
+import { modelUsageSchema, runStatusSchema } from './run.ts';
 
 /**
  * The Firestore documents, as the functions write them and clients read them:
@@ -13,6 +14,7 @@ import { runStatusSchema } from './run.ts';
  *   users/{uid}/conversations/{cid}/messages/{mid} MessageDoc
  *   users/{uid}/agents/{aid}                      AgentDoc
  *   users/{uid}/requests/{requestId}              RequestDoc (idempotency)
+ *   users/{uid}/usage/{YYYY-MM-DD}                UsageDoc (model usage per UTC day)
  *   ipWindows/{ipHash}                            IpWindowDoc (messages per client address)
  *
  * Timestamps are the SDK's own Timestamp class (admin and web differ), so they are checked by
@@ -42,6 +44,13 @@ export const userDocSchema = z.object({
   lastActiveAt: maybeTimestamp.optional(),
   /** The user may have a workspace on the runner (set by activity, cleared by the expiry). */
   workspaceActive: z.boolean().optional(),
+  /**
+   * Tokens reserved for the messages being answered now (message id -> tokens), counted against
+   * the day's budget until their usage is stored; an entry without an activeRuns lease is stale.
+   */
+  tokenReservations: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  /** This user's daily token budget, set by an operator (default: MODEL_TOKENS_PER_USER_PER_DAY). */
+  tokensPerDay: z.number().int().nonnegative().optional(),
 });
 /** ipWindows/{first 32 hex of the SHA-256 of the client IP}: messages from one address. */
 export const ipWindowDocSchema = z.object({ rate: rateWindowSchema.optional() });
@@ -55,6 +64,8 @@ export const conversationDocSchema = z.object({
   /** Next free seq: each message reserves two (itself and its reply). */
   nextSeq: z.number().int().nonnegative(),
   lastMessagePreview: z.string(),
+  /** The user's agent the conversation is with (absent or null: the default agent). */
+  agentId: idSchema.nullable().optional(),
 });
 export type ConversationDoc = z.infer<typeof conversationDocSchema>;
 
@@ -76,15 +87,33 @@ export const messageDocSchema = z.object({
   error: z.enum(FUNCTIONS_ERROR_CODES).optional(),
   /** A pending user message: past this its function is gone, and it counts as failed. */
   leaseExpiresAt: maybeTimestamp.optional(),
+  /** An agent message: what its run's model calls used. */
+  usage: modelUsageSchema.optional(),
 });
 export type MessageDoc = z.infer<typeof messageDocSchema>;
 
+/**
+ * An agent of the user's: made with createAgent (conversationId and runId null) or by a run's
+ * create_agent. Documents from before agents had a model and tools read as the defaults.
+ */
 export const agentDocSchema = createdAgentSchema.extend({
-  conversationId: idSchema,
-  runId: z.string(),
+  model: z.string().nullable().default(null),
+  tools: z.array(agentToolSchema).default([...AGENT_TOOLS]),
+  conversationId: idSchema.nullable(),
+  runId: z.string().nullable(),
   createdAt: maybeTimestamp,
+  updatedAt: maybeTimestamp.optional(),
 });
 export type AgentDoc = z.infer<typeof agentDocSchema>;
+
+/** users/{uid}/usage/{YYYY-MM-DD}: model usage of one UTC day, added to by each run. */
+export const usageDocSchema = z.object({
+  calls: z.number().int().nonnegative().default(0),
+  inputTokens: z.number().int().nonnegative().default(0),
+  outputTokens: z.number().int().nonnegative().default(0),
+  runs: z.number().int().nonnegative().default(0),
+});
+export type UsageDoc = z.infer<typeof usageDocSchema>;
 
 export const REQUEST_STATES = ['pending', 'done', 'failed'] as const;
 export const requestDocSchema = z.object({

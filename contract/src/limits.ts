@@ -69,7 +69,7 @@ export const PAGE_MAX = 100;
 export const CONVERSATIONS_PAGE_DEFAULT = 20;
 export const MESSAGES_PAGE_DEFAULT = 50;
 export const CURSOR_MAX_CHARS = 200;
-/** Agents listed at most. */
+/** Agents one user may have (created by hand or by runs); the list shows them all. */
 export const AGENTS_LIST_MAX = 100;
 
 /** Stored previews and titles of conversations. */
@@ -83,3 +83,10 @@ export const RUNNER_BODY_BYTES_DEFAULT = 256 * KiB;
 
 /** Default of the runner's OUTPUT_LIMIT_BYTES: the agent's stdout per run. */
 export const OUTPUT_LIMIT_BYTES_DEFAULT = 4 * MiB;
+
+/** Highest token budget of one run or one user's day (input plus output tokens). */
+export const TOKEN_BUDGET_MAX = 1_000_000_000;
+/** Default of the runner's MODEL_TOKENS_PER_RUN and the functions' MODEL_TOKENS_PER_RUN. */
+export const TOKENS_PER_RUN_DEFAULT = 100_000;
+/** Default of the functions' MODEL_TOKENS_PER_USER_PER_DAY. */
+export const TOKENS_PER_USER_PER_DAY_DEFAULT = 1_000_000;

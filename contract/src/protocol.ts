@@ -26,6 +26,14 @@ export const MODEL_GATEWAY_BASE_URL = `http://127.0.0.1:${MODEL_GATEWAY_PORT}/v1
 export const MODEL_GATEWAY_PLACEHOLDER_KEY = 'sk-sandbox-placeholder-not-a-key';
 /** Largest model request body a sandbox may send, in bytes. */
 export const MODEL_REQUEST_MAX_BYTES = 256 * 1024;
+/** The tools the reference LLM agent offers a model; a user's agent may allow fewer. */
+export const AGENT_TOOLS = ['run_code', 'read_file', 'write_file', 'create_agent', 'show_component'] as const;
+export type AgentTool = (typeof AGENT_TOOLS)[number];
+/** Model calls (tool-loop steps) the reference agent makes in one run at most. */
+export const AGENT_MAX_STEPS = 8;
+/** Characters of a model name. */
+export const MODEL_NAME_MAX_CHARS = 200;
+
 /** The paths the gateway serves. */
 export const MODEL_PATHS = ['/v1/chat/completions', '/v1/models'] as const;
 export type ModelPath = (typeof MODEL_PATHS)[number];

@@ -1,7 +1,13 @@
 import { z } from 'zod';
-import { componentSchema, createdAgentSchema, historySchema } from './agent-protocol.ts';
+import {
+  componentSchema,
+  createdAgentSchema,
+  historySchema,
+  modelNameSchema,
+  runAgentSchema,
+} from './agent-protocol.ts';
 import { idSchema, runIdSchema } from './ids.ts';
-import { REPLY_MAX_CHARS } from './limits.ts';
+import { REPLY_MAX_CHARS, TOKEN_BUDGET_MAX } from './limits.ts';
 import { RUN_TIMEOUT_MIN_MS } from './timeouts.ts';
 
 /**
@@ -33,6 +39,20 @@ export function runRequestSchema(limits: { maxMessageChars: number; runTimeoutMs
       .min(RUN_TIMEOUT_MIN_MS, `must be at least ${RUN_TIMEOUT_MIN_MS}`)
       .max(limits.runTimeoutMs, `must be at most ${limits.runTimeoutMs} (the runner's cap)`)
       .optional(),
+    /** The model (from the runner's MODEL_ALLOWLIST); default MODEL_DEFAULT. */
+    model: modelNameSchema.optional(),
+    /**
+     * Tokens (input plus output) the run's model calls may use; the runner's MODEL_TOKENS_PER_RUN
+     * applies when absent, and caps it when higher.
+     */
+    tokenBudget: z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .min(0, 'must be at least 0')
+      .max(TOKEN_BUDGET_MAX, `must be at most ${TOKEN_BUDGET_MAX}`)
+      .optional(),
+    /** The user's agent the run speaks as (default: the platform's agent). */
+    agent: runAgentSchema.optional(),
   });
 }
 export type RunRequest = z.infer<ReturnType<typeof runRequestSchema>>;
@@ -52,6 +72,25 @@ export const runTimingsSchema = z.object({
 });
 export type RunTimings = z.infer<typeof runTimingsSchema>;
 
+/** What a run's model calls used (tokens as the provider counted them, or estimated). */
+export const modelUsageSchema = z.object({
+  /** The model the run's calls used (null: none was made). */
+  model: z.string().nullable(),
+  calls: z.number().int().nonnegative(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  /** The run's budget that refused a model call, if one did. */
+  exhausted: z.enum(['tokens', 'calls']).nullable(),
+});
+export type ModelUsage = z.infer<typeof modelUsageSchema>;
+export const NO_MODEL_USAGE: ModelUsage = {
+  model: null,
+  calls: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+  exhausted: null,
+};
+
 /** The body of `200` from POST /v1/runs. */
 export const runResultSchema = z.object({
   runId: runIdSchema,
@@ -65,6 +104,7 @@ export const runResultSchema = z.object({
   /** Whether a warm sandbox served the run. */
   warm: z.boolean(),
   timings: runTimingsSchema,
+  usage: modelUsageSchema,
 });
 export type RunResult = z.infer<typeof runResultSchema>;
 
@@ -109,6 +149,15 @@ export type WarmResponse = z.infer<typeof warmResponseSchema>;
 /** The answer of DELETE /v1/users/:userId/workspace. */
 export const deleteWorkspaceResponseSchema = z.object({ deleted: z.boolean() });
 export type DeleteWorkspaceResponse = z.infer<typeof deleteWorkspaceResponseSchema>;
+
+/** GET /v1/models: the models runs may name (for the functions' agent settings). */
+export const modelsResponseSchema = z.object({
+  /** Whether a provider is configured (without one, model calls answer 503). */
+  configured: z.boolean(),
+  models: z.array(z.string()),
+  default: z.string().nullable(),
+});
+export type ModelsResponse = z.infer<typeof modelsResponseSchema>;
 
 /** GET /healthz */
 export const healthResponseSchema = z.object({ status: z.literal('ok'), service: z.string() });

@@ -10,10 +10,13 @@ import {
   RUN_TIMEOUT_MAX_MS,
   RUNNER_BODY_BYTES_DEFAULT,
   RUNNER_MESSAGE_CHARS_DEFAULT,
+  TOKEN_BUDGET_MAX,
+  TOKENS_PER_RUN_DEFAULT,
 } from '@agent-platform/contract';
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import type { ModelSettings } from './models/model-gateway.ts';
+import { vertexBaseUrl } from './models/provider-auth.ts';
 import { IDLE_SANDBOX_ESTIMATE_BYTES } from './sandbox/engine.ts';
 import { SHM_BYTES } from './sandbox/sandbox-layout.ts';
 
@@ -119,8 +122,26 @@ const envSchema = z.object({
   REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
   /** Sandboxes younger than this are never reaped (their create call may be in flight). Default 30000. */
   REAPER_MIN_AGE_MS: int(0, 86_400_000).default(30_000),
-  /** OpenAI-compatible provider for the model gateway, e.g. https://api.openai.com/v1. Default: none. */
+  /**
+   * `openai`: any OpenAI-compatible provider at MODEL_BASE_URL with MODEL_API_KEY; `vertex`: Vertex
+   * AI with the VM's service account (VERTEX_PROJECT, VERTEX_LOCATION; no key). Default openai.
+   */
+  MODEL_PROVIDER: z.enum(['openai', 'vertex']).default('openai'),
+  /**
+   * OpenAI-compatible provider for the model gateway, e.g. https://api.openai.com/v1 (with
+   * MODEL_PROVIDER=vertex: default Vertex AI's endpoint for the project). Default: none.
+   */
   MODEL_BASE_URL: z.url().optional(),
+  /** MODEL_PROVIDER=vertex: the Google Cloud project whose Vertex AI serves the models. */
+  VERTEX_PROJECT: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a Google Cloud project id')
+    .optional(),
+  /** MODEL_PROVIDER=vertex: the Vertex AI location. Default us-central1. */
+  VERTEX_LOCATION: z
+    .string()
+    .regex(/^[a-z0-9-]{1,40}$/, 'must be a location such as us-central1 or global')
+    .default('us-central1'),
   /** The provider's key; never enters a sandbox, a log or an answer. Default: unset. */
   MODEL_API_KEY: z.string().min(1).optional(),
   /** Comma-separated models a sandbox may use; empty: any. Default: empty. */
@@ -129,6 +150,10 @@ const envSchema = z.object({
   MODEL_DEFAULT: z.string().min(1).max(200).optional(),
   /** Model calls one run may make. Default 20. */
   MODEL_CALLS_PER_RUN: int(1, 10_000).default(20),
+  /** Tokens (input + output) one run may use; a run request may ask for fewer. Default 100000. */
+  MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
+  /** How long one provider call may take, its answer included. Default 120000 (2 min). */
+  MODEL_CALL_TIMEOUT_MS: int(1_000, 3_600_000).default(120_000),
   /** Emit one JSON log line per request. Default true. */
   LOG_REQUESTS: bool.default(true),
 });
@@ -257,7 +282,18 @@ export function loadConfig(
       `WORKSPACES_DISK_BYTES=${e.WORKSPACES_DISK_BYTES}: must hold at least one workspace snapshot (${snapshotCap} bytes for WORKSPACE_BYTES=${e.WORKSPACE_BYTES} and WORKSPACE_INODES=${e.WORKSPACE_INODES})`,
     );
   }
+  if (e.MODEL_PROVIDER === 'vertex' && !e.VERTEX_PROJECT) {
+    problems.push('VERTEX_PROJECT: must be set when MODEL_PROVIDER=vertex');
+  }
+  if (e.MODEL_PROVIDER === 'vertex' && e.MODEL_API_KEY) {
+    problems.push('MODEL_API_KEY: Vertex AI uses the service account, not a key; unset it');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  const modelBaseUrl =
+    e.MODEL_BASE_URL ??
+    (e.MODEL_PROVIDER === 'vertex' && e.VERTEX_PROJECT
+      ? vertexBaseUrl(e.VERTEX_PROJECT, e.VERTEX_LOCATION)
+      : null);
   return {
     port: e.PORT,
     host: e.HOST,
@@ -296,12 +332,15 @@ export function loadConfig(
     warmFreezeAfterMs: e.WARM_FREEZE_AFTER_MS,
     hostMemoryReserveBytes: e.HOST_MEMORY_RESERVE_BYTES ?? runningBytes + 512 * MiB,
     models: {
-      baseUrl: e.MODEL_BASE_URL ?? null,
+      provider: e.MODEL_PROVIDER,
+      baseUrl: modelBaseUrl,
       apiKey: e.MODEL_API_KEY,
       allowlist: e.MODEL_ALLOWLIST,
       defaultModel: e.MODEL_DEFAULT ?? null,
       callsPerRun: e.MODEL_CALLS_PER_RUN,
+      tokensPerRun: e.MODEL_TOKENS_PER_RUN,
       responseMaxBytes: MODEL_RESPONSE_MAX_BYTES,
+      callTimeoutMs: e.MODEL_CALL_TIMEOUT_MS,
     },
     logRequests: e.LOG_REQUESTS,
   };

@@ -1,3 +1,4 @@
+import type { ModelUsage } from '@agent-platform/contract';
 /**
  * Every log line the runner writes lives here, so messages stay consistent and nothing logs a
  * secret by accident. One JSON object per line (Cloud Logging reads `severity` and `message`).
@@ -41,6 +42,8 @@ export class Logger {
     durationMs: number;
     exitCode: number | null;
     warm: boolean;
+    /** The run's model usage, when it made model calls (counts only, never content). */
+    usage?: ModelUsage;
   }): void {
     this.#emit('INFO', 'run finished', fields);
   }

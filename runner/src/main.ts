@@ -8,6 +8,7 @@ import { createApp } from './http/app.ts';
 import { Logger } from './logs.ts';
 import { Metrics } from './metrics.ts';
 import { ModelGateway } from './models/model-gateway.ts';
+import { providerAuth } from './models/provider-auth.ts';
 import { RunService } from './runs/run-service.ts';
 import { DockerBackend } from './sandbox/docker-backend.ts';
 import { SandboxEngine } from './sandbox/engine.ts';
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
       memoryReserveBytes: config.hostMemoryReserveBytes,
       // MemAvailable of the host (libuv reads /proc/meminfo, which a container shares with its host).
       availableMemory: freemem,
-      models: new ModelGateway(config.models),
+      models: new ModelGateway(config.models, providerAuth(config.models)),
       reaperMinAgeMs: config.reaperMinAgeMs,
       outputLimitBytes: config.outputLimitBytes,
       memoryBytes: config.sandbox.memoryBytes,

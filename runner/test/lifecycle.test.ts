@@ -155,7 +155,7 @@ describe('cleanup', () => {
     assert.equal(removed.body.status, 'ok', removed.body.text);
     assert.ok(removed.body.timings.saveMs! > 0, 'a deletion is a change');
     const list = await postRun(runner, { userId, message: fence('sh', 'ls') });
-    assert.match(list.body.text, /```output \(sh, exit 0\)\nb\.txt\n```/);
+    assert.match(list.body.text, /```output \(sh\)\nb\.txt\n```\n\(exit 0\)/);
   });
 
   test('deleting a workspace removes its files and its volume', async () => {

@@ -86,6 +86,27 @@ test('deltas arrive while the run is still going, then the result; the deltas ma
   assert.match(result.text, /first[\s\S]*second/);
 });
 
+test("a code block's output streams line by line while it runs, then how it ended", async () => {
+  const userId = uniqueId('u');
+  const code = 'import time\nprint("first")\ntime.sleep(1.5)\nprint("second")\nraise SystemExit(3)';
+  const res = await stream({ userId, message: fence('python', code) });
+  assert.equal(res.status, 200);
+  const arrivals: Array<{ at: number; delta: string }> = [];
+  let result: RunResultBody | null = null;
+  for await (const line of lines(res)) {
+    if (line.type === 'text') arrivals.push({ at: performance.now(), delta: line.delta });
+    if (line.type === 'result') result = line.result;
+  }
+  // After the echo of the message (which holds the code), the output block's own deltas.
+  const outputs = arrivals.slice(arrivals.findIndex((a) => a.delta.includes('```output (python)')));
+  const first = outputs.find((a) => a.delta.includes('first'));
+  const second = outputs.find((a) => a.delta.includes('second'));
+  assert.ok(first && second, JSON.stringify(arrivals));
+  assert.ok(!first.delta.includes('second'), 'the first line came on its own');
+  assert.ok(second.at - first.at >= 1_000, `the second line came ${second.at - first.at} ms after the first`);
+  assert.match(result!.text, /```output \(python\)\nfirst\nsecond\n```\n\(exit 3\)$/);
+});
+
 test('limits behave as without streaming: a timeout ends the stream with a timeout result', async () => {
   const userId = uniqueId('u');
   const res = await stream({ userId, message: fence('python', 'while True: pass'), timeoutMs: 1500 });

@@ -12,6 +12,39 @@ import { resolveRuntime } from '../src/sandbox/docker-backend.ts';
 const TOKEN = 'a-long-enough-development-secret';
 
 describe('config', () => {
+  test("MODEL_PROVIDER=vertex: no key, a project, and Vertex AI's OpenAI-compatible endpoint", () => {
+    const c = loadConfig({ RUNNER_TOKEN: TOKEN, MODEL_PROVIDER: 'vertex', VERTEX_PROJECT: 'my-proj-1' });
+    assert.equal(
+      c.models.baseUrl,
+      'https://us-central1-aiplatform.googleapis.com/v1/projects/my-proj-1/locations/us-central1/endpoints/openapi',
+    );
+    const global = loadConfig({
+      RUNNER_TOKEN: TOKEN,
+      MODEL_PROVIDER: 'vertex',
+      VERTEX_PROJECT: 'my-proj-1',
+      VERTEX_LOCATION: 'global',
+    });
+    assert.match(
+      global.models.baseUrl ?? '',
+      /^https:\/\/aiplatform\.googleapis\.com\/v1\/projects\/my-proj-1\/locations\/global\//,
+    );
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: TOKEN, MODEL_PROVIDER: 'vertex' }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('VERTEX_PROJECT')),
+    );
+    assert.throws(
+      () =>
+        loadConfig({
+          RUNNER_TOKEN: TOKEN,
+          MODEL_PROVIDER: 'vertex',
+          VERTEX_PROJECT: 'my-proj-1',
+          MODEL_API_KEY: 'k',
+        }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('MODEL_API_KEY')),
+    );
+    assert.equal(loadConfig({ RUNNER_TOKEN: TOKEN }).models.tokensPerRun, 100_000);
+  });
+
   test('defaults', () => {
     const c = loadConfig({ RUNNER_TOKEN: TOKEN });
     assert.equal(c.port, 8081);

@@ -237,7 +237,7 @@ describe('warm sandboxes', () => {
       });
       assert.equal(next.body.status, 'ok');
       assert.equal(next.body.warm, true, 'the frozen sandbox was thawed and reused');
-      assert.match(next.body.text, /```output \(sh, exit 0\)\nthawed\n```/);
+      assert.match(next.body.text, /```output \(sh\)\nthawed\n```\n\(exit 0\)/);
       assert.equal((await c.inspect()).State.Paused, false);
     } finally {
       await other.stop();

@@ -13,7 +13,13 @@ export type Segment =
 const OPEN = /^ {0,3}(`{3,})\s*([^`]*?)\s*$/;
 /** "Test response: ```python": the agent echoes the message, so a fence can follow text. */
 const OPEN_AFTER_TEXT = /^(.*[^\s`])\s*(`{3,})([\w+#.-]*)\s*$/;
-const OUTPUT_INFO = /^output \(([^,]+), ([^)]+)\)$/;
+/**
+ * ```output (<lang>): the agent streams a block's output line by line, and after its closing
+ * fence one line with how it ended, `(exit 0)` (the older `output (<lang>, exit 0)` form is read
+ * too). Until that line arrives the block is running.
+ */
+const OUTPUT_INFO = /^output \(([^,)]+)(?:, ([^)]+))?\)$/;
+const OUTCOME_LINE = /^\(((?:exit -?\d+)|(?:signal \w+))\)$/;
 
 const CLOSE = /^ {0,3}(`{3,})\s*$/;
 
@@ -40,12 +46,17 @@ export function segments(text: string): Segment[] {
     if (t) out.push({ kind: 'text', text: t });
     plain = [];
   };
+  /** The output block waiting for its `(exit N)` line (the line right after its fence). */
+  let awaitingOutcome: { outcome: string } | null = null;
   const flushFence = () => {
     if (!fence) return;
     const code = fence.lines.join('\n');
     const m = OUTPUT_INFO.exec(fence.info);
-    if (m) out.push({ kind: 'output', lang: m[1]!, outcome: m[2]!, code });
-    else out.push({ kind: 'code', lang: fence.info.split(/\s/)[0] ?? '', code });
+    if (m) {
+      const block = { kind: 'output' as const, lang: m[1]!, outcome: m[2] ?? 'running', code };
+      out.push(block);
+      if (!m[2]) awaitingOutcome = block;
+    } else out.push({ kind: 'code', lang: fence.info.split(/\s/)[0] ?? '', code });
     fence = null;
   };
 
@@ -54,6 +65,12 @@ export function segments(text: string): Segment[] {
       if (closeLength(line) >= fence.marker.length) flushFence();
       else fence.lines.push(line);
       return;
+    }
+    if (awaitingOutcome) {
+      const outcome = OUTCOME_LINE.exec(line);
+      awaitingOutcome.outcome = outcome ? outcome[1]! : 'ended';
+      awaitingOutcome = null;
+      if (outcome) return;
     }
     const open = OPEN.exec(line);
     if (open) {

@@ -4,6 +4,20 @@ import { describe, test } from 'node:test';
 import { segments } from '../src/render.ts';
 
 describe('segments', () => {
+  test('a streamed output block: running until its (exit N) line, then that outcome', () => {
+    const running = 'Test response: ```sh\necho hi\n```\n\n```output (sh)\nhi\n';
+    assert.deepEqual(segments(running).at(-1), {
+      kind: 'output',
+      lang: 'sh',
+      outcome: 'running',
+      code: 'hi',
+    });
+    assert.deepEqual(segments(running + '```\n(exit 3)\n\nafter').slice(-2), [
+      { kind: 'output', lang: 'sh', outcome: 'exit 3', code: 'hi' },
+      { kind: 'text', text: 'after' },
+    ]);
+  });
+
   test('text, code after echoed text, and output blocks', () => {
     const text = 'Test response: ```sh\necho hi\n```\n\n```output (sh, exit 0)\nhi\n```';
     assert.deepEqual(segments(text), [

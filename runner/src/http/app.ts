@@ -4,6 +4,7 @@ import {
   idSchema,
   runRequestSchema,
   type DeleteWorkspaceResponse,
+  type ModelsResponse,
   type RunnerErrorBody,
   type RunnerErrorCode,
   type RunResult,
@@ -101,6 +102,13 @@ export function createApp(deps: AppDeps): express.Express {
     }
     const parsed = runSchema.safeParse(req.body);
     if (!parsed.success) throw fromZod(parsed.error);
+    const model = parsed.data.model;
+    if (model !== undefined && engine.models && !engine.models.allows(model)) {
+      throw new InvalidRequestError(
+        `model: ${JSON.stringify(model).slice(0, 80)} is not allowed here; allowed: ${engine.models.models().join(', ')}`,
+        'model',
+      );
+    }
     const signal = clientSignal(res);
     // A missing image or runtime is a 503, not a run result.
     await requireReady();
@@ -125,6 +133,17 @@ export function createApp(deps: AppDeps): express.Express {
     if (signal.aborted) return;
     start();
     res.end(streamLine({ type: 'result', result }));
+  });
+
+  // The models runs may name, for the functions' agent settings (no provider call).
+  authed.get('/v1/models', (_req, res) => {
+    const g = engine.models;
+    const body: ModelsResponse = {
+      configured: Boolean(g?.settings.baseUrl),
+      models: g?.models() ?? [],
+      default: g?.settings.defaultModel ?? null,
+    };
+    res.json(body);
   });
 
   authed.post('/v1/users/:userId/warm', async (req, res) => {

@@ -35,6 +35,9 @@ export class RunService {
         message: req.message,
         history: req.history,
         timeoutMs: req.timeoutMs ?? this.#config.runTimeoutMs,
+        model: req.model ?? null,
+        tokenBudget: req.tokenBudget,
+        agent: req.agent ?? null,
         signal,
         onText,
       });
@@ -47,6 +50,7 @@ export class RunService {
         durationMs,
         exitCode: outcome.exitCode,
         warm: outcome.warm,
+        ...(outcome.usage.calls > 0 ? { usage: outcome.usage } : {}),
       });
       this.#metrics?.runFinished(outcome.status, durationMs, outcome.warm);
       const r = (ms: number) => Math.round(ms * 10) / 10;
@@ -65,6 +69,7 @@ export class RunService {
           agentMs: r(outcome.timings.agentMs),
           saveMs: r(outcome.timings.saveMs),
         },
+        usage: outcome.usage,
       };
     } catch (err) {
       this.#log.runFailed(runId, null, err);

@@ -1,14 +1,17 @@
 import {
   AGENT_PROTOCOL_VERSION,
+  NO_MODEL_USAGE,
   TIMEOUT_MARGINS,
   type AgentComponent,
   type AgentRequest,
   type CreatedAgent,
   type HistoryEntry,
+  type ModelUsage,
+  type RunAgent,
   type RunStatus,
 } from '@agent-platform/contract';
 import { ClientGoneError, DeadlineError } from '../errors.ts';
-import type { ModelGateway } from '../models/model-gateway.ts';
+import { newModelRun, type ModelGateway } from '../models/model-gateway.ts';
 import type { Logger } from '../logs.ts';
 import type { Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { classify } from './classify.ts';
@@ -58,6 +61,11 @@ export interface SandboxRunInput {
   message: string;
   history: HistoryEntry[];
   timeoutMs: number;
+  /** The run's model (from the allowlist; null: MODEL_DEFAULT) and token budget (default: the runner's). */
+  model?: string | null;
+  tokenBudget?: number | undefined;
+  /** The user's agent the run speaks as (null: the default agent). */
+  agent?: RunAgent | null;
   /** Aborted when the client goes away: the run is killed and its sandbox removed. */
   signal: AbortSignal;
   /** Called for each text delta as the agent produces it. */
@@ -73,6 +81,7 @@ export interface SandboxOutcome {
   containerId: string;
   warm: boolean;
   timings: { createMs: number; agentMs: number; saveMs: number };
+  usage: ModelUsage;
 }
 
 export type ReapReason = 'startup' | 'periodic' | 'shutdown';
@@ -152,6 +161,11 @@ export class SandboxEngine {
   }
 
   /** Sandboxes kept warm now. */
+  /** The model gateway (null: none). */
+  get models(): ModelGateway | null {
+    return this.#options.models ?? null;
+  }
+
   get warmCount(): number {
     return this.#pool.idleCount;
   }
@@ -271,6 +285,8 @@ export class SandboxEngine {
     const { s, warm, createMs } = got.value;
     try {
       const oomBefore = s.oomEvents();
+      const models = this.#options.models ?? null;
+      const modelRun = models ? newModelRun(models.settings, input.model ?? null, input.tokenBudget) : null;
       const request: AgentRequest = {
         protocol: AGENT_PROTOCOL_VERSION,
         runId: input.runId,
@@ -278,10 +294,10 @@ export class SandboxEngine {
         conversationId: input.conversationId,
         message: input.message,
         history: input.history,
+        model: models && modelRun ? models.modelFor(modelRun) : null,
+        agent: input.agent ?? null,
       };
       const tAgent = now();
-      const models = this.#options.models ?? null;
-      const usage = { calls: 0 };
       // Made on the first model request: most runs make none, and the warm path stays as it was.
       let modelSignal: AbortSignal | null = null;
       const modelDeadline = () =>
@@ -290,8 +306,8 @@ export class SandboxEngine {
         timeoutMs: input.timeoutMs,
         signal: input.signal,
         onText: input.onText,
-        ...(models
-          ? { onModelRequest: (e, reply) => void models.serve(e, reply, usage, modelDeadline()) }
+        ...(models && modelRun
+          ? { onModelRequest: (e, reply) => void models.serve(e, reply, modelRun, modelDeadline()) }
           : {}),
       });
       const agentMs = now() - tAgent;
@@ -330,6 +346,7 @@ export class SandboxEngine {
         containerId: s.id,
         warm,
         timings: { createMs, agentMs, saveMs },
+        usage: modelRun ? { ...modelRun.usage } : { ...NO_MODEL_USAGE },
       };
     } catch (err) {
       const gone = err instanceof ClientGoneError || input.signal.aborted;

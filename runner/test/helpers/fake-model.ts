@@ -4,15 +4,39 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
  * A stand-in model provider: the only one (no model can be fetched on this machine). A real HTTP
  * server on loopback speaking the OpenAI chat-completions wire format our gateway forwards to:
  * non-streaming JSON, and with `stream: true` server-sent events (`data: {chunk}` ... `data:
- * [DONE]`). Each answer is scripted by the test; every request is recorded, headers included, so
- * a test can see what reached the provider (and that the key did).
+ * [DONE]`), with `usage` (in the JSON, and as the last chunk when `stream_options.include_usage`
+ * is asked, as OpenAI does). Each answer is scripted by the test (text, tool calls, a failure, a
+ * delay); every request is recorded, headers included, so a test can see what reached the
+ * provider (and that the key did).
  */
+export type Scripted =
+  /** An answer: text and/or tool calls (arguments as JSON text), with this usage. */
+  | {
+      text?: string;
+      toolCalls?: Array<{ name: string; arguments: string }>;
+      usage?: { input: number; output: number };
+      /** Wait this long before answering (a slow provider). */
+      delayMs?: number;
+    }
+  /** A failure: this status and body. */
+  | { status: number; body: string; contentType?: string };
+
 export interface FakeModel {
   baseUrl: string;
   /** Requests received: method, path, authorization header, parsed body. */
   requests: Array<{ method: string; path: string; authorization: string | undefined; body: unknown }>;
-  /** The content of the next answers (default: "scripted answer"). */
+  /** The content of answers when the script is empty (default: "scripted answer"). */
   answer: string;
+  /**
+   * Answers to give, in order: `agentScript` to the reference agent's tool-loop calls (they carry
+   * `tools`), `script` to the other calls (code in the sandbox); then `answer`.
+   */
+  agentScript: Scripted[];
+  script: Scripted[];
+  /** The usage reported when a scripted answer names none. */
+  usage: { input: number; output: number };
+  /** Answers only requests with this authorization (default: any). */
+  requireAuthorization: string | null;
   close(): Promise<void>;
 }
 
@@ -27,6 +51,10 @@ export async function startFakeModel(): Promise<FakeModel> {
     baseUrl: '',
     requests: [],
     answer: 'scripted answer',
+    agentScript: [],
+    script: [],
+    usage: { input: 7, output: 3 },
+    requireAuthorization: null,
     close: async () => undefined,
   };
   const server: Server = createServer((req, res) => {
@@ -44,26 +72,67 @@ export async function startFakeModel(): Promise<FakeModel> {
         authorization: req.headers.authorization,
         body,
       });
-      if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
+      if (!req.url?.endsWith('/chat/completions') || req.method !== 'POST') {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: 'not found' } }));
         return;
       }
-      const b = (body ?? {}) as { model?: string; stream?: boolean };
+      if (fake.requireAuthorization !== null && req.headers.authorization !== fake.requireAuthorization) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: 'bad credentials', type: 'invalid_request_error' } }));
+        return;
+      }
+      const fromAgent = typeof body === 'object' && body !== null && 'tools' in body;
+      const next = (fromAgent ? fake.agentScript : fake.script).shift() ?? { text: fake.answer };
+      if ('status' in next) {
+        res.writeHead(next.status, { 'content-type': next.contentType ?? 'application/json' });
+        res.end(next.body);
+        return;
+      }
+      if (next.delayMs) await new Promise((r) => setTimeout(r, next.delayMs));
+      const b = (body ?? {}) as {
+        model?: string;
+        stream?: boolean;
+        stream_options?: { include_usage?: boolean };
+      };
+      const usage = next.usage ?? fake.usage;
+      const providerUsage = {
+        prompt_tokens: usage.input,
+        completion_tokens: usage.output,
+        total_tokens: usage.input + usage.output,
+      };
+      const toolCalls = (next.toolCalls ?? []).map((c, i) => ({
+        index: i,
+        id: `call_${i}`,
+        type: 'function',
+        function: { name: c.name, arguments: c.arguments },
+      }));
       const base = { id: 'chatcmpl-fake', created: 1_800_000_000, model: b.model ?? 'unknown' };
       if (b.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
-        for (const piece of fake.answer.split(/(?<= )/)) {
-          const chunk = {
-            ...base,
-            object: 'chat.completion.chunk',
-            choices: [{ index: 0, delta: { content: piece }, finish_reason: null }],
-          };
-          res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        const chunk = (delta: object, finish: string | null) =>
+          `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+        for (const piece of (next.text ?? '').split(/(?<= )/)) {
+          if (piece) res.write(chunk({ content: piece }, null));
         }
-        res.write(
-          `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`,
-        );
+        // Tool calls arrive as OpenAI streams them: name first, then the arguments in pieces.
+        for (const c of toolCalls) {
+          res.write(
+            chunk({ tool_calls: [{ ...c, function: { name: c.function.name, arguments: '' } }] }, null),
+          );
+          const args = c.function.arguments;
+          const half = Math.ceil(args.length / 2);
+          for (const part of [args.slice(0, half), args.slice(half)]) {
+            if (part)
+              res.write(chunk({ tool_calls: [{ index: c.index, function: { arguments: part } }] }, null));
+          }
+        }
+        res.write(chunk({}, toolCalls.length > 0 ? 'tool_calls' : 'stop'));
+        if (b.stream_options?.include_usage) {
+          res.write(
+            `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [], usage: providerUsage })}\n\n`,
+          );
+        }
         res.end('data: [DONE]\n\n');
         return;
       }
@@ -73,9 +142,19 @@ export async function startFakeModel(): Promise<FakeModel> {
           ...base,
           object: 'chat.completion',
           choices: [
-            { index: 0, message: { role: 'assistant', content: fake.answer }, finish_reason: 'stop' },
+            {
+              index: 0,
+              message: {
+                role: 'assistant',
+                content: next.text ?? null,
+                ...(toolCalls.length > 0
+                  ? { tool_calls: toolCalls.map(({ index: _index, ...c }) => c) }
+                  : {}),
+              },
+              finish_reason: toolCalls.length > 0 ? 'tool_calls' : 'stop',
+            },
           ],
-          usage: { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 },
+          usage: providerUsage,
         }),
       );
     })();

@@ -153,9 +153,10 @@ export interface OutputBlock {
 /** The ```output blocks the default agent appends to its reply, in order. */
 export function outputBlocks(text: string): OutputBlock[] {
   const blocks: OutputBlock[] = [];
-  const re = /```output \(([^,]+), ([^)]+)\)\n([\s\S]*?)\n```/g;
+  // The agent streams a block as ```output (<lang>)\n<output lines>```\n(<status>).
+  const re = /```output \(([^)]+)\)\n([\s\S]*?)```\n\(([^)\n]+)\)/g;
   for (const m of text.matchAll(re)) {
-    blocks.push({ lang: m[1] ?? '', status: m[2] ?? '', output: m[3] ?? '' });
+    blocks.push({ lang: m[1] ?? '', status: m[3] ?? '', output: (m[2] ?? '').replace(/\n$/, '') });
   }
   return blocks;
 }

@@ -11,6 +11,8 @@
  * starts once per sandbox, and every millisecond of start-up is a cold run's.
  */
 import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+import { runLlm } from './llm.ts';
 import { ModelGateway } from './model-gateway.ts';
 import {
   AGENT_DESCRIPTION_MAX_CHARS,
@@ -28,6 +30,8 @@ import {
   type AgentEvent,
   type AgentRequest,
   type CreatedAgent,
+  type HistoryEntry,
+  type RunAgent,
   type KnownComponent,
   type ResultEvent,
 } from '@agent-platform/contract';
@@ -146,7 +150,9 @@ async function* requestLines(): AsyncGenerator<{ line: string } | { error: strin
  * agent checks only what it relies on (the protocol version and the message) and does not load
  * zod, which would add about 13 ms to every sandbox start (see contract/src/protocol.ts).
  */
-function parseRequest(line: string): { request: Pick<AgentRequest, 'message'> } | { error: string } {
+type ParsedRequest = Pick<AgentRequest, 'message' | 'history' | 'model' | 'agent'>;
+
+function parseRequest(line: string): { request: ParsedRequest } | { error: string } {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -156,14 +162,21 @@ function parseRequest(line: string): { request: Pick<AgentRequest, 'message'> } 
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return { error: 'Invalid request: expected a JSON object.' };
   }
-  const { protocol, message } = json as Record<string, unknown>;
+  const { protocol, message, history, model, agent } = json as Record<string, unknown>;
   if (protocol !== AGENT_PROTOCOL_VERSION) {
     return {
       error: `Invalid request: unsupported protocol ${JSON.stringify(protocol) ?? 'undefined'} (expected ${AGENT_PROTOCOL_VERSION}).`,
     };
   }
   if (typeof message !== 'string') return { error: 'Invalid request: "message" must be a string.' };
-  return { request: { message } };
+  return {
+    request: {
+      message,
+      history: Array.isArray(history) ? (history as HistoryEntry[]) : [],
+      model: typeof model === 'string' && model !== '' ? model : null,
+      agent: typeof agent === 'object' && agent !== null ? (agent as RunAgent) : null,
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,20 +319,30 @@ function parseComponent(prose: ProseLine[]): { component: KnownComponent } | { u
 // ---------------------------------------------------------------------------------------------
 // Code execution
 
-/** Runs one block with its code on stdin; never rejects. */
+/**
+ * Runs one block with its code on stdin; never rejects. Its output (stdout and stderr, as they
+ * interleave) goes to `onOutput` a line at a time while it runs, up to MAX_OUTPUT_BYTES.
+ */
 function runBlock(
   command: string,
   args: string[],
   code: string,
+  onOutput: (text: string) => void,
 ): Promise<{ output: string; status: string }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
+    const decoder = new StringDecoder('utf8');
+    let line = ''; // output after the last newline, not yet passed on
     let kept = 0;
     let truncated = false;
     let settled = false;
     const settle = (status: string, failure?: string): void => {
       if (settled) return;
       settled = true;
+      line += decoder.end();
+      if (failure) line += failure;
+      if (truncated) line += `${line === '' || line.endsWith('\n') ? '' : '\n'}[output truncated]`;
+      if (line) onOutput(line);
       let output = failure ?? Buffer.concat(chunks).toString('utf8');
       if (output.endsWith('\n')) output = output.slice(0, -1);
       if (truncated) output += (output === '' ? '' : '\n') + '[output truncated]';
@@ -332,6 +355,12 @@ function runBlock(
         chunks.push(part);
         kept += part.length;
         if (part.length < chunk.length) truncated = true;
+        line += decoder.write(part);
+        const cut = line.lastIndexOf('\n');
+        if (cut !== -1) {
+          onOutput(line.slice(0, cut + 1));
+          line = line.slice(cut + 1);
+        }
       } else {
         truncated = true;
       }
@@ -361,6 +390,23 @@ function runBlock(
   });
 }
 
+/**
+ * Runs a block and shows it in the reply as it runs: a ```output (<lang>) fence, the output line
+ * by line, then the closing fence and `(exit <code>)` once the block has ended.
+ */
+async function runShown(lang: string, code: string): Promise<{ output: string; status: string }> {
+  const interpreter = INTERPRETERS.get(lang);
+  if (!interpreter) return { output: `no interpreter for ${lang}`, status: 'exit -1' };
+  say(`\n\n\`\`\`output (${lang})\n`);
+  let atLineStart = true;
+  const result = await runBlock(interpreter.command, interpreter.args, code, (text) => {
+    say(text);
+    atLineStart = text.endsWith('\n');
+  });
+  say(`${atLineStart ? '' : '\n'}\`\`\`\n(${result.status})`);
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function answer(input: { line: string } | { error: string }): Promise<void> {
@@ -368,17 +414,23 @@ async function answer(input: { line: string } | { error: string }): Promise<void
   if (input.line.trim() === '') return;
   const parsed = parseRequest(input.line);
   if ('error' in parsed) return fail(parsed.error);
-  const message = parsed.request.message;
+  const { message, model } = parsed.request;
+  if (model !== null) {
+    // A model provider is configured: the reference LLM agent (llm.ts).
+    const out = await runLlm(
+      { message, history: parsed.request.history, model, agent: parsed.request.agent },
+      { gateway, say, runCode: runShown, workspace: WORKSPACE },
+    );
+    return finish(out.status, out.component, out.agent, out.workspaceChanged);
+  }
 
   say(`Test response: ${message}`);
   const { blocks, prose } = scanMessage(message);
   let ranCode = false;
   for (const block of blocks) {
-    const interpreter = INTERPRETERS.get(block.lang);
-    if (!interpreter) continue;
+    if (!INTERPRETERS.has(block.lang)) continue;
     ranCode = true;
-    const { output, status } = await runBlock(interpreter.command, interpreter.args, block.code);
-    say(`\n\n\`\`\`output (${block.lang}, ${status})\n${output}\n\`\`\``);
+    await runShown(block.lang, block.code);
   }
 
   let agent: CreatedAgent | null = null;

@@ -26,9 +26,29 @@ function answerError(res: ServerResponse, status: number, message: string): void
   res.end(JSON.stringify({ error: { message, type: 'gateway_error' } }));
 }
 
+/** Where the lines of one model response go: an HTTP answer, or the agent's own model call. */
+export interface ResponseSink {
+  head(status: number, contentType: string): void;
+  data(chunk: string): void;
+  end(): void;
+  /** The run ended before the answer did. */
+  abort(message: string): void;
+}
+
+function httpSink(res: ServerResponse): ResponseSink {
+  return {
+    head: (status, contentType) => {
+      if (!res.headersSent) res.writeHead(status, { 'content-type': contentType });
+    },
+    data: (chunk) => res.write(chunk),
+    end: () => res.end(),
+    abort: (message) => answerError(res, 503, message),
+  };
+}
+
 export class ModelGateway {
   readonly #emit: (event: AgentEvent) => void;
-  readonly #pending = new Map<string, ServerResponse>();
+  readonly #pending = new Map<string, ResponseSink>();
   #active = false;
   #next = 0;
 
@@ -52,9 +72,19 @@ export class ModelGateway {
   /** The run ends (before its result is written): what is still waiting gets a 503. */
   end(): void {
     this.#active = false;
-    for (const res of this.#pending.values())
-      answerError(res, 503, 'the run ended before the model answered');
+    for (const sink of this.#pending.values()) sink.abort('the run ended before the model answered');
     this.#pending.clear();
+  }
+
+  /**
+   * A model request of the agent itself (the reference LLM agent), through the same runner
+   * channel as the sandbox's HTTP clients. Only during a run.
+   */
+  request(method: 'GET' | 'POST', path: ModelPath, body: string | null, sink: ResponseSink): void {
+    if (!this.#active) return sink.abort('the model gateway answers during a run only');
+    const id = (++this.#next).toString(36);
+    this.#pending.set(id, sink);
+    this.#emit({ type: 'model_request', id, method, path, body });
   }
 
   /** A line read from stdin: true when it was a model response (then it is handled here). */
@@ -66,14 +96,12 @@ export class ModelGateway {
     } catch {
       return true;
     }
-    const res = this.#pending.get(m.id);
-    if (!res) return true;
-    if (!res.headersSent) {
-      res.writeHead(m.status ?? 502, { 'content-type': m.contentType ?? 'application/json' });
-    }
-    if (typeof m.chunk === 'string' && m.chunk.length > 0) res.write(m.chunk);
+    const sink = this.#pending.get(m.id);
+    if (!sink) return true;
+    if (m.status !== undefined) sink.head(m.status, m.contentType ?? 'application/json');
+    if (typeof m.chunk === 'string' && m.chunk.length > 0) sink.data(m.chunk);
     if (m.done) {
-      res.end();
+      sink.end();
       this.#pending.delete(m.id);
     }
     return true;
@@ -102,11 +130,8 @@ export class ModelGateway {
     });
     req.on('end', () => {
       if (refused) return;
-      if (!this.#active) return answerError(res, 503, 'the model gateway answers during a run only');
-      const id = (++this.#next).toString(36);
-      this.#pending.set(id, res);
       const body = Buffer.concat(chunks).toString('utf8');
-      this.#emit({ type: 'model_request', id, method, path: path as ModelPath, body: body || null });
+      this.request(method, path as ModelPath, body || null, httpSink(res));
     });
   }
 }
