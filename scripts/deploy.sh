@@ -56,7 +56,7 @@ STEPS=(
 # param needs a value in a .env file (defaults are only offered at a prompt).
 PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUN_TIMEOUT_MS MESSAGES_PER_MINUTE
   IP_MESSAGES_PER_MINUTE MAX_CONCURRENT_PER_USER WORKSPACE_IDLE_DAYS MAX_MESSAGE_CHARS ENFORCE_APP_CHECK
-  CORS_ORIGINS)
+  CORS_ORIGINS MODEL_TOKENS_PER_RUN MODEL_TOKENS_PER_USER_PER_DAY)
 
 # This script uses only bash builtins until it runs a command for real, so that --dry-run needs
 # nothing on PATH. Keep it that way (the test runs it with an empty PATH).
@@ -666,6 +666,8 @@ param_default() { # param_default NAME: the production value of a param without 
     MESSAGES_PER_MINUTE) printf '20' ;;
     IP_MESSAGES_PER_MINUTE) printf '120' ;;
     MAX_CONCURRENT_PER_USER) printf '2' ;;
+    MODEL_TOKENS_PER_RUN) printf '100000' ;;
+    MODEL_TOKENS_PER_USER_PER_DAY) printf '1000000' ;;
     WORKSPACE_IDLE_DAYS) printf '30' ;;
     MAX_MESSAGE_CHARS) printf '8000' ;;
     ENFORCE_APP_CHECK) printf 'false' ;;

@@ -86,6 +86,7 @@ describe('schemas', () => {
     durationMs: 3,
     warm: true,
     timings: { queueMs: 0, createMs: 0, agentMs: 2, saveMs: 0 },
+    usage: { model: 'm', calls: 1, inputTokens: 5, outputTokens: 2, exhausted: null },
   };
 
   test('a run result and its stream lines', () => {
@@ -114,8 +115,14 @@ describe('schemas', () => {
       conversationId: 'c',
       message: 'm',
       history: [{ role: 'user', text: 't' }],
+      model: null,
+      agent: { name: 'a', instructions: 'i', tools: ['run_code'] },
     };
     assert.equal(agentRequestSchema.safeParse(request).success, true);
+    assert.equal(
+      agentRequestSchema.safeParse({ ...request, agent: { ...request.agent, tools: ['rm_rf'] } }).success,
+      false,
+    );
     const bad = agentRequestSchema.safeParse({ ...request, protocol: 2 });
     assert.equal(bad.success, false);
     assert.deepEqual(bad.error?.issues[0]?.path, ['protocol']);

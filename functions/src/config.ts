@@ -3,6 +3,9 @@ import {
   FUNCTIONS_MESSAGE_CHARS_MAX,
   RUN_TIMEOUT_DEFAULT_MS,
   RUN_TIMEOUT_MAX_MS,
+  TOKEN_BUDGET_MAX,
+  TOKENS_PER_RUN_DEFAULT,
+  TOKENS_PER_USER_PER_DAY_DEFAULT,
   budgetProblem,
   envBool,
   envInt,
@@ -69,6 +72,10 @@ const envSchema = z.object({
   IP_MESSAGES_PER_MINUTE: int(1, 1_000_000).default(120),
   /** Messages of one user being answered at once (more: resource-exhausted). Default 2. */
   MAX_CONCURRENT_PER_USER: int(1, 100).default(2),
+  /** Tokens (input + output) one message's model calls may use. Default 100000. */
+  MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
+  /** Tokens one user's model calls may use per UTC day (users/{uid}.tokensPerDay overrides). Default 1000000. */
+  MODEL_TOKENS_PER_USER_PER_DAY: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_USER_PER_DAY_DEFAULT),
   /** A user's workspace is deleted after this many days without a message. Default 30. */
   WORKSPACE_IDLE_DAYS: int(1, 3650).default(30),
   /** Longest message in characters. Default 8000. */
@@ -96,6 +103,8 @@ export interface FunctionsConfig {
   messagesPerMinute: number;
   ipMessagesPerMinute: number;
   maxConcurrentPerUser: number;
+  tokensPerRun: number;
+  tokensPerUserPerDay: number;
   workspaceIdleDays: number;
   maxMessageChars: number;
   enforceAppCheck: boolean;
@@ -134,6 +143,8 @@ export function loadConfig(env: Record<string, string | undefined>): FunctionsCo
     messagesPerMinute: e.MESSAGES_PER_MINUTE,
     ipMessagesPerMinute: e.IP_MESSAGES_PER_MINUTE,
     maxConcurrentPerUser: e.MAX_CONCURRENT_PER_USER,
+    tokensPerRun: e.MODEL_TOKENS_PER_RUN,
+    tokensPerUserPerDay: e.MODEL_TOKENS_PER_USER_PER_DAY,
     workspaceIdleDays: e.WORKSPACE_IDLE_DAYS,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     enforceAppCheck: e.ENFORCE_APP_CHECK,

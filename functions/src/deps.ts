@@ -3,6 +3,7 @@ import { getAppCheck, type AppCheck } from 'firebase-admin/app-check';
 import { getAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { FunctionsConfig } from './config.ts';
+import { AgentService } from './agents/agent-service.ts';
 import { ConversationService } from './conversations/conversation-service.ts';
 import { instanceConfig } from './instance-config.ts';
 import { log, type Logger } from './logs.ts';
@@ -12,6 +13,7 @@ import { resolveRunner, type RunnerLocation } from './runner/runner-url.ts';
 export interface Deps {
   config: FunctionsConfig;
   service: ConversationService;
+  agents: AgentService;
   auth: Auth;
   appCheck: AppCheck;
   log: Logger;
@@ -53,9 +55,12 @@ export function deps(): Deps {
       runTimeoutMs: cfg.runTimeoutMs,
       ipMessagesPerMinute: cfg.ipMessagesPerMinute,
       maxConcurrentPerUser: cfg.maxConcurrentPerUser,
+      tokensPerRun: cfg.tokensPerRun,
+      tokensPerUserPerDay: cfg.tokensPerUserPerDay,
     },
     log,
   );
-  cached = { config: cfg, service, auth: getAuth(app), appCheck: getAppCheck(app), log };
+  const agents = new AgentService(db, runner, { tokensPerUserPerDay: cfg.tokensPerUserPerDay }, log);
+  cached = { config: cfg, service, agents, auth: getAuth(app), appCheck: getAppCheck(app), log };
   return cached;
 }

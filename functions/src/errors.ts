@@ -49,6 +49,15 @@ export class ConversationNotFoundError extends DomainError {
   }
 }
 
+/** Also what another user's agent looks like. */
+export class AgentNotFoundError extends DomainError {
+  override name = 'AgentNotFoundError';
+  readonly code = 'not-found';
+  constructor(message = 'no such agent') {
+    super(message);
+  }
+}
+
 export class RateLimitedError extends DomainError {
   override name = 'RateLimitedError';
   readonly code = 'resource-exhausted';

@@ -6,6 +6,11 @@ export {
   getConversation,
   deleteConversation,
   listAgents,
+  createAgent,
+  updateAgent,
+  deleteAgent,
+  listModels,
+  getUsage,
   warmSandbox,
   deleteWorkspace,
 } from './http/callables.ts';

@@ -1,5 +1,10 @@
 import { defineBoolean, defineInt, defineString } from 'firebase-functions/params';
-import { FUNCTIONS_MESSAGE_CHARS_DEFAULT, RUN_TIMEOUT_DEFAULT_MS } from '@agent-platform/contract';
+import {
+  FUNCTIONS_MESSAGE_CHARS_DEFAULT,
+  RUN_TIMEOUT_DEFAULT_MS,
+  TOKENS_PER_RUN_DEFAULT,
+  TOKENS_PER_USER_PER_DAY_DEFAULT,
+} from '@agent-platform/contract';
 
 /**
  * The functions' params, declared for `firebase deploy` (which stores their values in
@@ -22,6 +27,12 @@ export const MESSAGES_PER_MINUTE = defineInt('MESSAGES_PER_MINUTE', { default: 2
 export const IP_MESSAGES_PER_MINUTE = defineInt('IP_MESSAGES_PER_MINUTE', { default: 120 });
 /** Messages of one user being answered at once. Default 2. */
 export const MAX_CONCURRENT_PER_USER = defineInt('MAX_CONCURRENT_PER_USER', { default: 2 });
+/** Tokens (input + output) one message's model calls may use. Default 100000. */
+export const MODEL_TOKENS_PER_RUN = defineInt('MODEL_TOKENS_PER_RUN', { default: TOKENS_PER_RUN_DEFAULT });
+/** Tokens one user's model calls may use per UTC day (users/{uid}.tokensPerDay overrides). Default 1000000. */
+export const MODEL_TOKENS_PER_USER_PER_DAY = defineInt('MODEL_TOKENS_PER_USER_PER_DAY', {
+  default: TOKENS_PER_USER_PER_DAY_DEFAULT,
+});
 /** A user's workspace is deleted after this many days without a message. Default 30. */
 export const WORKSPACE_IDLE_DAYS = defineInt('WORKSPACE_IDLE_DAYS', { default: 30 });
 /** Longest message in characters. Default 8000. */

@@ -541,6 +541,7 @@ const RESULT: RunResult = {
   durationMs: 12.5,
   warm: true,
   timings: { queueMs: 0.1, createMs: 0, agentMs: 3, saveMs: 0 },
+  usage: { model: null, calls: 0, inputTokens: 0, outputTokens: 0, exhausted: null },
 };
 
 function client(url: string, extra: { timeoutMs?: number; fetchImpl?: typeof fetch } = {}): RunnerClient {
@@ -590,6 +591,7 @@ describe('RunnerClient against a local HTTP server', () => {
       durationMs: 0,
       warm: false,
       timings: { queueMs: 0, createMs: 0, agentMs: 0, saveMs: 0 },
+      usage: { model: null, calls: 0, inputTokens: 0, outputTokens: 0, exhausted: null },
     };
     const s = await servedFor(t, json(200, { ...minimal, secretField: 'x' }));
     assert.deepEqual(await client(s.url).run(RUN_REQUEST), minimal);

@@ -359,6 +359,8 @@ describe('agent session: output outside a request', () => {
       conversationId: 'c',
       message: 'm',
       history: [],
+      model: null,
+      agent: null,
     };
     const pending = s.exchange(request, { timeoutMs: 5000, signal: new AbortController().signal });
     assert.equal(io.written.length, 1);

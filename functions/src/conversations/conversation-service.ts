@@ -10,7 +10,7 @@ import {
 } from 'firebase-admin/firestore';
 import type { z } from 'zod';
 import {
-  AGENTS_LIST_MAX,
+  AGENT_TOOLS,
   COLLECTIONS,
   FIRESTORE_CALL_TIMEOUT_MS,
   PENDING_LEASE_MS,
@@ -21,13 +21,16 @@ import {
   PREVIEW_MAX_CHARS,
   SANDBOX_OPS_PER_MINUTE,
   TITLE_MAX_CHARS,
+  TOKENS_PER_RUN_DEFAULT,
+  TOKENS_PER_USER_PER_DAY_DEFAULT,
   agentDocSchema,
+  usageDocSchema,
+  type AgentDoc,
   conversationDocSchema,
   messageDocSchema,
   requestDocSchema,
   userDocSchema,
   ipWindowDocSchema,
-  type AgentView,
   type ConversationSummary,
   type GetConversationOutput,
   type ListConversationsOutput,
@@ -38,6 +41,7 @@ import {
   type TimestampLike,
 } from '@agent-platform/contract';
 import {
+  AgentNotFoundError,
   ConversationNotFoundError,
   DatabaseUnavailableError,
   DomainError,
@@ -68,6 +72,10 @@ export interface ServiceLimits {
   ipMessagesPerMinute?: number;
   /** Messages of one user being answered at once (default 2). */
   maxConcurrentPerUser?: number;
+  /** Tokens one message's model calls may use (default TOKENS_PER_RUN_DEFAULT). */
+  tokensPerRun?: number;
+  /** Tokens one user's model calls may use per UTC day, unless their user doc says otherwise. */
+  tokensPerUserPerDay?: number;
 }
 
 /** Where a call came from (the client address, when the transport knows it). */
@@ -81,7 +89,12 @@ export function ipKey(ip: string): string {
 }
 
 /** The fields of users/{uid} that sendMessage's transaction writes (each replaced whole). */
-const USER_FIELDS_SENT = ['rate', 'activeRuns', 'lastActiveAt', 'workspaceActive'];
+const USER_FIELDS_SENT = ['rate', 'activeRuns', 'lastActiveAt', 'workspaceActive', 'tokenReservations'];
+
+/** The usage document of a UTC day: users/{uid}/usage/{YYYY-MM-DD}. */
+export function usageDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
 
 /**
  * A Firestore step with a deadline: a database that does not answer makes the call `unavailable`
@@ -210,17 +223,40 @@ export class ConversationService {
     };
     type Prep =
       | { replay: unknown; asked: typeof asked }
-      | { conversationRef: DocumentReference; messageRef: DocumentReference; seq: number };
+      | {
+          conversationRef: DocumentReference;
+          messageRef: DocumentReference;
+          seq: number;
+          agent: AgentDoc | null;
+          tokenBudget: number;
+        };
     const leaseExpiresAt = Timestamp.fromMillis(now + this.#leaseMs);
+    const usageRef = user.collection(COLLECTIONS.usage).doc(usageDay(now));
+    let tokenBudget = 0;
     const prep = await this.#step(
       this.#db.runTransaction(async (tx): Promise<Prep> => {
-        const [requestSnap, userSnap, convSnap, ipSnap] = await Promise.all([
+        const [requestSnap, userSnap, convSnap, ipSnap, usageSnap] = await Promise.all([
           requestRef ? tx.get(requestRef) : Promise.resolve(null),
           tx.get(user),
           input.conversationId ? tx.get(convs.doc(input.conversationId)) : Promise.resolve(null),
           ipRef ? tx.get(ipRef) : Promise.resolve(null),
+          tx.get(usageRef),
         ]);
         const userDoc = this.#read(uid, userDocSchema, userSnap);
+        /** The conversation's agent (read before any write, as transactions require). */
+        const agentOf = async (agentId: string | null): Promise<AgentDoc | null> => {
+          if (agentId === null) return null;
+          const snap = await tx.get(user.collection(COLLECTIONS.agents).doc(agentId));
+          const agent = snap.exists ? this.#read(uid, agentDocSchema, snap) : null;
+          if (!agent) {
+            throw new AgentNotFoundError(
+              input.agentId === undefined
+                ? "this conversation's agent was deleted; start a new conversation"
+                : 'no such agent',
+            );
+          }
+          return agent;
+        };
         /**
          * Counts this message against the user's and the address's windows and the user's
          * messages in flight (an entry past its lease no longer counts: its function is gone),
@@ -230,6 +266,23 @@ export class ConversationService {
           const rate = takeOne(userDoc?.rate ?? null, now, this.#limits.messagesPerMinute, 'messages');
           const active = Object.fromEntries(
             Object.entries(userDoc?.activeRuns ?? {}).filter(([, leaseMs]) => leaseMs > now),
+          );
+          // The run's token budget: what is left of the user's day, less what the messages
+          // being answered now reserved, at most the per-message budget. Reserved until the
+          // run's usage is stored (an entry whose message is no longer active is stale).
+          const reservations = Object.fromEntries(
+            Object.entries(userDoc?.tokenReservations ?? {}).filter(([id]) => id in active),
+          );
+          const reserved = Object.values(reservations).reduce((a, b) => a + b, 0);
+          const usedToday = usageDocSchema.safeParse(usageSnap.data() ?? {}).data;
+          const daily =
+            userDoc?.tokensPerDay ?? this.#limits.tokensPerUserPerDay ?? TOKENS_PER_USER_PER_DAY_DEFAULT;
+          tokenBudget = Math.max(
+            0,
+            Math.min(
+              this.#limits.tokensPerRun ?? TOKENS_PER_RUN_DEFAULT,
+              daily - (usedToday ? usedToday.inputTokens + usedToday.outputTokens : 0) - reserved,
+            ),
           );
           const cap = this.#limits.maxConcurrentPerUser ?? 2;
           if (Object.keys(active).length >= cap) {
@@ -256,6 +309,7 @@ export class ConversationService {
               activeRuns: { ...active, [messageId]: leaseExpiresAt.toMillis() },
               lastActiveAt: FieldValue.serverTimestamp(),
               workspaceActive: true,
+              tokenReservations: { ...reservations, [messageId]: tokenBudget },
             },
             { mergeFields: USER_FIELDS_SENT },
           );
@@ -263,6 +317,10 @@ export class ConversationService {
         if (requestSnap?.exists) {
           const again = await this.#retakeable(tx, uid, requestSnap, asked, now);
           if (!again) return { replay: requestSnap.data(), asked };
+          const againConv = await tx.get(again.messageRef.parent.parent!);
+          const agent = await agentOf(
+            againConv.exists ? (this.#read(uid, conversationDocSchema, againConv)?.agentId ?? null) : null,
+          );
           // The first attempt failed, or its function died (its lease expired): this retry runs it
           // again, in the same message. The transaction makes it one retry, however many race.
           admit(again.messageRef.id);
@@ -280,6 +338,8 @@ export class ConversationService {
             conversationRef: again.messageRef.parent.parent!,
             messageRef: again.messageRef,
             seq: again.seq,
+            agent,
+            tokenBudget,
           };
         }
 
@@ -287,11 +347,20 @@ export class ConversationService {
         const convRef = convSnap ? convSnap.ref : convs.doc();
         // Two slots: this message and its reply, so the reply needs no transaction of its own.
         let seq = 0;
+        let agentId = input.agentId ?? null;
         if (convSnap) {
           const conv = this.#read(uid, conversationDocSchema, convSnap);
           if (!conv) throw new InternalError('a stored conversation does not match the contract');
           seq = conv.nextSeq;
+          if (input.agentId !== undefined && input.agentId !== (conv.agentId ?? null)) {
+            throw new InvalidInputError(
+              'this conversation is with another agent; start a new conversation to talk to this one',
+              'agentId',
+            );
+          }
+          agentId = conv.agentId ?? null;
         }
+        const agent = await agentOf(agentId);
         const messageRef = convRef.collection(COLLECTIONS.messages).doc();
         admit(messageRef.id);
         tx.set(messageRef, {
@@ -321,6 +390,7 @@ export class ConversationService {
             messageCount: 1,
             nextSeq: 2,
             lastMessagePreview: preview,
+            agentId,
           });
         }
         if (requestRef) {
@@ -334,7 +404,7 @@ export class ConversationService {
             leaseExpiresAt,
           } satisfies Written<RequestDoc>);
         }
-        return { conversationRef: convRef, messageRef, seq };
+        return { conversationRef: convRef, messageRef, seq, agent, tokenBudget };
       }),
       'storing the message',
     );
@@ -343,7 +413,7 @@ export class ConversationService {
       seen.replay = true;
       return replay(prep.replay, prep.asked);
     }
-    const { conversationRef, messageRef, seq } = prep;
+    const { conversationRef, messageRef, seq, agent } = prep;
     seen.conversationId = conversationRef.id;
     seen.messageId = messageRef.id;
 
@@ -359,6 +429,13 @@ export class ConversationService {
           message: input.message,
           history,
           timeoutMs: this.#limits.runTimeoutMs,
+          tokenBudget: prep.tokenBudget,
+          ...(agent
+            ? {
+                agent: { name: agent.name, instructions: agent.instructions, tools: agent.tools },
+                ...(agent.model ? { model: agent.model } : {}),
+              }
+            : {}),
         },
         onText,
       );
@@ -378,6 +455,7 @@ export class ConversationService {
       input.requestId ?? null,
       result,
       leaseExpiresAt.toMillis(),
+      usageRef,
     );
   }
 
@@ -519,8 +597,16 @@ export class ConversationService {
     requestId: string | null,
     result: RunResult,
     leaseMs: number,
+    usageRef: DocumentReference,
   ): Promise<SendResult> {
     const agentRef = result.agent ? this.#user(uid).collection(COLLECTIONS.agents).doc() : null;
+    const usage = result.usage;
+    const usageIncrement = {
+      calls: FieldValue.increment(usage.calls),
+      inputTokens: FieldValue.increment(usage.inputTokens),
+      outputTokens: FieldValue.increment(usage.outputTokens),
+      runs: FieldValue.increment(1),
+    };
     const replyRef = convRef.collection(COLLECTIONS.messages).doc();
     const reply = storableReply(result.text, result.component);
     if (reply.dropped) this.#log.componentDropped(uid, convRef.id, result.runId, reply.dropped);
@@ -532,6 +618,7 @@ export class ConversationService {
       component: reply.component,
       agentCreated: agentRef !== null,
       agentId: agentRef?.id ?? null,
+      usage,
     };
     // The reply's slot (seq) was reserved with the user's message, so one transaction does it; it
     // first checks that this call still owns the message (pending, with this call's lease): a
@@ -550,9 +637,14 @@ export class ConversationService {
         runId: result.runId,
         requestId,
         createdAt: FieldValue.serverTimestamp(),
+        usage,
       });
       tx.update(userMessageRef, { status: 'done', runId: result.runId });
-      tx.update(this.#user(uid), { [`activeRuns.${userMessageRef.id}`]: FieldValue.delete() });
+      tx.update(this.#user(uid), {
+        [`activeRuns.${userMessageRef.id}`]: FieldValue.delete(),
+        [`tokenReservations.${userMessageRef.id}`]: FieldValue.delete(),
+      });
+      tx.set(usageRef, usageIncrement, { merge: true });
       tx.update(convRef, {
         messageCount: FieldValue.increment(1),
         updatedAt: FieldValue.serverTimestamp(),
@@ -564,12 +656,18 @@ export class ConversationService {
     if (agentRef && result.agent) {
       outcome.set(agentRef, {
         ...result.agent,
+        model: null,
+        tools: [...AGENT_TOOLS],
         conversationId: convRef.id,
         runId: result.runId,
         createdAt: FieldValue.serverTimestamp(),
+        updatedAt: FieldValue.serverTimestamp(),
       });
     }
     if (requestRef) outcome.update(requestRef, { state: 'done', result: out });
+    // Not stored with the reply (a retry owns the message, or the conversation is gone): the
+    // tokens were spent all the same, so the day's usage counts them.
+    const countUsage = () => usageRef.set(usageIncrement, { merge: true });
     let stored: 'stored' | 'gone' | 'taken' = 'gone';
     try {
       stored = await this.#step(storeReply, 'storing the reply');
@@ -588,10 +686,16 @@ export class ConversationService {
     if (stored === 'taken') {
       // A retry owns the message now: its outcome is the one stored.
       this.#log.outcomeDropped(uid, convRef.id, userMessageRef.id);
+      await this.#step(countUsage(), 'counting the usage').catch((e: unknown) =>
+        this.#log.markFailedFailed(uid, convRef.id, userMessageRef.id, e),
+      );
       return out;
     }
     // The conversation was deleted meanwhile: keep only the request's outcome and the agent.
-    if (stored === 'gone') this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
+    if (stored === 'gone') {
+      this.#log.conversationGoneMidSend(uid, convRef.id, userMessageRef.id);
+      outcome.set(usageRef, usageIncrement, { merge: true });
+    }
     try {
       await this.#step(outcome.commit(), 'storing the request outcome');
     } catch (err) {
@@ -623,7 +727,10 @@ export class ConversationService {
           // A retry took it over after this call's lease: its outcome is not ours to write.
           if (!this.#owns(uid, snap, leaseMs)) return 'taken';
           tx.update(messageRef, { status: 'failed', error: code });
-          tx.update(this.#user(uid), { [`activeRuns.${messageRef.id}`]: FieldValue.delete() });
+          tx.update(this.#user(uid), {
+            [`activeRuns.${messageRef.id}`]: FieldValue.delete(),
+            [`tokenReservations.${messageRef.id}`]: FieldValue.delete(),
+          });
           if (requestRef) tx.update(requestRef, { state: 'failed', errorCode: code });
           return 'marked';
         }),
@@ -669,6 +776,7 @@ export class ConversationService {
           updatedAt: iso(c.updatedAt),
           messageCount: c.messageCount,
           lastMessagePreview: c.lastMessagePreview,
+          agentId: c.agentId ?? null,
         },
       ];
     });
@@ -710,6 +818,7 @@ export class ConversationService {
           component: m.component,
           runId: m.runId,
           createdAt: iso(m.createdAt),
+          usage: m.usage ?? null,
         },
       ];
     });
@@ -722,6 +831,7 @@ export class ConversationService {
         createdAt: iso(conv.createdAt),
         updatedAt: iso(conv.updatedAt),
         messageCount: conv.messageCount,
+        agentId: conv.agentId ?? null,
       },
       messages,
       nextCursor: snap.docs.length === limit && last ? encodeCursor(last.get('seq') as number) : null,
@@ -733,33 +843,6 @@ export class ConversationService {
     const snap = await this.#step(convRef.get(), 'reading a conversation');
     if (!snap.exists) throw new ConversationNotFoundError();
     await this.#db.recursiveDelete(convRef);
-  }
-
-  async listAgents(uid: string): Promise<{ agents: AgentView[] }> {
-    const snap = await this.#step(
-      this.#user(uid)
-        .collection(COLLECTIONS.agents)
-        .orderBy('createdAt', 'desc')
-        .limit(AGENTS_LIST_MAX)
-        .get(),
-      'listing agents',
-    );
-    return {
-      agents: snap.docs.flatMap((d): AgentView[] => {
-        const a = this.#read(uid, agentDocSchema, d);
-        if (!a) return [];
-        return [
-          {
-            id: d.id,
-            name: a.name,
-            description: a.description,
-            instructions: a.instructions,
-            conversationId: a.conversationId,
-            createdAt: iso(a.createdAt),
-          },
-        ];
-      }),
-    };
   }
 
   /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */

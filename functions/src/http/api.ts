@@ -5,7 +5,10 @@ import {
   decodeEmulatorAppCheckToken,
   SSE_EVENTS,
   SSE_MEDIA_TYPE,
+  agentIdInputSchema,
   conversationIdInputSchema,
+  createAgentInputSchema,
+  updateAgentInputSchema,
   getConversationInputSchema,
   listConversationsInputSchema,
   sendMessageInputSchema,
@@ -46,7 +49,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
         'access-control-allow-origin': origin,
         vary: 'Origin',
         'access-control-allow-headers': 'authorization, content-type, x-firebase-appcheck',
-        'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+        'access-control-allow-methods': 'GET, POST, PATCH, DELETE, OPTIONS',
         'access-control-max-age': '3600',
       });
       if (req.method === 'OPTIONS') {
@@ -182,6 +185,43 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
       await deps().service.deleteConversation(uid, input.conversationId);
       return { deleted: true };
     }),
+  );
+
+  // Agents: the same bodies as the createAgent, updateAgent, deleteAgent and listAgents callables.
+  app.get(
+    '/api/agents',
+    route('GET /api/agents', (uid) => deps().agents.listAgents(uid)),
+  );
+  app.post(
+    '/api/agents',
+    route('POST /api/agents', (uid, req) =>
+      deps().agents.createAgent(uid, parseInput(createAgentInputSchema, req.body)),
+    ),
+  );
+  app.patch(
+    '/api/agents/:id',
+    route('PATCH /api/agents/:id', (uid, req) => {
+      const body: unknown = req.body;
+      const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {};
+      return deps().agents.updateAgent(
+        uid,
+        parseInput(updateAgentInputSchema, { ...fields, agentId: req.params.id }),
+      );
+    }),
+  );
+  app.delete(
+    '/api/agents/:id',
+    route('DELETE /api/agents/:id', (uid, req) =>
+      deps().agents.deleteAgent(uid, parseInput(agentIdInputSchema, { agentId: req.params.id }).agentId),
+    ),
+  );
+  app.get(
+    '/api/models',
+    route('GET /api/models', () => deps().agents.listModels()),
+  );
+  app.get(
+    '/api/usage',
+    route('GET /api/usage', (uid) => deps().agents.getUsage(uid)),
   );
 
   app.use((_req: Request, res: Response) => {

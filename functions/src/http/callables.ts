@@ -1,6 +1,9 @@
 import {
   FUNCTION_TIMEOUT_S,
+  agentIdInputSchema,
   conversationIdInputSchema,
+  createAgentInputSchema,
+  updateAgentInputSchema,
   emptyInputSchema,
   getConversationInputSchema,
   listConversationsInputSchema,
@@ -79,7 +82,24 @@ export function createCallables(cfg: () => FunctionsConfig = config) {
     }),
     listAgents: callable('listAgents', (uid, data) => {
       parseInput(emptyInputSchema, data);
-      return deps().service.listAgents(uid);
+      return deps().agents.listAgents(uid);
+    }),
+    createAgent: callable('createAgent', (uid, data) =>
+      deps().agents.createAgent(uid, parseInput(createAgentInputSchema, data)),
+    ),
+    updateAgent: callable('updateAgent', (uid, data) =>
+      deps().agents.updateAgent(uid, parseInput(updateAgentInputSchema, data)),
+    ),
+    deleteAgent: callable('deleteAgent', (uid, data) =>
+      deps().agents.deleteAgent(uid, parseInput(agentIdInputSchema, data).agentId),
+    ),
+    listModels: callable('listModels', (_uid, data) => {
+      parseInput(emptyInputSchema, data);
+      return deps().agents.listModels();
+    }),
+    getUsage: callable('getUsage', (uid, data) => {
+      parseInput(emptyInputSchema, data);
+      return deps().agents.getUsage(uid);
     }),
     warmSandbox: callable('warmSandbox', (uid, data) => {
       parseInput(emptyInputSchema, data);
@@ -99,6 +119,11 @@ export const {
   getConversation,
   deleteConversation,
   listAgents,
+  createAgent,
+  updateAgent,
+  deleteAgent,
+  listModels,
+  getUsage,
   warmSandbox,
   deleteWorkspace,
 } = callables;

@@ -3,14 +3,23 @@ import {
   NDJSON_MEDIA_TYPE,
   REPLY_MAX_CHARS,
   deleteWorkspaceResponseSchema,
+  modelsResponseSchema,
+  runnerErrorBodySchema,
   runResultSchema,
   runStreamLineSchema,
   warmResponseSchema,
+  type ModelsResponse,
   type RunRequestInput,
   type RunResult,
 } from '@agent-platform/contract';
 import { GoogleAuth } from 'google-auth-library';
-import { InternalError, RateLimitedError, RunnerTimeoutError, RunnerUnavailableError } from '../errors.ts';
+import {
+  InternalError,
+  InvalidInputError,
+  RateLimitedError,
+  RunnerTimeoutError,
+  RunnerUnavailableError,
+} from '../errors.ts';
 import type { RunnerLocation } from './runner-url.ts';
 
 export type { RunResult };
@@ -87,6 +96,13 @@ export class RunnerClient {
     const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`);
     const parsed = warmResponseSchema.safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid warm-up');
+    return parsed.data;
+  }
+
+  /** The models runs may name (MODEL_ALLOWLIST and MODEL_DEFAULT of the runner). */
+  async models(): Promise<ModelsResponse> {
+    const parsed = modelsResponseSchema.safeParse(await this.#call('GET', '/v1/models'));
+    if (!parsed.success) throw new InternalError('runner answered an invalid model list');
     return parsed.data;
   }
 
@@ -169,6 +185,14 @@ export class RunnerClient {
       throw new InternalError(`runner answered ${res.status} without JSON`);
     }
     if (res.ok) return body;
+    // The one 400 a valid request can get: its agent's model left the runner's allowlist.
+    const refused = runnerErrorBodySchema.safeParse(body);
+    if (isRun && res.status === 400 && refused.success && refused.data.error.field === 'model') {
+      throw new InvalidInputError(
+        "this agent's model is not offered any more; choose another in the agent's settings",
+        'model',
+      );
+    }
     throw new InternalError(
       `runner answered ${res.status}${isRun ? ' to a run' : ''}: ${JSON.stringify(body).slice(0, 300)}`,
     );
