@@ -11,8 +11,14 @@ import {
   leaseExpired,
   RUN_TIMEOUT_DEFAULT_MS,
   timeoutBudget,
+  type AgentOutput,
   type AgentView,
+  type CreateAgentInput,
   type DeletedOutput,
+  type ListModelsOutput,
+  type ModelUsage,
+  type UpdateAgentInput,
+  type UsageOutput,
   type SendMessageInput,
   type SendResult,
   type TextChunk,
@@ -79,6 +85,11 @@ export const callables = {
     CALLABLES.deleteConversation,
   ),
   listAgents: httpsCallable<undefined, { agents: AgentView[] }>(functions, CALLABLES.listAgents),
+  createAgent: httpsCallable<Partial<CreateAgentInput>, AgentOutput>(functions, CALLABLES.createAgent),
+  updateAgent: httpsCallable<UpdateAgentInput, AgentOutput>(functions, CALLABLES.updateAgent),
+  deleteAgent: httpsCallable<{ agentId: string }, DeletedOutput>(functions, CALLABLES.deleteAgent),
+  listModels: httpsCallable<undefined, ListModelsOutput>(functions, CALLABLES.listModels),
+  getUsage: httpsCallable<undefined, UsageOutput>(functions, CALLABLES.getUsage),
   warmSandbox: httpsCallable<undefined, WarmSandboxOutput>(functions, CALLABLES.warmSandbox),
 };
 
@@ -104,6 +115,8 @@ export interface Message {
   error: string | null;
   /** A pending user message: when its function's lease ends (then it was not answered). */
   leaseExpiresAtMs: number | null;
+  /** An agent message: what its run's model calls used (null: none recorded). */
+  usage: ModelUsage | null;
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -128,6 +141,21 @@ export function toMessage(id: string, d: DocumentData): Message {
     requestId: str(d.requestId) || null,
     error: str(d.error) || null,
     leaseExpiresAtMs: d.leaseExpiresAt instanceof Timestamp ? d.leaseExpiresAt.toMillis() : null,
+    usage: toUsage(d.usage),
+  };
+}
+
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+export function toUsage(v: unknown): ModelUsage | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const u = v as Record<string, unknown>;
+  return {
+    model: typeof u.model === 'string' ? u.model : null,
+    calls: count(u.calls),
+    inputTokens: count(u.inputTokens),
+    outputTokens: count(u.outputTokens),
+    exhausted: u.exhausted === 'tokens' || u.exhausted === 'calls' ? u.exhausted : null,
   };
 }
 

@@ -3,7 +3,7 @@
  * streamed reply. While a reply is on its way, a pending bubble fills with the streamed text (or
  * the final result); the stored message replaces it when the listener delivers it.
  */
-import { COLLECTIONS } from '@agent-platform/contract';
+import { COLLECTIONS, type ModelUsage } from '@agent-platform/contract';
 import { FirebaseError } from 'firebase/app';
 import {
   collection,
@@ -51,12 +51,31 @@ export interface ChatHooks {
   navigate(conversationId: string | null, replace?: boolean): void;
   /** A reply created an agent; resolves to its name when known. */
   agentCreated(agentId: string | null): Promise<string | null>;
+  /** The name of one of the user's agents (null: unknown, e.g. deleted). */
+  agentName(agentId: string): string | null;
+  /** A reply arrived: the day's usage changed. */
+  replied(): void;
+}
+
+const tokens = new Intl.NumberFormat();
+
+/** "1,234 tokens · 2 model calls · fake-small" (null when the run made no model call). */
+export function usageLine(u: ModelUsage | null | undefined): string | null {
+  if (!u || (u.calls === 0 && !u.exhausted)) return null;
+  const parts = [
+    `${tokens.format(u.inputTokens + u.outputTokens)} tokens`,
+    `${u.calls} model call${u.calls === 1 ? '' : 's'}`,
+  ];
+  if (u.model) parts.push(u.model);
+  if (u.exhausted) parts.push(u.exhausted === 'tokens' ? 'token budget spent' : 'call budget spent');
+  return parts.join(' · ');
 }
 
 export class Chat {
   readonly #hooks: ChatHooks;
   readonly #el = {
     title: byId('chat-title'),
+    agent: byId('chat-agent'),
     del: byId<HTMLButtonElement>('delete-conversation'),
     confirm: byId('confirm-delete'),
     confirmText: byId('confirm-text'),
@@ -78,6 +97,9 @@ export class Chat {
   #uid: string | null = null;
   #current: string | null = null;
   #title = 'New conversation';
+  /** The open conversation's agent (or, for a new conversation, the one it will start with). */
+  #agentId: string | null = null;
+  #newWith: { id: string; name: string } | null = null;
   #messages: Message[] = [];
   #loaded = false;
   #unsubscribe: Unsubscribe[] = [];
@@ -130,6 +152,14 @@ export class Chat {
     this.#reset();
   }
 
+  /** Starts a new conversation with one of the user's agents (the first message names it). */
+  startWith(agent: { id: string; name: string }): void {
+    this.open(null);
+    this.#newWith = { id: agent.id, name: agent.name };
+    this.#render(true);
+    this.focusComposer();
+  }
+
   /** Shows a conversation (null: a new, empty one). */
   open(conversationId: string | null): void {
     if (!this.#uid) return;
@@ -139,6 +169,7 @@ export class Chat {
     this.#closeConfirm(false);
     this.notice('');
     this.#current = conversationId;
+    this.#newWith = null;
     // A finished send whose stored reply was not seen yet belongs to the conversation left.
     if (this.#pending?.result && !this.#sending) this.#pending = null;
     this.#reset();
@@ -161,6 +192,7 @@ export class Chat {
     this.#el.messages.replaceChildren();
     this.#loaded = this.#current === null;
     this.#title = 'New conversation';
+    this.#agentId = null;
     this.#render(true);
   }
 
@@ -179,6 +211,8 @@ export class Chat {
           }
           const title = snap.get('title') as unknown;
           this.#title = typeof title === 'string' && title ? title : 'Untitled';
+          const agentId = snap.get('agentId') as unknown;
+          this.#agentId = typeof agentId === 'string' ? agentId : null;
           this.#render(false);
         },
         (err) => this.#showError(`Couldn't load this conversation (${err.code}).`),
@@ -223,6 +257,7 @@ export class Chat {
   /** Sends a message to the open conversation (or starts one) and streams the reply. */
   async send(message: string, requestId: string = newRequestId()): Promise<void> {
     if (this.#sending || !this.#uid) return;
+    const startWith = this.#current === null ? this.#newWith : null;
     const p: Pending = {
       requestId,
       conversationId: this.#current,
@@ -242,6 +277,7 @@ export class Chat {
         message,
         requestId: p.requestId,
         ...(p.conversationId ? { conversationId: p.conversationId } : {}),
+        ...(startWith ? { agentId: startWith.id } : {}),
       });
       data.catch(() => undefined); // awaited below
       try {
@@ -257,6 +293,7 @@ export class Chat {
       const result = await settled(data);
       p.result = result;
       p.conversationId = result.conversationId;
+      this.#hooks.replied();
       if (this.#pending === p && this.#current === null) this.#hooks.navigate(result.conversationId, true);
       if (result.agentCreated) {
         void this.#hooks.agentCreated(result.agentId).then((name) => {
@@ -290,7 +327,11 @@ export class Chat {
   #render(scrollToEnd: boolean): void {
     const stick = scrollToEnd || this.#nearBottom();
     const el = this.#el;
-    el.title.textContent = this.#title;
+    el.title.textContent =
+      this.#current === null && this.#newWith ? `New conversation with ${this.#newWith.name}` : this.#title;
+    const agentName = this.#agentId ? (this.#hooks.agentName(this.#agentId) ?? 'an agent') : null;
+    el.agent.textContent = agentName ? `With ${agentName}` : '';
+    el.agent.hidden = !agentName;
     el.del.hidden = this.#current === null;
     el.loading.hidden = this.#loaded;
     const pendingHere = this.#pending !== null && this.#pending.conversationId === this.#current;
@@ -364,7 +405,7 @@ export class Chat {
       el.pendingReply.setAttribute('aria-busy', String(!r));
       el.pendingReply.replaceChildren(h('span', { class: 'who' }, 'Agent'));
       if (r) {
-        el.pendingReply.append(...this.#body(r.text, r.status, r.component));
+        el.pendingReply.append(...this.#body(r.text, r.status, r.component, r.usage));
       } else if (p.reply) {
         el.pendingReply.append(renderText(p.reply));
       } else {
@@ -381,13 +422,15 @@ export class Chat {
     if (stick) el.thread.scrollTop = el.thread.scrollHeight;
   }
 
-  #body(text: string, status: RunStatus | string, component: unknown): Node[] {
+  #body(text: string, status: RunStatus | string, component: unknown, usage?: ModelUsage | null): Node[] {
     const nodes: Node[] = [];
     const s = renderRunStatus(status);
     if (s) nodes.push(s);
     nodes.push(renderText(text));
     const c = renderComponent(component, (value) => void this.send(value));
     if (c) nodes.push(c);
+    const used = usageLine(usage);
+    if (used) nodes.push(h('p', { class: 'msg-note usage' }, used));
     return nodes;
   }
 
@@ -398,7 +441,7 @@ export class Chat {
       h('span', { class: 'who' }, m.role === 'user' ? 'You' : 'Agent'),
     );
     if (m.role === 'agent') {
-      li.append(...this.#body(m.text, m.status, m.component));
+      li.append(...this.#body(m.text, m.status, m.component, m.usage));
       return li;
     }
     li.append(renderText(m.text));

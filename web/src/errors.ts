@@ -22,7 +22,10 @@ export function callableErrorMessage(err: unknown): string {
     case 'invalid-argument':
       return `That message can't be sent: ${(err as Error).message}`;
     case 'not-found':
-      return 'This conversation no longer exists.';
+      // An agent's ("no such agent", "this conversation's agent was deleted; ...") or a conversation's.
+      return /agent/.test((err as Error).message)
+        ? `${(err as Error).message.replace(/^./, (c) => c.toUpperCase())}.`
+        : 'This conversation no longer exists.';
     case 'unauthenticated':
       return 'Your session has expired. Sign in again.';
     case 'aborted':

@@ -4,6 +4,7 @@ import { ID_PATTERN } from '@agent-platform/contract';
 import { onAuthStateChanged, signOut, type User } from 'firebase/auth';
 import { auth } from './api.ts';
 import { setUpAuthView } from './auth-view.ts';
+import { AgentEditor } from './agent-editor.ts';
 import { Chat } from './chat.ts';
 import { byId } from './dom.ts';
 import { Sidebar } from './sidebar.ts';
@@ -40,11 +41,29 @@ const chat = new Chat({
     const agents = await sidebar.loadAgents();
     return agents.find((a) => a.id === agentId)?.name ?? null;
   },
+  agentName: (agentId) => sidebar.agentName(agentId),
+  replied: () => void sidebar.loadUsage(),
 });
-const sidebar = new Sidebar((id) => {
-  navigate(id);
-  showView('chat');
-  byId('chat-title').focus();
+const editor = new AgentEditor((agent) => {
+  void sidebar.loadAgents();
+  chat.notice(`Saved the agent “${agent.name}”.`);
+});
+const sidebar = new Sidebar({
+  open(id) {
+    navigate(id);
+    showView('chat');
+    byId('chat-title').focus();
+  },
+  chatWith(agent) {
+    editor.close();
+    navigate(null);
+    chat.startWith(agent);
+    showView('chat');
+  },
+  edit(agent) {
+    showView('chat');
+    void editor.open(agent);
+  },
 });
 
 setUpAuthView();

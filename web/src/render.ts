@@ -53,7 +53,9 @@ export function segments(text: string): Segment[] {
     const code = fence.lines.join('\n');
     const m = OUTPUT_INFO.exec(fence.info);
     if (m) {
-      const block = { kind: 'output' as const, lang: m[1]!, outcome: m[2] ?? 'running', code };
+      // A block still running ends with the newline of its last line so far.
+      const shown = m[2] ? code : code.replace(/\n$/, '');
+      const block = { kind: 'output' as const, lang: m[1]!, outcome: m[2] ?? 'running', code: shown };
       out.push(block);
       if (!m[2]) awaitingOutcome = block;
     } else out.push({ kind: 'code', lang: fence.info.split(/\s/)[0] ?? '', code });

@@ -16,23 +16,54 @@ function when(d: Date | null): HTMLElement | null {
   return h('time', { datetime: d.toISOString() }, (today ? time : date).format(d));
 }
 
+export interface SidebarHooks {
+  /** Open a conversation. */
+  open(conversationId: string): void;
+  /** Start a new conversation with this agent. */
+  chatWith(agent: Agent): void;
+  /** Open the editor (null: a new agent). */
+  edit(agent: Agent | null): void;
+}
+
+const tokens = new Intl.NumberFormat();
+
 export class Sidebar {
-  readonly #onOpen: (conversationId: string) => void;
+  readonly #hooks: SidebarHooks;
   readonly #el = {
     status: byId('conversations-status'),
     list: byId<HTMLUListElement>('conversation-list'),
     agentsStatus: byId('agents-status'),
     agents: byId<HTMLUListElement>('agent-list'),
     refresh: byId<HTMLButtonElement>('refresh-agents'),
+    newAgent: byId<HTMLButtonElement>('new-agent'),
+    usage: byId('usage'),
   };
+  #agents: Agent[] = [];
   #unsubscribe: Unsubscribe | null = null;
   #conversations: Conversation[] = [];
   #current: string | null = null;
   #agentsRequest = 0;
 
-  constructor(onOpen: (conversationId: string) => void) {
-    this.#onOpen = onOpen;
+  constructor(hooks: SidebarHooks) {
+    this.#hooks = hooks;
     this.#el.refresh.addEventListener('click', () => void this.loadAgents());
+    this.#el.newAgent.addEventListener('click', () => this.#hooks.edit(null));
+  }
+
+  /** The name of one of the user's agents, as last loaded (null: unknown or deleted). */
+  agentName(agentId: string): string | null {
+    return this.#agents.find((a) => a.id === agentId)?.name ?? null;
+  }
+
+  /** Today's model usage against the daily budget (shown under the agents). */
+  async loadUsage(): Promise<void> {
+    try {
+      const u = (await callables.getUsage()).data;
+      const used = u.inputTokens + u.outputTokens;
+      this.#el.usage.textContent = `Today: ${tokens.format(used)} of ${tokens.format(u.tokensPerDay)} tokens (${u.calls} model calls)`;
+    } catch {
+      this.#el.usage.textContent = '';
+    }
   }
 
   start(uid: string): void {
@@ -56,6 +87,7 @@ export class Sidebar {
       },
     );
     void this.loadAgents();
+    void this.loadUsage();
   }
 
   stop(): void {
@@ -95,7 +127,7 @@ export class Sidebar {
                 const m = e as MouseEvent;
                 if (m.button !== 0 || m.metaKey || m.ctrlKey || m.shiftKey || m.altKey) return;
                 e.preventDefault();
-                this.#onOpen(c.id);
+                this.#hooks.open(c.id);
               },
             },
             h('span', { class: 'conversation-title' }, c.title),
@@ -111,6 +143,49 @@ export class Sidebar {
     );
   }
 
+  #renderAgent(a: Agent): HTMLLIElement {
+    const del = h('button', { type: 'button', class: 'small danger' }, 'Delete');
+    del.addEventListener('click', () => {
+      // Two clicks: the first asks.
+      if (del.dataset.confirm !== 'yes') {
+        del.dataset.confirm = 'yes';
+        del.textContent = 'Delete?';
+        return;
+      }
+      del.disabled = true;
+      callables
+        .deleteAgent({ agentId: a.id })
+        .then(() => this.loadAgents())
+        .catch((err: unknown) => {
+          this.#el.agentsStatus.hidden = false;
+          this.#el.agentsStatus.textContent = `Couldn't delete “${a.name}”. ${callableErrorMessage(err)}`;
+          del.disabled = false;
+        });
+    });
+    return h(
+      'li',
+      { class: 'agent', 'data-id': a.id },
+      h('span', { class: 'agent-name' }, a.name),
+      a.description ? h('span', { class: 'agent-description' }, a.description) : null,
+      h(
+        'span',
+        { class: 'agent-meta' },
+        `${a.model ?? 'default model'} · ${a.tools.length} tool${a.tools.length === 1 ? '' : 's'}`,
+      ),
+      h(
+        'span',
+        { class: 'row agent-actions' },
+        h(
+          'button',
+          { type: 'button', class: 'small primary', onclick: () => this.#hooks.chatWith(a) },
+          'Chat',
+        ),
+        h('button', { type: 'button', class: 'small', onclick: () => this.#hooks.edit(a) }, 'Edit'),
+        del,
+      ),
+    );
+  }
+
   /** (Re)loads the agents; resolves to them (empty on error, which is shown). */
   async loadAgents(): Promise<Agent[]> {
     const request = ++this.#agentsRequest;
@@ -121,20 +196,12 @@ export class Sidebar {
     try {
       const list = (await callables.listAgents()).data.agents;
       if (request !== this.#agentsRequest) return list;
+      this.#agents = list;
       agentsStatus.textContent = list.length
         ? ''
-        : 'No agents yet. Create one with a message like “/create-agent Name: what it does”.';
+        : 'No agents yet. Create one with “+ New agent”, or ask the agent to.';
       agentsStatus.hidden = list.length > 0;
-      agents.replaceChildren(
-        ...list.map((a) =>
-          h(
-            'li',
-            { class: 'agent', 'data-id': a.id },
-            h('span', { class: 'agent-name' }, a.name),
-            a.description ? h('span', { class: 'agent-description' }, a.description) : null,
-          ),
-        ),
-      );
+      agents.replaceChildren(...list.map((a) => this.#renderAgent(a)));
       return list;
     } catch (err) {
       if (request === this.#agentsRequest) {
