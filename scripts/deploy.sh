@@ -81,6 +81,14 @@ usage() {
     "                           already has RUNNER_URL. You create its DNS A record (printed at the end)." \
     "  --machine-type TYPE      VM machine type (default e2-standard-2)" \
     "  --firestore-location LOC Location of a new Firestore database (default: REGION; permanent)" \
+    "  --model-provider P       openai: any OpenAI-compatible provider at --model-base-url, its key" \
+    "                           read from the MODEL_API_KEY environment variable (never an argument)" \
+    "                           and kept in Secret Manager; vertex: Vertex AI with the VM's service" \
+    "                           account (no key). Default: none (the agent answers offline)" \
+    "  --model-base-url URL     openai: the provider's base URL, e.g. https://api.openai.com/v1" \
+    "  --model-allowlist LIST   Comma-separated models runs may use (default: any)" \
+    "  --model-default MODEL    The model of runs that name none" \
+    "  --vertex-location LOC    vertex: the Vertex AI location (default: REGION)" \
     "  --skip-runner            Skip images, registry, VM and firewall (steps 4-6, 8, 9)" \
     "  --skip-firebase          Skip Firestore database, functions params and firebase deploy (3, 10, 11)" \
     "  --dry-run                Print every command and file content; run nothing, write nothing" \
@@ -105,6 +113,14 @@ FIRESTORE_LOCATION=""
 DRY_RUN=0
 SKIP_RUNNER=0
 SKIP_FIREBASE=0
+MODEL_PROVIDER=""
+MODEL_BASE_URL=""
+MODEL_ALLOWLIST=""
+MODEL_DEFAULT=""
+VERTEX_LOCATION=""
+# The provider's key comes from the environment only: an argument would show in `ps` and history.
+MODEL_API_KEY="${MODEL_API_KEY:-}"
+MODEL_SECRET=agent-model-api-key
 
 need_value() { # need_value OPTION ARGC
   if (($2 < 2)); then usage_error "$1 needs a value"; fi
@@ -115,9 +131,15 @@ while (($# > 0)); do
     --dry-run) DRY_RUN=1 ;;
     --skip-runner) SKIP_RUNNER=1 ;;
     --skip-firebase) SKIP_FIREBASE=1 ;;
-    --project | --region | --zone | --runner-domain | --machine-type | --firestore-location)
+    --project | --region | --zone | --runner-domain | --machine-type | --firestore-location | \
+      --model-provider | --model-base-url | --model-allowlist | --model-default | --vertex-location)
       need_value "$1" $#
       case "$1" in
+        --model-provider) MODEL_PROVIDER="$2" ;;
+        --model-base-url) MODEL_BASE_URL="$2" ;;
+        --model-allowlist) MODEL_ALLOWLIST="$2" ;;
+        --model-default) MODEL_DEFAULT="$2" ;;
+        --vertex-location) VERTEX_LOCATION="$2" ;;
         --project) PROJECT="$2" ;;
         --region) REGION="$2" ;;
         --zone) ZONE="$2" ;;
@@ -127,7 +149,8 @@ while (($# > 0)); do
       esac
       shift
       ;;
-    --project=* | --region=* | --zone=* | --runner-domain=* | --machine-type=* | --firestore-location=*)
+    --project=* | --region=* | --zone=* | --runner-domain=* | --machine-type=* | --firestore-location=* | \
+      --model-provider=* | --model-base-url=* | --model-allowlist=* | --model-default=* | --vertex-location=*)
       opt="${1%%=*}"
       val="${1#*=}"
       set -- "$opt" "$val" "${@:2}"
@@ -171,6 +194,41 @@ if [[ -n $RUNNER_DOMAIN ]] &&
   ! [[ $RUNNER_DOMAIN =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]]; then
   usage_error "invalid --runner-domain '$RUNNER_DOMAIN' (a DNS name like runner.example.com, without https://)"
 fi
+
+MODEL_WORD_RE='^[A-Za-z0-9._:/@-]+$'
+case "$MODEL_PROVIDER" in
+  "")
+    if [[ -n $MODEL_BASE_URL$MODEL_ALLOWLIST$MODEL_DEFAULT$VERTEX_LOCATION ]]; then
+      usage_error "--model-base-url, --model-allowlist, --model-default and --vertex-location need --model-provider"
+    fi
+    ;;
+  openai)
+    if ! [[ $MODEL_BASE_URL =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$ ]]; then
+      usage_error "--model-provider openai needs --model-base-url https://... (e.g. https://api.openai.com/v1)"
+    fi
+    if [[ -n $VERTEX_LOCATION ]]; then usage_error "--vertex-location is for --model-provider vertex"; fi
+    ;;
+  vertex)
+    if [[ -n $MODEL_BASE_URL ]]; then usage_error "--model-base-url is for --model-provider openai"; fi
+    if [[ -n $MODEL_API_KEY ]]; then
+      usage_error "MODEL_API_KEY is set, but Vertex AI uses the VM's service account, not a key: unset it"
+    fi
+    VERTEX_LOCATION="${VERTEX_LOCATION:-$REGION}"
+    if ! [[ $VERTEX_LOCATION =~ ^[a-z0-9-]+$ ]]; then usage_error "invalid --vertex-location '$VERTEX_LOCATION'"; fi
+    ;;
+  *) usage_error "invalid --model-provider '$MODEL_PROVIDER' (openai or vertex)" ;;
+esac
+if [[ -n $MODEL_ALLOWLIST ]] && ! [[ $MODEL_ALLOWLIST =~ ^[A-Za-z0-9._:/@-]+(,[A-Za-z0-9._:/@-]+)*$ ]]; then
+  usage_error "invalid model name in --model-allowlist '$MODEL_ALLOWLIST' (comma-separated names)"
+fi
+if [[ -n $MODEL_DEFAULT ]] && ! [[ $MODEL_DEFAULT =~ $MODEL_WORD_RE ]]; then
+  usage_error "invalid model name '$MODEL_DEFAULT'"
+fi
+# With a model provider the VM's token needs the cloud-platform scope (Secret Manager and Vertex AI
+# accept no narrower one); its service account's IAM roles then bound it: read one secret, or
+# call Vertex AI, plus what it had (pull images, write logs and metrics).
+if [[ -n $MODEL_PROVIDER ]]; then VM_SCOPES=cloud-platform; fi
+if [[ $MODEL_PROVIDER == vertex ]]; then APIS+=(aiplatform.googleapis.com); fi
 
 ENV_FILE="functions/.env.$PROJECT"
 STEPS[9]="functions parameters ($ENV_FILE)"
@@ -258,6 +316,15 @@ run() {
 }
 
 # run_retry CMD...: like run, retrying (IAM changes on a new service account can take a minute).
+# run_secret_stdin CMD...: runs CMD with the model key on its stdin; prints the command, never the key.
+run_secret_stdin() {
+  fmt_cmd "$@"
+  LAST_CMD="$CMD_TEXT"
+  printf '+ %s < (MODEL_API_KEY from the environment)\n' "$CMD_TEXT"
+  if ((DRY_RUN)); then return 0; fi
+  printf '%s' "$MODEL_API_KEY" | "$@"
+}
+
 run_retry() {
   fmt_cmd "$@"
   LAST_CMD="$CMD_TEXT"
@@ -529,6 +596,19 @@ if ((!SKIP_RUNNER)); then
     run_retry gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNNER_SA" \
       --role="$role" --condition=None --format=none
   done
+  # The model provider: Vertex AI through the VM's own identity, or an OpenAI-compatible
+  # provider's key in Secret Manager, readable by the runner VM only (a new version per deploy).
+  if [[ $MODEL_PROVIDER == vertex ]]; then
+    run_retry gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RUNNER_SA" \
+      --role=roles/aiplatform.user --condition=None --format=none
+  elif [[ $MODEL_PROVIDER == openai && -n $MODEL_API_KEY ]]; then
+    if ! exists gcloud secrets describe "$MODEL_SECRET" --project="$PROJECT"; then
+      run gcloud secrets create "$MODEL_SECRET" --project="$PROJECT" --replication-policy=automatic
+    fi
+    run_secret_stdin gcloud secrets versions add "$MODEL_SECRET" --project="$PROJECT" --data-file=-
+    run_retry gcloud secrets add-iam-policy-binding "$MODEL_SECRET" --project="$PROJECT" \
+      --member="serviceAccount:$RUNNER_SA" --role=roles/secretmanager.secretAccessor --format=none
+  fi
 fi
 
 # --- 8. address and firewall --------------------------------------------------------------------
@@ -571,6 +651,33 @@ if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
   # too). /etc is writable but reset at boot, so daemon.json is amended at every boot. The runner
   # container has the shape tested in runner/test/runner-image.test.ts: host socket mounted, the
   # socket's group only, no capabilities.
+  # The runner's model settings; the key (if any) is read from Secret Manager at boot into a file
+  # on tmpfs only root reads, and given to the runner container with --env-file.
+  MODEL_ENV="" MODEL_KEY_FETCH="" MODEL_ENV_FILE=""
+  case "$MODEL_PROVIDER" in
+    openai) MODEL_ENV+="  -e MODEL_PROVIDER=openai -e MODEL_BASE_URL=$MODEL_BASE_URL \\"$'\n' ;;
+    vertex)
+      MODEL_ENV+="  -e MODEL_PROVIDER=vertex -e VERTEX_PROJECT=$PROJECT -e VERTEX_LOCATION=$VERTEX_LOCATION \\"$'\n'
+      ;;
+  esac
+  if [[ -n $MODEL_ALLOWLIST ]]; then MODEL_ENV+="  -e MODEL_ALLOWLIST=$MODEL_ALLOWLIST \\"$'\n'; fi
+  if [[ -n $MODEL_DEFAULT ]]; then MODEL_ENV+="  -e MODEL_DEFAULT=$MODEL_DEFAULT \\"$'\n'; fi
+  if [[ $MODEL_PROVIDER == openai && -n $MODEL_API_KEY ]]; then
+    MODEL_ENV_FILE="  --env-file /run/agent-platform/runner.env \\"$'\n'
+    IFS= read -r -d '' MODEL_KEY_FETCH <<FETCH || true
+# The model provider's key: Secret Manager, read with the VM's token (headers in files, never on a
+# command line), into /run (tmpfs) for the runner container's --env-file.
+( umask 077; mkdir -p /run/agent-platform
+  curl -fsS --retry 5 -H 'Metadata-Flavor: Google' \\
+    http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token |
+    sed -n -E 's/.*"access_token" *: *"([^"]+)".*/Authorization: Bearer \\1/p' > /run/agent-platform/auth
+  curl -fsS --retry 5 -H @/run/agent-platform/auth \\
+    https://secretmanager.googleapis.com/v1/projects/$PROJECT/secrets/$MODEL_SECRET/versions/latest:access |
+    sed -n -E 's/.*"data" *: *"([^"]+)".*/\\1/p' | base64 -d | sed 's/^/MODEL_API_KEY=/' > /run/agent-platform/runner.env
+  rm -f /run/agent-platform/auth
+  grep -q '^MODEL_API_KEY=.' /run/agent-platform/runner.env )
+FETCH
+  fi
   IFS= read -r -d '' STARTUP_SCRIPT <<STARTUP || true
 #!/bin/bash
 # Agent platform runner host. Generated by scripts/deploy.sh (deploy $DEPLOY_TAG); runs at every boot.
@@ -602,8 +709,9 @@ docker pull $RUNNER_PIN
 docker pull $CADDY_PIN
 docker network inspect agent-platform >/dev/null 2>&1 || docker network create agent-platform
 docker rm -f agent-runner agent-caddy >/dev/null 2>&1 || true
-docker run -d --name agent-runner --restart unless-stopped --network agent-platform \\
+${MODEL_KEY_FETCH}docker run -d --name agent-runner --restart unless-stopped --network agent-platform \\
   -p 127.0.0.1:8081:8081 \\
+${MODEL_ENV_FILE}${MODEL_ENV}
   -v /var/run/docker.sock:/var/run/docker.sock --group-add "\$(stat -c %g /var/run/docker.sock)" \\
   --cap-drop ALL --security-opt no-new-privileges:true --read-only \\
   -e AGENT_IMAGE=$AGENT_PIN \\
@@ -633,6 +741,9 @@ STARTUP
     run gcloud compute instances add-metadata "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
       --metadata-from-file=startup-script="$STARTUP_FILE"
     run gcloud compute instances stop "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
+    # The scopes follow the model provider (they can change only while the VM is stopped).
+    run gcloud compute instances set-service-account "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+      --service-account="$RUNNER_SA" --scopes="$VM_SCOPES"
     run gcloud compute instances start "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
   }
   create_vm() {

@@ -403,6 +403,175 @@ describe('deploy.sh --dry-run', () => {
   });
 });
 
+describe('deploy.sh with a model provider', () => {
+  const KEY = 'sk-test-deploy-0123456789abcdef';
+  const startupOf = (stdout: string) =>
+    stepSection(stdout, 9)
+      .filter((l) => l.startsWith('    | '))
+      .map((l) => l.slice(6))
+      .join('\n');
+
+  test('openai: the key from MODEL_API_KEY goes to Secret Manager (never printed), the VM reads it at boot', () => {
+    const res = runDeploy(
+      [
+        '--project',
+        PROJECT,
+        '--runner-domain',
+        DOMAIN,
+        '--model-provider',
+        'openai',
+        '--model-base-url',
+        'https://api.openai.com/v1',
+        '--model-allowlist',
+        'gpt-4o-mini,gpt-4o',
+        '--model-default',
+        'gpt-4o-mini',
+        '--dry-run',
+      ],
+      { MODEL_API_KEY: KEY },
+    );
+    assert.equal(res.status, 0, res.stderr);
+    assert.ok(!(res.stdout + res.stderr).includes(KEY), 'the key is printed nowhere');
+    const iam = commands(stepSection(res.stdout, 7));
+    assert.ok(
+      iam.includes(
+        `gcloud secrets create agent-model-api-key --project=${PROJECT} --replication-policy=automatic`,
+      ),
+    );
+    assert.ok(
+      iam.includes(
+        `gcloud secrets versions add agent-model-api-key --project=${PROJECT} --data-file=- < (MODEL_API_KEY from the environment)`,
+      ),
+    );
+    assert.ok(
+      iam.some(
+        (c) =>
+          c.startsWith(
+            `gcloud secrets add-iam-policy-binding agent-model-api-key --project=${PROJECT} --member=serviceAccount:agent-runner@`,
+          ) && c.includes('--role=roles/secretmanager.secretAccessor'),
+      ),
+    );
+    const vm = commands(stepSection(res.stdout, 9));
+    assert.ok(
+      vm.some(
+        (c) => c.startsWith('gcloud compute instances create ') && c.includes('--scopes=cloud-platform '),
+      ),
+    );
+    assert.ok(
+      vm.some(
+        (c) =>
+          c.startsWith('gcloud compute instances set-service-account ') &&
+          c.endsWith('--scopes=cloud-platform'),
+      ),
+    );
+    const startup = startupOf(res.stdout);
+    assert.match(startup, /--env-file \/run\/agent-platform\/runner\.env \\\n/);
+    assert.match(startup, /-e MODEL_PROVIDER=openai -e MODEL_BASE_URL=https:\/\/api\.openai\.com\/v1 \\\n/);
+    assert.match(startup, /-e MODEL_ALLOWLIST=gpt-4o-mini,gpt-4o \\\n {2}-e MODEL_DEFAULT=gpt-4o-mini \\\n/);
+
+    // The boot-time fetch, run for real with curl standing in for the metadata server and Secret
+    // Manager (their real answer shapes): the runner's env file gets the key, the token file goes.
+    const fetch = startup.slice(
+      startup.indexOf('( umask 077'),
+      startup.indexOf('runner.env )') + 'runner.env )'.length,
+    );
+    const dir = mkdtempSync(join(work, 'boot-'));
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const secretJson = JSON.stringify(
+      {
+        name: `projects/1/secrets/agent-model-api-key/versions/3`,
+        payload: { data: Buffer.from(KEY).toString('base64'), dataCrc32c: '1' },
+      },
+      null,
+      2,
+    );
+    writeTool(
+      bin,
+      'curl',
+      [
+        'for a in "$@"; do last="$a"; done',
+        'case "$last" in',
+        `  http://metadata.google.internal/*) echo '{"access_token":"ya29.token","expires_in":3599,"token_type":"Bearer"}' ;;`,
+        `  https://secretmanager.googleapis.com/*) grep -q 'Authorization: Bearer ya29.token' ${join(dir, 'run')}/auth || exit 22; cat <<'JSON'\n${secretJson}\nJSON\n ;;`,
+        '  *) exit 6 ;;',
+        'esac',
+      ].join('\n'),
+    );
+    const script = fetch.replaceAll('/run/agent-platform', join(dir, 'run'));
+    const out = spawnSync(bash, ['-c', `set -euo pipefail\n${script}`], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` },
+    });
+    assert.equal(out.status, 0, out.stderr);
+    assert.equal(readFileSync(join(dir, 'run', 'runner.env'), 'utf8'), `MODEL_API_KEY=${KEY}`);
+    assert.equal((statSync(join(dir, 'run', 'runner.env')).mode & 0o777).toString(8), '600');
+    assert.ok(!existsSync(join(dir, 'run', 'auth')), 'the token file is removed');
+  });
+
+  test('vertex: Vertex AI API and role for the VM account, no key, the runner gets the project and location', () => {
+    const res = runDeploy([
+      '--project',
+      PROJECT,
+      '--runner-domain',
+      DOMAIN,
+      '--model-provider',
+      'vertex',
+      '--model-default',
+      'google/gemini-2.0-flash-001',
+      '--dry-run',
+    ]);
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(commands(stepSection(res.stdout, 2)).join('\n'), /aiplatform\.googleapis\.com/);
+    const iam = commands(stepSection(res.stdout, 7));
+    assert.ok(iam.some((c) => c.includes('--role=roles/aiplatform.user')));
+    assert.ok(!iam.some((c) => c.includes('secrets')), 'no secret');
+    const startup = startupOf(res.stdout);
+    assert.match(
+      startup,
+      new RegExp(`-e MODEL_PROVIDER=vertex -e VERTEX_PROJECT=${PROJECT} -e VERTEX_LOCATION=us-central1 `),
+    );
+    assert.match(startup, /-e MODEL_DEFAULT=google\/gemini-2\.0-flash-001 /);
+    assert.doesNotMatch(startup, /env-file|secretmanager/);
+  });
+
+  const bad: Array<{ name: string; args: string[]; env?: Record<string, string>; message: RegExp }> = [
+    {
+      name: 'openai without a base URL',
+      args: ['--model-provider', 'openai'],
+      message: /needs --model-base-url https:/,
+    },
+    {
+      name: 'vertex with a key in the environment',
+      args: ['--model-provider', 'vertex'],
+      env: { MODEL_API_KEY: 'sk-x' },
+      message: /Vertex AI uses the VM's service account/,
+    },
+    {
+      name: 'an unknown provider',
+      args: ['--model-provider', 'anthropic'],
+      message: /invalid --model-provider/,
+    },
+    {
+      name: 'a default model without a provider',
+      args: ['--model-default', 'm'],
+      message: /need --model-provider/,
+    },
+    {
+      name: 'a model name with a space',
+      args: ['--model-provider', 'vertex', '--model-allowlist', 'a b'],
+      message: /invalid model name/,
+    },
+  ];
+  for (const c of bad) {
+    test(`${c.name}: exit 2 with a clear message`, () => {
+      const res = runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN, ...c.args, '--dry-run'], c.env);
+      assert.equal(res.status, 2, res.stdout + res.stderr);
+      assert.match(res.stderr, c.message);
+    });
+  }
+});
+
 describe('deploy.sh skip flags', () => {
   test('--skip-runner --skip-firebase leaves out images, VM and firebase', () => {
     const res = runDeploy([
