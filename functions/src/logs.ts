@@ -93,6 +93,10 @@ export class Logger {
     });
   }
   /** An agent's component outside the vocabulary (or malformed) was not stored. */
+  /** A run created an agent past the user's cap (or the count failed): not stored. */
+  agentNotCreated(uid: string, conversationId: string, runId: string, why: string): void {
+    this.#sink.write('WARNING', 'agent not created', { user: userHash(uid), conversationId, runId, why });
+  }
   componentDropped(uid: string, conversationId: string, runId: string, why: string): void {
     this.#sink.write('WARNING', 'component dropped', { user: userHash(uid), conversationId, runId, why });
   }

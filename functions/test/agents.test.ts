@@ -11,6 +11,7 @@ import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
 import type { DocumentReference } from 'firebase-admin/firestore';
 import {
+  AGENTS_LIST_MAX,
   AGENT_TOOLS,
   type AgentOutput,
   type AgentView,
@@ -249,6 +250,34 @@ describe('agents that users create', () => {
       'not-found',
     );
     assert.match(gone.message, /agent was deleted/);
+  });
+});
+
+describe('the cap on agents', () => {
+  test('a user may have at most AGENTS_LIST_MAX agents, made by hand or by a run', async () => {
+    const u = await user();
+    for (let i = 0; i < AGENTS_LIST_MAX; i += 10) {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, k) => call(u, 'createAgent', { name: `agent ${i + k}` })),
+      );
+    }
+    await rejectsWith(call(u, 'createAgent', { name: 'one too many' }), 'resource-exhausted');
+    fake.agentScript.push(
+      {
+        toolCalls: [
+          {
+            name: 'create_agent',
+            arguments: JSON.stringify({ name: 'From a run', description: '', instructions: '' }),
+          },
+        ],
+      },
+      { text: 'made one' },
+    );
+    const r = await send(u, { message: 'make an agent' });
+    assert.equal(r.agentCreated, false, 'not stored past the cap');
+    const listed = (await call<{ agents: AgentView[] }>(u, 'listAgents')).agents;
+    assert.equal(listed.length, AGENTS_LIST_MAX);
+    assert.ok(!listed.some((a) => a.name === 'From a run'));
   });
 });
 

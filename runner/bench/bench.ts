@@ -2,7 +2,8 @@
  * npm run bench [-- --quick | --long]: latency and throughput of the runner API (cold, warm, and
  * the old system's `docker run --rm` per request on the same image, in the same run), a
  * concurrency sweep over warm sandboxes, the memory of an idle warm sandbox, and, when the
- * emulator stack is up (scripts/bench.sh starts it), sendMessage end to end.
+ * emulator stack is up (scripts/bench.sh starts it), sendMessage end to end; the model gateway's
+ * overhead per call and the time to first token (model-bench.ts).
  * Writes bench-results/results.json and results.md, and runner/bench/benchmark.svg.
  */
 import { spawn } from 'node:child_process';
@@ -18,6 +19,7 @@ import {
   uniqueId,
   type RunnerProcess,
 } from '../test/helpers/runner-process.ts';
+import { gatewayBench, runnerTtftBench, ttftBench } from './model-bench.ts';
 import { renderMarkdown, renderSvg, summarize, type LatencyRow, type ThroughputRow } from './stats.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -191,6 +193,17 @@ async function defaultsRow(runtime: string): Promise<ThroughputRow> {
 }
 
 async function main(): Promise<void> {
+  // The model gateway first: its time-to-first-token runner takes RUNNER_BENCH_PORT, then the
+  // main runner below does.
+  const engineInfo = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+  const runscPresent = 'runsc' in (engineInfo.Runtimes ?? {});
+  console.log('[bench] model gateway: overhead per call, time to first token');
+  const modelRows: LatencyRow[] = [
+    ...(await gatewayBench('runc', N)),
+    ...(runscPresent ? (await gatewayBench('runsc', N)).slice(1) : []),
+    ...(await runnerTtftBench(N)),
+    ...(await ttftBench(N)),
+  ];
   const runner = await startRunner({
     ...(process.env.RUNNER_BENCH_PORT
       ? { PORT: process.env.RUNNER_BENCH_PORT, RUNNER_TOKEN: process.env.RUNNER_BENCH_TOKEN ?? '' }
@@ -263,6 +276,7 @@ async function main(): Promise<void> {
       throughputOnDefaults: defaults,
       idleWarmSandboxMemoryMiB: memoryMiB,
       idleWarmSandboxMemoryMiBRunsc: gvisor?.idleMiB ?? null,
+      modelGateway: modelRows,
       ratios: {
         oldP50OverWarmP50: Math.round((summarize(old).p50 / summarize(warm).p50) * 10) / 10,
         oldP50OverColdP50: Math.round((summarize(old).p50 / summarize(cold).p50) * 10) / 10,
@@ -270,7 +284,7 @@ async function main(): Promise<void> {
     };
     mkdirSync('bench-results', { recursive: true });
     writeFileSync('bench-results/results.json', JSON.stringify(result, null, 2) + '\n');
-    const md = renderMarkdown(latency, [...throughput, ...byUsers, ...defaults]);
+    const md = renderMarkdown([...latency, ...modelRows], [...throughput, ...byUsers, ...defaults]);
     writeFileSync('bench-results/results.md', md);
     const title = `Agent platform benchmark, ${result.date.slice(0, 10)}, ${result.machine.cpus} cores / ${result.machine.memoryGiB} GiB`;
     writeFileSync('runner/bench/benchmark.svg', renderSvg(title, latency, throughput));

@@ -10,6 +10,7 @@ import {
 } from 'firebase-admin/firestore';
 import type { z } from 'zod';
 import {
+  AGENTS_LIST_MAX,
   AGENT_TOOLS,
   COLLECTIONS,
   FIRESTORE_CALL_TIMEOUT_MS,
@@ -599,7 +600,21 @@ export class ConversationService {
     leaseMs: number,
     usageRef: DocumentReference,
   ): Promise<SendResult> {
-    const agentRef = result.agent ? this.#user(uid).collection(COLLECTIONS.agents).doc() : null;
+    const agents = this.#user(uid).collection(COLLECTIONS.agents);
+    // A run may create an agent, within the user's cap (AGENTS_LIST_MAX, as createAgent).
+    let agentRef = result.agent ? agents.doc() : null;
+    if (agentRef) {
+      const held = await this.#step(agents.count().get(), 'counting agents').catch(() => null);
+      if (!held || held.data().count >= AGENTS_LIST_MAX) {
+        this.#log.agentNotCreated(
+          uid,
+          convRef.id,
+          result.runId,
+          held ? 'the user has the most agents allowed' : 'could not count the agents',
+        );
+        agentRef = null;
+      }
+    }
     const usage = result.usage;
     const usageIncrement = {
       calls: FieldValue.increment(usage.calls),
