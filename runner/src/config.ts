@@ -85,6 +85,18 @@ const envSchema = z.object({
    * workspaces_full) before the disk fills. Default 21474836480 (20 GiB).
    */
   WORKSPACES_DISK_BYTES: int(1 * MiB, 64 * 1024 * 1024 * MiB).default(20 * 1024 * MiB),
+  /**
+   * Where users' workspace snapshots live: `volume` (a Docker volume per user on this host) or
+   * `gcs` (WORKSPACE_BUCKET in Cloud Storage, shared by a fleet of runners). Default volume.
+   */
+  WORKSPACE_STORE: z.enum(['volume', 'gcs']).default('volume'),
+  /** WORKSPACE_STORE=gcs: the bucket. */
+  WORKSPACE_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'must be a Cloud Storage bucket name')
+    .optional(),
+  /** WORKSPACE_STORE=gcs: the Cloud Storage API endpoint (tests: a local stand-in). Default Google's. */
+  WORKSPACE_STORE_ENDPOINT: z.url().optional(),
   /** Cap on the agent's stdout (NDJSON) per run; a reply appears twice (deltas and result). Default 4 MiB. */
   OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(OUTPUT_LIMIT_BYTES_DEFAULT),
   /**
@@ -184,6 +196,10 @@ export interface RunnerConfig {
   workspaceInodes: number;
   /** Workspaces this runner holds at most (WORKSPACES_DISK_BYTES over snapshotCapBytes). */
   maxWorkspaces: number;
+  /** null: Docker volumes on this host; else the Cloud Storage bucket (and endpoint) of the fleet. */
+  workspaceStore: { bucket: string; endpoint: string | undefined } | null;
+  /** Bytes of one snapshot at most (WORKSPACE_BYTES plus tar's headers). */
+  snapshotMaxBytes: number;
   outputLimitBytes: number;
   maxConcurrentRuns: number;
   maxQueuedRuns: number;
@@ -288,6 +304,9 @@ export function loadConfig(
   if (e.MODEL_PROVIDER === 'vertex' && e.MODEL_API_KEY) {
     problems.push('MODEL_API_KEY: Vertex AI uses the service account, not a key; unset it');
   }
+  if (e.WORKSPACE_STORE === 'gcs' && !e.WORKSPACE_BUCKET) {
+    problems.push('WORKSPACE_BUCKET: must be set when WORKSPACE_STORE=gcs');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const modelBaseUrl =
     e.MODEL_BASE_URL ??
@@ -315,6 +334,11 @@ export function loadConfig(
     },
     workspaceBytes: e.WORKSPACE_BYTES,
     workspaceInodes: e.WORKSPACE_INODES,
+    workspaceStore:
+      e.WORKSPACE_STORE === 'gcs' && e.WORKSPACE_BUCKET
+        ? { bucket: e.WORKSPACE_BUCKET, endpoint: e.WORKSPACE_STORE_ENDPOINT }
+        : null,
+    snapshotMaxBytes: snapshotCap,
     maxWorkspaces: Math.floor(
       e.WORKSPACES_DISK_BYTES / snapshotCapBytes(e.WORKSPACE_BYTES, e.WORKSPACE_INODES),
     ),

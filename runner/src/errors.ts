@@ -67,6 +67,16 @@ export class DeadlineError extends RunnerError {
 }
 
 /** The client went away before the run finished. */
+/** The fleet's workspace store (Cloud Storage) could not be read or gave a bad snapshot: retry. */
+export class WorkspaceStoreError extends RunnerError {
+  override name = 'WorkspaceStoreError';
+  readonly code = 'not_ready';
+  readonly httpStatus = 503;
+  constructor(detail: string) {
+    super(`the workspace store could not be read: ${detail}`);
+  }
+}
+
 export class ClientGoneError extends Error {
   override name = 'ClientGoneError';
 }

@@ -12,6 +12,25 @@ import { resolveRuntime } from '../src/sandbox/docker-backend.ts';
 const TOKEN = 'a-long-enough-development-secret';
 
 describe('config', () => {
+  test('WORKSPACE_STORE=gcs needs a bucket; volume stays the default', () => {
+    assert.equal(loadConfig({ RUNNER_TOKEN: TOKEN }).workspaceStore, null);
+    const c = loadConfig({
+      RUNNER_TOKEN: TOKEN,
+      WORKSPACE_STORE: 'gcs',
+      WORKSPACE_BUCKET: 'my-workspaces',
+      WORKSPACE_STORE_ENDPOINT: 'http://127.0.0.1:4443',
+    });
+    assert.deepEqual(c.workspaceStore, { bucket: 'my-workspaces', endpoint: 'http://127.0.0.1:4443' });
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: TOKEN, WORKSPACE_STORE: 'gcs' }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('WORKSPACE_BUCKET')),
+    );
+    assert.throws(
+      () => loadConfig({ RUNNER_TOKEN: TOKEN, WORKSPACE_STORE: 'gcs', WORKSPACE_BUCKET: 'Bad_Bucket!' }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('WORKSPACE_BUCKET')),
+    );
+  });
+
   test("MODEL_PROVIDER=vertex: no key, a project, and Vertex AI's OpenAI-compatible endpoint", () => {
     const c = loadConfig({ RUNNER_TOKEN: TOKEN, MODEL_PROVIDER: 'vertex', VERTEX_PROJECT: 'my-proj-1' });
     assert.equal(

@@ -68,10 +68,12 @@ export interface SandboxHandle {
   /** Sends one request line and reads events until the result, a limit, the timeout or an abort. */
   exchange(request: AgentRequest, opts: ExchangeOptions): Promise<Exchange>;
   /**
-   * Saves /workspace into the user's volume if it changed; returns the bytes saved (0: none or
-   * failed). Bounded in time and ended by `signal`; a save that fails leaves the sandbox unhealthy.
+   * Saves /workspace into the user's volume (or the fleet's store) if it changed; returns the
+   * bytes saved (0: none or failed), or `conflict` when the store holds a newer snapshot saved
+   * by another runner (this one is not written). Bounded in time and ended by `signal`; a save
+   * that fails or conflicts leaves the sandbox unhealthy.
    */
-  save(runId: string, signal: AbortSignal): Promise<number>;
+  save(runId: string, signal: AbortSignal): Promise<number | 'conflict'>;
   /** The exit code once the agent process has ended on its own (null: unknown). */
   waitExit(): Promise<number | null>;
   /** Whether the platform recorded an OOM kill of the sandbox (known once it has exited). */

@@ -7,6 +7,7 @@ import { deadlineCaller, type CallObserver, type DeadlineCall } from './deadline
 import { DockerSandbox } from './docker-sandbox.ts';
 import { LABEL_RUN_ID, sandboxFilter } from './labels.ts';
 import { OomWatch } from './oom-watch.ts';
+import { GcsWorkspaceStore } from './gcs-store.ts';
 import { Workspaces, statusCode } from './workspaces.ts';
 
 /**
@@ -27,6 +28,8 @@ export class DockerBackend implements SandboxBackend {
   readonly #config: RunnerConfig;
   readonly #log: Logger;
   readonly #workspaces: Workspaces;
+  /** WORKSPACE_STORE=gcs (null: Docker volumes). */
+  readonly #store: GcsWorkspaceStore | null;
   readonly #oom: OomWatch;
   /** Every Docker call goes through it: a deadline, and the metrics see its outcome. */
   readonly #call: DeadlineCall;
@@ -48,6 +51,13 @@ export class DockerBackend implements SandboxBackend {
     this.#log = log;
     this.#call = deadlineCaller(observer);
     this.#workspaces = new Workspaces(docker, config.runnerId, config.maxWorkspaces);
+    this.#store = config.workspaceStore
+      ? new GcsWorkspaceStore(
+          config.workspaceStore.bucket,
+          config.snapshotMaxBytes,
+          config.workspaceStore.endpoint,
+        )
+      : null;
     this.#oom = new OomWatch(docker, config.runnerId, log, this.#call);
   }
 
@@ -62,10 +72,19 @@ export class DockerBackend implements SandboxBackend {
   async create(opts: { runId: string; userId: string }): Promise<SandboxHandle> {
     const [{ agentArgv, runtime }, volumeName] = await Promise.all([
       this.#argv(),
-      this.#call(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
+      this.#store
+        ? null // the sandbox's own anonymous volume, filled from the store
+        : this.#call(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
     ]);
     return DockerSandbox.create(
-      { docker: this.#docker, config: this.#config, log: this.#log, oom: this.#oom, call: this.#call },
+      {
+        docker: this.#docker,
+        config: this.#config,
+        log: this.#log,
+        oom: this.#oom,
+        call: this.#call,
+        store: this.#store,
+      },
       { ...opts, volumeName, agentArgv, runtime },
     );
   }
@@ -174,6 +193,7 @@ export class DockerBackend implements SandboxBackend {
   }
 
   removeWorkspace(userId: string): Promise<boolean> {
+    if (this.#store) return this.#call(this.#store.remove(userId), 'removing a workspace from the store');
     return this.#call(this.#workspaces.remove(userId), 'removing a workspace volume');
   }
 }

@@ -7,11 +7,12 @@ import { snapshotCapBytes, type RunnerConfig } from '../config.ts';
 import type { Logger } from '../logs.ts';
 import { AgentSession } from './agent-session.ts';
 import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
-import { DeadlineError } from '../errors.ts';
+import { DeadlineError, WorkspaceStoreError } from '../errors.ts';
 import { DockerDemuxer } from './docker-demux.ts';
 import type { DeadlineCall } from './deadline.ts';
 import type { OomWatch } from './oom-watch.ts';
 import { SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
+import { WorkspaceConflictError, type GcsWorkspaceStore } from './gcs-store.ts';
 import { sandboxSpec, type SandboxSpecInput } from './sandbox-spec.ts';
 import { statusCode } from './workspaces.ts';
 
@@ -34,6 +35,20 @@ export interface SandboxDeps {
   oom: OomWatch;
   /** Docker calls with deadlines (and metrics). */
   call: DeadlineCall;
+  /** WORKSPACE_STORE=gcs: the fleet's workspace store (null: the user's Docker volume). */
+  store: GcsWorkspaceStore | null;
+}
+
+/** One Cloud Storage call (a snapshot of up to WORKSPACE_BYTES), at most. */
+const STORE_CALL_MS = 15_000;
+
+/** A tar holding one file, the snapshot, as the daemon unpacks it into the store directory. */
+function storeArchive(chunks: Buffer[], size: number): NodeJS.ReadableStream {
+  const outer = tarPack();
+  const entry = outer.entry({ name: STORE_FILE, size, mode: 0o644, uid: 0, gid: 0 });
+  for (const chunk of chunks) entry.write(chunk);
+  entry.end(() => outer.finalize());
+  return outer as unknown as NodeJS.ReadableStream;
 }
 
 /**
@@ -50,6 +65,9 @@ export class DockerSandbox implements SandboxHandle {
   readonly #call: DeadlineCall;
   readonly #stream: Duplex;
   readonly #session: AgentSession;
+  readonly #store: GcsWorkspaceStore | null;
+  /** The store's generation of the snapshot this sandbox restored or last saved (0: none). */
+  #generation = 0;
   #stderrTail = '';
   /** When /workspace was last saved or restored (epoch ms); files newer than this are unsaved. */
   #savedAtMs = Date.now();
@@ -63,6 +81,7 @@ export class DockerSandbox implements SandboxHandle {
     this.#log = deps.log;
     this.#oom = deps.oom;
     this.#call = deps.call;
+    this.#store = deps.store;
     this.userId = userId;
     this.#container = container;
     this.#stream = stream;
@@ -91,23 +110,45 @@ export class DockerSandbox implements SandboxHandle {
 
   /** create -> attach -> start. The container is removed again if any step fails. */
   static async create(deps: SandboxDeps, opts: SandboxSpecInput): Promise<DockerSandbox> {
+    // WORKSPACE_STORE=gcs: the snapshot is read while the container is created, and put into the
+    // sandbox's own store volume before start (the entry script restores it from there).
+    const loading = deps.store
+      ? deps
+          .call(deps.store.load(opts.userId), 'reading the workspace from the store', STORE_CALL_MS)
+          .catch((err: unknown) => {
+            // Unreachable, or a snapshot that fails its checksum: nothing runs on a wrong
+            // workspace, the stored one stays as it is, and the caller may retry (503).
+            throw new WorkspaceStoreError(err instanceof Error ? err.message : String(err));
+          })
+      : null;
+    loading?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     const container = await deps.call(
       deps.docker.createContainer(sandboxSpec(deps.config, opts)),
       'creating a sandbox',
     );
     try {
+      const stored = loading ? await loading : null;
+      if (stored?.data) {
+        await deps.call(
+          container.putArchive(storeArchive([stored.data], stored.data.length), { path: STORE_DIR }),
+          'restoring the workspace from the store',
+        );
+      }
       const stream = (await deps.call(
         container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }),
         'attaching to a sandbox',
       )) as Duplex;
       const sandbox = new DockerSandbox(deps, opts.userId, container, stream);
+      sandbox.#generation = stored?.generation ?? 0;
       await deps.call(container.start(), 'starting a sandbox');
       // The tmpfs is mounted by now and a restore keeps the archived mtimes: only what changes
       // from here on is unsaved.
       sandbox.#savedAtMs = Date.now();
       return sandbox;
     } catch (err) {
-      await deps.call(container.remove({ force: true }), 'removing a failed sandbox').catch(() => undefined);
+      await deps
+        .call(container.remove({ force: true, v: true }), 'removing a failed sandbox')
+        .catch(() => undefined);
       throw err;
     }
   }
@@ -158,7 +199,7 @@ export class DockerSandbox implements SandboxHandle {
    * SIGSTOP, a gVisor sandbox that died under it) leaves the sandbox unhealthy, so it is removed
    * before the answer.
    */
-  async save(runId: string, signal: AbortSignal): Promise<number> {
+  async save(runId: string, signal: AbortSignal): Promise<number | 'conflict'> {
     const cap = snapshotCapBytes(this.#config.workspaceBytes, this.#config.workspaceInodes);
     const since = ((this.#savedAtMs - MTIME_SLACK_MS) / 1000).toFixed(3);
     const script =
@@ -197,26 +238,40 @@ export class DockerSandbox implements SandboxHandle {
         return 0;
       }
       if (snapshot.size === 0) return 0;
-      // One copy of the snapshot in memory (its chunks), streamed into the outer tar that the
-      // daemon unpacks into the volume (before: the chunks, their concatenation and the packed
-      // archive, about three copies).
-      const outer = tarPack();
-      const entry = outer.entry({ name: STORE_FILE, size: snapshot.size, mode: 0o644, uid: 0, gid: 0 });
-      for (const chunk of snapshot.chunks) entry.write(chunk);
-      entry.end(() => outer.finalize());
-      await this.#call(
-        this.#container.putArchive(outer as unknown as NodeJS.ReadableStream, {
-          path: STORE_DIR,
-          abortSignal: deadline,
-        }),
-        'writing the workspace snapshot',
-        Math.max(1, SAVE_TIMEOUT_MS - (Date.now() - startedAtMs)),
-        deadline,
-      );
+      const left = Math.max(1, SAVE_TIMEOUT_MS - (Date.now() - startedAtMs));
+      if (this.#store) {
+        // The fleet's store: written only over the generation this sandbox holds.
+        this.#generation = await this.#call(
+          this.#store.save(this.userId, Buffer.concat(snapshot.chunks, snapshot.size), this.#generation),
+          'saving the workspace to the store',
+          Math.min(left, STORE_CALL_MS),
+          deadline,
+        );
+      } else {
+        // One copy of the snapshot in memory (its chunks), streamed into the outer tar that the
+        // daemon unpacks into the volume (before: the chunks, their concatenation and the packed
+        // archive, about three copies).
+        await this.#call(
+          this.#container.putArchive(storeArchive(snapshot.chunks, snapshot.size), {
+            path: STORE_DIR,
+            abortSignal: deadline,
+          }),
+          'writing the workspace snapshot',
+          left,
+          deadline,
+        );
+      }
       // Changes made while tar was reading are newer than this, so the next save takes them.
       this.#savedAtMs = startedAtMs;
       return snapshot.size;
     } catch (err) {
+      if (err instanceof WorkspaceConflictError) {
+        // Another runner served this user meanwhile and saved a newer snapshot: this one must
+        // not replace it. The sandbox's files are stale now; the next run restores the newer.
+        this.#log.workspaceSaveFailed(runId, this.id, err.message);
+        this.markUnhealthy('its workspace is older than the stored one');
+        return 'conflict';
+      }
       const why = signal.aborted
         ? 'the client went away'
         : deadline.aborted

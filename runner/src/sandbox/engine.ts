@@ -1,6 +1,7 @@
 import {
   AGENT_PROTOCOL_VERSION,
   NO_MODEL_USAGE,
+  REPLY_MAX_CHARS,
   TIMEOUT_MARGINS,
   type AgentComponent,
   type AgentRequest,
@@ -48,6 +49,10 @@ export interface EngineOptions {
   outputLimitBytes: number;
   memoryBytes: number;
 }
+
+/** Added to the reply of a run whose workspace save lost to a newer one (WORKSPACE_STORE=gcs). */
+export const WORKSPACE_CONFLICT_NOTE =
+  '\n\n[workspace not saved: another runner saved a newer version of this workspace meanwhile]';
 
 /** How often the host's available memory is checked (also after every run). */
 const MEMORY_CHECK_MS = 1_000;
@@ -317,12 +322,14 @@ export class SandboxEngine {
       // says so (a lie only costs its own user). Saving before answering means an answered run is
       // persisted, and gives the platform's `oom` event time to arrive.
       let saveMs = 0;
+      let saveLost = false;
       if (x.ending === 'result' && x.result?.workspaceChanged !== false) {
         const tSave = now();
         const bytes = await s.save(input.runId, stop);
         saveMs = now() - tSave;
         if (input.signal.aborted) throw new ClientGoneError('client disconnected');
-        if (bytes > 0) this.#log.workspaceSaved(input.runId, s.id, bytes, Math.round(saveMs));
+        if (bytes === 'conflict') saveLost = true;
+        else if (bytes > 0) this.#log.workspaceSaved(input.runId, s.id, bytes, Math.round(saveMs));
       }
       let exitCode: number | null = x.ending === 'result' ? 0 : KILLED;
       let oom = s.oomEvents() > oomBefore;
@@ -341,8 +348,12 @@ export class SandboxEngine {
       const release = this.#pool.giveBack(s);
       if (!(await settleBy(release, stop)).settled) void this.#track(release);
       void this.relieveMemory();
+      const classified = classify(this.#options, input.timeoutMs, x, oom, exitCode);
+      if (saveLost) {
+        classified.text = (classified.text + WORKSPACE_CONFLICT_NOTE).slice(0, REPLY_MAX_CHARS);
+      }
       return {
-        ...classify(this.#options, input.timeoutMs, x, oom, exitCode),
+        ...classified,
         containerId: s.id,
         warm,
         timings: { createMs, agentMs, saveMs },

@@ -25,6 +25,15 @@ export function workspaceLabels(runnerId: string, userId: string): Record<string
   };
 }
 
+/** The anonymous volume of one sandbox (WORKSPACE_STORE=gcs), removed with its container. */
+export function sandboxStoreLabels(runnerId: string): Record<string, string> {
+  return {
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_RUNNER_ID]: runnerId,
+    [LABEL_KIND]: 'sandbox-store',
+  };
+}
+
 /** Docker `filters` selecting this runner's sandboxes. */
 export function sandboxFilter(runnerId: string): Record<string, string[]> {
   return {

@@ -1,7 +1,7 @@
 import { MODEL_GATEWAY_BASE_URL, MODEL_GATEWAY_PLACEHOLDER_KEY } from '@agent-platform/contract';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { RunnerConfig } from '../config.ts';
-import { sandboxLabels } from './labels.ts';
+import { sandboxLabels, sandboxStoreLabels } from './labels.ts';
 import { SANDBOX_UID, SHM_BYTES, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
 
 /**
@@ -19,7 +19,11 @@ const ENTRY_SCRIPT = [
 export interface SandboxSpecInput {
   runId: string;
   userId: string;
-  volumeName: string;
+  /**
+   * The user's workspace volume (WORKSPACE_STORE=volume), or null: an anonymous volume of this
+   * sandbox alone, removed with it, that receives the snapshot from Cloud Storage before start.
+   */
+  volumeName: string | null;
   /** The agent image's own command (Entrypoint + Cmd), run by the entry script. */
   agentArgv: string[];
   /** The engine's runtime to use (SANDBOX_RUNTIME with `auto` resolved). */
@@ -95,12 +99,19 @@ export function sandboxSpec(config: RunnerConfig, input: SandboxSpecInput): Cont
         [WORKSPACE_DIR]: `rw,nosuid,nodev,exec,size=${config.workspaceBytes},nr_inodes=${config.workspaceInodes},uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
       },
       Mounts: [
-        {
-          Type: 'volume',
-          Source: input.volumeName,
-          Target: STORE_DIR,
-          ReadOnly: false,
-        },
+        input.volumeName
+          ? { Type: 'volume', Source: input.volumeName, Target: STORE_DIR, ReadOnly: false }
+          : {
+              Type: 'volume',
+              Source: '', // anonymous
+              Target: STORE_DIR,
+              ReadOnly: false,
+              VolumeOptions: {
+                NoCopy: true,
+                Labels: sandboxStoreLabels(config.runnerId),
+                DriverConfig: { Name: 'local', Options: {} },
+              },
+            },
       ],
       IpcMode: 'private',
       // /dev/shm is a tmpfs charged to the sandbox's memory; Docker's default is 64 MiB.

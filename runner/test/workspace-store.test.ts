@@ -1,0 +1,152 @@
+/**
+ * Workspaces in Cloud Storage (WORKSPACE_STORE=gcs, issue 11 part 1): a snapshot is written to the
+ * bucket at the end of a run that changed files and restored when a sandbox is created, by any
+ * runner; writes carry a generation precondition, so a runner that briefly serves the same user
+ * as another never replaces a newer snapshot; reads and writes are checksummed. Cloud Storage is
+ * the stand-in (helpers/fake-gcs.ts: its JSON API over real HTTP, the official client unchanged
+ * but for its endpoint); the runners, Docker and the sandboxes are real, under runc and runsc.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startFakeGcs, type FakeGcs } from './helpers/fake-gcs.ts';
+import {
+  docker,
+  fence,
+  leftovers,
+  outputBlocks,
+  postRun,
+  removeLeftovers,
+  startRunner,
+  uniqueId,
+  type RunnerProcess,
+} from './helpers/runner-process.ts';
+
+const BUCKET = 'agent-workspaces-test';
+let gcs: FakeGcs;
+const started: RunnerProcess[] = [];
+
+async function runner(extra: Record<string, string> = {}): Promise<RunnerProcess> {
+  const r = await startRunner({
+    WORKSPACE_STORE: 'gcs',
+    WORKSPACE_BUCKET: BUCKET,
+    WORKSPACE_STORE_ENDPOINT: gcs.endpoint,
+    ...extra,
+  });
+  started.push(r);
+  return r;
+}
+
+async function sh(r: RunnerProcess, userId: string, code: string) {
+  const res = await postRun(r, { userId, message: fence('sh', code) });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return { body: res.body, output: outputBlocks(res.body.text)[0]?.output ?? '' };
+}
+
+const objects = () => [...gcs.objects.keys()].filter((k) => k.startsWith(`${BUCKET}/workspaces/`));
+
+before(async () => {
+  gcs = await startFakeGcs();
+});
+
+after(async () => {
+  for (const r of started) await r.stop().catch(() => undefined);
+  const left = await Promise.all(started.map((r) => leftovers(r.runnerId)));
+  for (const r of started) await removeLeftovers(r.runnerId);
+  await gcs.close();
+  assert.deepEqual(
+    left.flatMap((l) => [...l.containers, ...l.volumes]),
+    [],
+    'no container or volume (workspace or store) is left',
+  );
+});
+
+describe('workspaces in Cloud Storage', () => {
+  test('a file written on one runner is there on another after the first was killed; no workspace volume', async () => {
+    const userId = uniqueId('u');
+    const a = await runner();
+    const first = await sh(
+      a,
+      userId,
+      'mkdir -p d && echo kept > d/f.txt && printf "%s" "$(seq 1 500)" > big.txt && echo ok',
+    );
+    assert.equal(first.output, 'ok');
+    assert.equal(objects().length, 1, 'one snapshot in the bucket');
+    await a.stop('SIGKILL');
+    await removeLeftovers(a.runnerId); // what the dead runner left; its replacement reaps its own
+    const b = await runner();
+    const second = await sh(b, userId, 'cat d/f.txt; wc -c < big.txt');
+    assert.equal(second.body.warm, false);
+    const bigSize = Array.from({ length: 500 }, (_, i) => i + 1).join('\n').length;
+    assert.equal(second.output, `kept\n${bigSize}`);
+    const vols = await docker.listVolumes({
+      filters: { label: [`dev.agent-platform.runner-id=${b.runnerId}`, 'dev.agent-platform.kind=workspace'] },
+    });
+    assert.deepEqual(vols.Volumes ?? [], [], 'no per-user volume with the store');
+  });
+
+  test('two runners serving one user: the older save loses, says so, and the newer snapshot stays', async () => {
+    const userId = uniqueId('u');
+    const a = await runner();
+    const b = await runner();
+    await sh(a, userId, 'echo base > f.txt');
+    // Both hold a warm sandbox restored from the same generation.
+    assert.equal((await sh(a, userId, 'cat f.txt')).output, 'base');
+    assert.equal((await sh(b, userId, 'cat f.txt')).output, 'base');
+    const won = await sh(a, userId, 'echo from-a > f.txt; echo written');
+    assert.doesNotMatch(won.body.text, /workspace not saved/);
+    const lost = await sh(b, userId, 'echo from-b > f.txt; echo written');
+    assert.equal(lost.output, 'written');
+    assert.match(
+      lost.body.text,
+      /\[workspace not saved: another runner saved a newer version of this workspace meanwhile\]$/,
+    );
+    const [key] = objects().filter((k) => gcs.objects.get(k)!.data.includes(Buffer.from('from-')));
+    assert.ok(
+      key && gcs.objects.get(key)!.data.includes(Buffer.from('from-a')),
+      'the stored snapshot is the winner',
+    );
+    // B's sandbox was stale: its next run restores the newer snapshot.
+    const next = await sh(b, userId, 'cat f.txt');
+    assert.equal(next.body.warm, false);
+    assert.equal(next.output, 'from-a');
+  });
+
+  test('checksums: a download corrupted in transit is refused, the stored snapshot stays intact; a failed upload is retried', async () => {
+    const userId = uniqueId('u');
+    const a = await runner({ WARM_IDLE_TTL_MS: '0' });
+    await sh(a, userId, 'echo precious > p.txt');
+    gcs.corruptDownloads = 1;
+    const refused = await postRun(a, { userId, message: fence('sh', 'cat p.txt') });
+    assert.equal(refused.status, 503, 'no run on a corrupted restore; try again');
+    assert.match(
+      JSON.stringify(refused.body),
+      /the workspace store could not be read: The downloaded data did not match/,
+    );
+    assert.ok(
+      a.logs.some((l) => /did not match the data from the server/.test(l)),
+      `the client's checksum refused it: ${a.logs.filter((l) => l.includes('ERROR')).join('\n')}`,
+    );
+    const again = await sh(a, userId, 'cat p.txt');
+    assert.equal(again.output, 'precious');
+    gcs.failUploads = 1;
+    const uploads = () => gcs.requests.filter((q) => q.startsWith('POST /upload/')).length;
+    const before = uploads();
+    await sh(a, userId, 'echo second > p.txt');
+    assert.equal(uploads() - before, 2, 'a 503, then the retry');
+    assert.equal((await sh(a, userId, 'cat p.txt')).output, 'second', 'the upload was retried after a 503');
+  });
+
+  test('deleting the workspace deletes its snapshot', async () => {
+    const userId = uniqueId('u');
+    const a = await runner();
+    await sh(a, userId, 'echo x > x.txt');
+    const before = objects().length;
+    const res = await fetch(`${a.url}/v1/users/${userId}/workspace`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${a.token}` },
+    });
+    assert.deepEqual(await res.json(), { deleted: true });
+    assert.equal(objects().length, before - 1);
+    assert.equal((await sh(a, userId, 'ls')).output, '', 'an empty workspace');
+  });
+});
