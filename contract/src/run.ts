@@ -105,6 +105,8 @@ export const runResultSchema = z.object({
   warm: z.boolean(),
   timings: runTimingsSchema,
   usage: modelUsageSchema,
+  /** The runner (its RUNNER_ID) that served the run. */
+  runnerId: z.string(),
 });
 export type RunResult = z.infer<typeof runResultSchema>;
 
@@ -160,4 +162,16 @@ export const modelsResponseSchema = z.object({
 export type ModelsResponse = z.infer<typeof modelsResponseSchema>;
 
 /** GET /healthz */
-export const healthResponseSchema = z.object({ status: z.literal('ok'), service: z.string() });
+export const healthResponseSchema = z.object({
+  status: z.literal('ok'),
+  service: z.string(),
+  /** The runner's RUNNER_ID (which runner of a fleet answered). */
+  runnerId: z.string().optional(),
+});
+
+/**
+ * The header that carries the user id of a runner request, for a load balancer that keeps each
+ * user on one runner of a fleet (consistent hashing on it). A runner refuses a request whose
+ * header names another user than its body or path.
+ */
+export const RUNNER_USER_HEADER = 'x-agent-user';

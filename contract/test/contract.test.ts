@@ -87,6 +87,7 @@ describe('schemas', () => {
     warm: true,
     timings: { queueMs: 0, createMs: 0, agentMs: 2, saveMs: 0 },
     usage: { model: 'm', calls: 1, inputTokens: 5, outputTokens: 2, exhausted: null },
+    runnerId: 'r1',
   };
 
   test('a run result and its stream lines', () => {

@@ -542,6 +542,7 @@ const RESULT: RunResult = {
   warm: true,
   timings: { queueMs: 0.1, createMs: 0, agentMs: 3, saveMs: 0 },
   usage: { model: null, calls: 0, inputTokens: 0, outputTokens: 0, exhausted: null },
+  runnerId: 'runner-a',
 };
 
 function client(url: string, extra: { timeoutMs?: number; fetchImpl?: typeof fetch } = {}): RunnerClient {
@@ -577,6 +578,7 @@ describe('RunnerClient against a local HTTP server', () => {
     assert.equal(seen!.url, '/v1/runs');
     assert.equal(seen!.headers.authorization, `Bearer ${DEV_TOKEN}`);
     assert.equal(seen!.headers['content-type'], 'application/json');
+    assert.equal(seen!.headers['x-agent-user'], RUN_REQUEST.userId, "the fleet's routing header");
     assert.deepEqual(JSON.parse(seen!.body), RUN_REQUEST);
   });
 
@@ -592,6 +594,7 @@ describe('RunnerClient against a local HTTP server', () => {
       warm: false,
       timings: { queueMs: 0, createMs: 0, agentMs: 0, saveMs: 0 },
       usage: { model: null, calls: 0, inputTokens: 0, outputTokens: 0, exhausted: null },
+      runnerId: 'runner-a',
     };
     const s = await servedFor(t, json(200, { ...minimal, secretField: 'x' }));
     assert.deepEqual(await client(s.url).run(RUN_REQUEST), minimal);

@@ -99,6 +99,9 @@ export class Logger {
   runtimeChosen(runtime: string, requested: string, available: string[]): void {
     this.#emit('INFO', `sandboxes run under ${runtime}`, { runtime, requested, available });
   }
+  draining(deadlineMs: number): void {
+    this.#emit('INFO', 'draining: no new runs; waiting for the runs in flight', { deadlineMs });
+  }
   shuttingDown(signal: string): void {
     this.#emit('INFO', `shutting down on ${signal}`);
   }

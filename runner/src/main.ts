@@ -99,7 +99,10 @@ async function main(): Promise<void> {
     KEEP_ALIVE_TIMEOUT_MS + TIMEOUT_MARGINS.networkMarginMs,
   );
 
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     log.shuttingDown(signal);
     engine.stop();
     server.close();
@@ -112,7 +115,16 @@ async function main(): Promise<void> {
         .finally(() => process.exit(0));
     }, SHUTDOWN_SETTLE_MS).unref();
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  // SIGTERM (scale-in, preemption, a redeploy) drains: no new runs (/readyz 503), the runs in
+  // flight finish within their budget, warm sandboxes are saved and removed, then the process
+  // exits. SIGINT (Ctrl-C), or a second SIGTERM, stops at once.
+  let draining = false;
+  process.on('SIGTERM', () => {
+    if (draining) return shutdown('SIGTERM (again)');
+    draining = true;
+    log.draining(budget.runnerAnswerMs);
+    void engine.startDraining(budget.runnerAnswerMs).then(() => shutdown('SIGTERM'));
+  });
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 

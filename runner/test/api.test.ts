@@ -71,7 +71,7 @@ describe('open endpoints', () => {
   test('GET /healthz answers without auth', async () => {
     const res = await fetch(`${runner.url}/healthz`);
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { status: 'ok', service: 'runner' });
+    assert.deepEqual(await res.json(), { status: 'ok', service: 'runner', runnerId: runner.runnerId });
   });
 
   test('GET /readyz is 200 when the engine and the agent image are there; details only with auth', async () => {
@@ -256,6 +256,34 @@ describe('authentication', () => {
 
 describe('bad requests get 400 naming the field', () => {
   const auth = () => `Bearer ${runner.token}`;
+
+  test("a fleet's routing header naming another user is refused; the same user is served, and the result names the runner", async () => {
+    const body = validBody();
+    const headers = (user: string) => ({
+      authorization: auth(),
+      'content-type': 'application/json',
+      'x-agent-user': user,
+    });
+    const bad = await fetch(`${runner.url}/v1/runs`, {
+      method: 'POST',
+      headers: headers('someone-else'),
+      body: JSON.stringify(body),
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { field: string } }).error.field, 'userId');
+    const warm = await fetch(`${runner.url}/v1/users/${body.userId}/warm`, {
+      method: 'POST',
+      headers: headers('someone-else'),
+    });
+    assert.equal(warm.status, 400);
+    const ok = await fetch(`${runner.url}/v1/runs`, {
+      method: 'POST',
+      headers: headers(body.userId),
+      body: JSON.stringify(body),
+    });
+    assert.equal(ok.status, 200);
+    assert.equal(((await ok.json()) as { runnerId: string }).runnerId, runner.runnerId);
+  });
   const cases: Array<[string, () => unknown, string | null, string]> = [
     ['a missing userId', () => ({ conversationId: 'c', message: 'm' }), 'userId', 'invalid_request'],
     [

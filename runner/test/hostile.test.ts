@@ -96,7 +96,7 @@ async function assertStillServing(): Promise<void> {
   assert.equal(hello.text, 'Test response: hello');
   const health = await fetch(`${runner.url}/healthz`);
   assert.equal(health.status, 200);
-  assert.deepEqual(await health.json(), { status: 'ok', service: 'runner' });
+  assert.deepEqual(await health.json(), { status: 'ok', service: 'runner', runnerId: runner.runnerId });
 }
 
 /** Samples the pids cgroup of this user's sandbox (via the Docker API) until `done`. */

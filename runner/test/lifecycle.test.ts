@@ -6,6 +6,7 @@ import {
   docker,
   fence,
   leftovers,
+  outputBlocks,
   postRun,
   removeLeftovers,
   sandboxIds,
@@ -240,13 +241,37 @@ describe('crash recovery', () => {
     }
   });
 
-  test('SIGTERM during a run removes its sandbox before exit', async () => {
+  test('SIGTERM drains: /readyz and new runs 503 at once, the run in flight finishes, then no sandbox is left', async () => {
+    const runner = await startRunner();
+    try {
+      const running = postRun(runner, {
+        userId: uniqueId('u'),
+        message: fence('sh', 'sleep 2; echo finished'),
+      });
+      await waitFor('sandbox', async () => (await sandboxes(runner.runnerId)).length === 1);
+      const exited = runner.stop('SIGTERM');
+      await waitFor('draining', async () => (await fetch(`${runner.url}/readyz`)).status === 503);
+      const refused = await postRun(runner, { userId: uniqueId('u'), message: 'too late' });
+      assert.equal(refused.status, 503);
+      const done = await running;
+      assert.equal(done.status, 200);
+      assert.equal(outputBlocks(done.body.text)[0]?.output, 'finished', 'the run in flight completed');
+      await exited;
+      assert.deepEqual(await sandboxes(runner.runnerId), []);
+    } finally {
+      await removeLeftovers(runner.runnerId);
+    }
+  });
+
+  test('a second SIGTERM stops at once: the run in flight is cut off and its sandbox removed', async () => {
     const runner = await startRunner();
     try {
       void postRun(runner, { userId: uniqueId('u'), message: fence('sh', 'sleep 60') }).catch(
         () => undefined,
       );
       await waitFor('sandbox', async () => (await sandboxes(runner.runnerId)).length === 1);
+      runner.child.kill('SIGTERM');
+      await waitFor('draining', async () => (await fetch(`${runner.url}/readyz`)).status === 503);
       await runner.stop('SIGTERM');
       assert.deepEqual(await sandboxes(runner.runnerId), []);
     } finally {

@@ -75,7 +75,7 @@ test('the runner image runs as a non-root user', async () => {
 
 test('answers /healthz and /readyz', async () => {
   const health = await fetch(`${url}/healthz`);
-  assert.deepEqual(await health.json(), { status: 'ok', service: 'runner' });
+  assert.deepEqual(await health.json(), { status: 'ok', service: 'runner', runnerId });
   const ready = await fetch(`${url}/readyz`);
   assert.equal(ready.status, 200);
 });

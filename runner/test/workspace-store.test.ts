@@ -136,6 +136,27 @@ describe('workspaces in Cloud Storage', () => {
     assert.equal((await sh(a, userId, 'cat p.txt')).output, 'second', 'the upload was retried after a 503');
   });
 
+  test("SIGTERM during a run: the run completes, its workspace and a warm sandbox's late writes are saved, nothing is left", async () => {
+    const a = await runner();
+    const busy = uniqueId('u');
+    const idle = uniqueId('u');
+    // The idle user's sandbox keeps writing after its run (a background job), then waits warm.
+    await sh(a, idle, '(sleep 1; echo late > late.txt) >/dev/null 2>&1 & echo started');
+    const running = postRun(a, {
+      userId: busy,
+      message: fence('sh', 'sleep 2; echo in-flight > f.txt; echo finished'),
+    });
+    await new Promise((r) => setTimeout(r, 1_500));
+    const exited = a.stop('SIGTERM');
+    const done = await running;
+    assert.equal(outputBlocks(done.body.text)[0]?.output, 'finished');
+    await exited;
+    assert.deepEqual((await leftovers(a.runnerId)).containers, []);
+    const b = await runner();
+    assert.equal((await sh(b, busy, 'cat f.txt')).output, 'in-flight', "the run's save");
+    assert.equal((await sh(b, idle, 'cat late.txt')).output, 'late', 'saved at the drain');
+  });
+
   test('deleting the workspace deletes its snapshot', async () => {
     const userId = uniqueId('u');
     const a = await runner();

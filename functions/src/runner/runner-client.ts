@@ -2,6 +2,7 @@ import {
   LineSplitter,
   NDJSON_MEDIA_TYPE,
   REPLY_MAX_CHARS,
+  RUNNER_USER_HEADER,
   deleteWorkspaceResponseSchema,
   modelsResponseSchema,
   runnerErrorBodySchema,
@@ -60,7 +61,7 @@ export class RunnerClient {
    * as the agent produces it; the result is the same either way.
    */
   async run(req: RunRequest, onText?: (delta: string) => void): Promise<RunResult> {
-    const res = await this.#send('POST', '/v1/runs', req, onText ? NDJSON_MEDIA_TYPE : undefined);
+    const res = await this.#send('POST', '/v1/runs', req, onText ? NDJSON_MEDIA_TYPE : undefined, req.userId);
     const streaming = (res.headers.get('content-type') ?? '').startsWith(NDJSON_MEDIA_TYPE);
     if (onText && res.ok && streaming) return this.#readStream(res, onText);
     return parseResult(await this.#json(res, true));
@@ -93,7 +94,7 @@ export class RunnerClient {
 
   /** Starts the user's sandbox ahead of their first message (a no-op where warm reuse is off). */
   async warm(userId: string): Promise<{ warm: boolean; created: boolean }> {
-    const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`);
+    const body = await this.#call('POST', `/v1/users/${encodeURIComponent(userId)}/warm`, userId);
     const parsed = warmResponseSchema.safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid warm-up');
     return parsed.data;
@@ -107,7 +108,7 @@ export class RunnerClient {
   }
 
   async deleteWorkspace(userId: string): Promise<boolean> {
-    const body = await this.#call('DELETE', `/v1/users/${encodeURIComponent(userId)}/workspace`);
+    const body = await this.#call('DELETE', `/v1/users/${encodeURIComponent(userId)}/workspace`, userId);
     const parsed = deleteWorkspaceResponseSchema.safeParse(body);
     if (!parsed.success) throw new InternalError('runner answered an invalid workspace deletion');
     return parsed.data.deleted;
@@ -129,13 +130,21 @@ export class RunnerClient {
    * Sends one request and maps capacity and gateway answers. Retries once, only when the
    * connection was refused before anything was sent (so a retry can never duplicate a run).
    */
-  async #send(method: string, path: string, json: unknown, accept?: string): Promise<Response> {
+  async #send(
+    method: string,
+    path: string,
+    json: unknown,
+    accept?: string,
+    userId?: string,
+  ): Promise<Response> {
     const loc = await this.#opts.location();
     const headers: Record<string, string> = {
       ...(await this.#headers(loc)),
       'content-type': 'application/json',
     };
     if (accept) headers.accept = accept;
+    // A fleet's balancer keeps each user on one runner by this header (consistent hashing).
+    if (userId) headers[RUNNER_USER_HEADER] = userId;
     let res: Response | undefined;
     for (let attempt = 0; attempt < 2 && !res; attempt++) {
       try {
@@ -198,8 +207,8 @@ export class RunnerClient {
     );
   }
 
-  async #call(method: string, path: string): Promise<unknown> {
-    return this.#json(await this.#send(method, path, undefined), false);
+  async #call(method: string, path: string, userId?: string): Promise<unknown> {
+    return this.#json(await this.#send(method, path, undefined, undefined, userId), false);
   }
 }
 

@@ -1,6 +1,7 @@
 import {
   ID_RULE,
   NDJSON_MEDIA_TYPE,
+  RUNNER_USER_HEADER,
   idSchema,
   runRequestSchema,
   type DeleteWorkspaceResponse,
@@ -34,6 +35,21 @@ const errorBody = (code: RunnerErrorCode, message: string, field?: string): Runn
 });
 const streamLine = (line: RunStreamLine): string => JSON.stringify(line) + '\n';
 
+/**
+ * A fleet's balancer routes on RUNNER_USER_HEADER: a request whose header names another user than
+ * the one it acts for would land on that user's runner, so it is refused (the header is optional
+ * for a lone runner).
+ */
+function sameUser(header: string | string[] | undefined, userId: string): void {
+  if (header === undefined) return;
+  if (header !== userId) {
+    throw new InvalidRequestError(
+      `the ${RUNNER_USER_HEADER} header names another user than the request`,
+      'userId',
+    );
+  }
+}
+
 /** The runner's HTTP API. Errors are translated to status codes here and nowhere else. */
 export function createApp(deps: AppDeps): express.Express {
   const { config, auth, runs, engine, log, metrics } = deps;
@@ -57,7 +73,7 @@ export function createApp(deps: AppDeps): express.Express {
   }
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', service: 'runner' });
+    res.json({ status: 'ok', service: 'runner', runnerId: config.runnerId });
   });
 
   // Public for load balancers and health checks, which need only the status code; the reason,
@@ -102,6 +118,7 @@ export function createApp(deps: AppDeps): express.Express {
     }
     const parsed = runSchema.safeParse(req.body);
     if (!parsed.success) throw fromZod(parsed.error);
+    sameUser(req.headers[RUNNER_USER_HEADER], parsed.data.userId);
     const model = parsed.data.model;
     if (model !== undefined && engine.models && !engine.models.allows(model)) {
       throw new InvalidRequestError(
@@ -149,6 +166,7 @@ export function createApp(deps: AppDeps): express.Express {
   authed.post('/v1/users/:userId/warm', async (req, res) => {
     const userId = idSchema.safeParse(req.params.userId);
     if (!userId.success) throw new InvalidRequestError(`userId: ${ID_RULE}`, 'userId');
+    sameUser(req.headers[RUNNER_USER_HEADER], userId.data);
     await requireReady();
     res.json(await runs.prewarm(userId.data, clientSignal(res)));
   });
@@ -156,6 +174,7 @@ export function createApp(deps: AppDeps): express.Express {
   authed.delete('/v1/users/:userId/workspace', async (req, res) => {
     const userId = idSchema.safeParse(req.params.userId);
     if (!userId.success) throw new InvalidRequestError(`userId: ${ID_RULE}`, 'userId');
+    sameUser(req.headers[RUNNER_USER_HEADER], userId.data);
     const body: DeleteWorkspaceResponse = {
       deleted: await runs.deleteWorkspace(userId.data, clientSignal(res)),
     };

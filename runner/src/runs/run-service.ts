@@ -70,6 +70,7 @@ export class RunService {
           saveMs: r(outcome.timings.saveMs),
         },
         usage: outcome.usage,
+        runnerId: this.#config.runnerId,
       };
     } catch (err) {
       this.#log.runFailed(runId, null, err);

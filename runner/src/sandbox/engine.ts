@@ -160,9 +160,30 @@ export class SandboxEngine {
     );
   }
 
+  /** Set by a graceful shutdown: no new run or prewarm is taken. */
+  #draining = false;
+
   /** Whether runs can be served now; the one readiness check of /readyz and of every run. */
   ready(): Promise<Readiness> {
+    if (this.#draining) return Promise.resolve({ ready: false, reason: 'the runner is shutting down' });
     return this.#backend.ready();
+  }
+
+  /**
+   * A graceful shutdown (SIGTERM: scale-in, preemption, a redeploy): from now on readiness is
+   * false, so /readyz answers 503 and new runs get 503 `not_ready` (a balancer sends them
+   * elsewhere), while the runs in flight go on. Resolves when they have finished or `deadlineMs`
+   * has passed.
+   */
+  async startDraining(deadlineMs: number): Promise<void> {
+    this.#draining = true;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.all([...this.#inFlight]), late]);
+    clearTimeout(timer);
   }
 
   /** Sandboxes kept warm now. */
@@ -457,6 +478,14 @@ export class SandboxEngine {
     });
     await Promise.race([Promise.all([...this.#inFlight]), late]);
     clearTimeout(timer);
-    await this.#pool.drain();
+    // Warm sandboxes are saved once more before removal (background work of their users may have
+    // changed files since their last run), each within the save's own deadline.
+    await this.#pool.drain((s) =>
+      s
+        .thaw()
+        .then(() => s.save('shutdown', AbortSignal.timeout(TIMEOUT_MARGINS.sandboxGraceMs)))
+        .then(() => undefined)
+        .catch(() => undefined),
+    );
   }
 }

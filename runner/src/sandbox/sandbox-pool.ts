@@ -196,11 +196,20 @@ export class SandboxPool {
   }
 
   /** Removes every idle sandbox (shutdown). */
-  async drain(): Promise<void> {
+  /** Removes every idle sandbox, after `before` (e.g. a last save) has settled for it. */
+  async drain(before?: (s: Sandbox) => Promise<void>): Promise<void> {
     const all = [...this.#idle.values()];
     this.#idle.clear();
-    for (const s of all) this.#forget(s);
-    await Promise.all(all.map((s) => this.#retire(s, 'shutdown')));
+    const freezes = all.map((s) => this.#forget(s));
+    await Promise.all(
+      all.map(async (s, i) => {
+        if (before) {
+          await freezes[i]?.catch(() => undefined);
+          await before(s);
+        }
+        await this.#retire(s, 'shutdown');
+      }),
+    );
   }
 
   /** Stops the idle timers of `s`; returns its freeze in flight or done, if any. */
