@@ -35,26 +35,44 @@ RUNNER_TOKEN="$(node -e 'process.stdout.write(require("crypto").randomBytes(24).
 source scripts/lib/emulators.sh
 
 RUNNER_PID=""
+RUNNERS="${RUNNERS:-1}"
 stop_all() {
   trap - INT TERM EXIT
   log "stopping"
-  [ -n "$RUNNER_PID" ] && kill -TERM "$RUNNER_PID" 2>/dev/null || true
+  # SIGINT stops a lone runner at once (SIGTERM would drain it); the fleet stops its runners itself.
+  [ -n "$RUNNER_PID" ] && kill -"$([ "$RUNNERS" = 1 ] && echo INT || echo TERM)" "$RUNNER_PID" 2>/dev/null || true
   stop_emulators
-  for _ in $(seq 1 20); do { [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; } || break; sleep 0.5; done
+  for _ in $(seq 1 60); do { [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; } || break; sleep 0.5; done
   stop_engine
   exit 0
 }
 trap stop_all INT TERM EXIT
 
-log "starting the runner on 127.0.0.1:$RUNNER_PORT"
-HOST=127.0.0.1 PORT="$RUNNER_PORT" RUNNER_TOKEN="$RUNNER_TOKEN" RUNNER_ID=local LOG_REQUESTS=false \
-  node runner/dist/main.js >/tmp/agent-platform-runner.log 2>&1 &
-RUNNER_PID=$!
+if [ "$RUNNERS" = 1 ]; then
+  log "starting the runner on 127.0.0.1:$RUNNER_PORT"
+  HOST=127.0.0.1 PORT="$RUNNER_PORT" RUNNER_TOKEN="$RUNNER_TOKEN" RUNNER_ID=local LOG_REQUESTS=false \
+    node runner/dist/main.js >/tmp/agent-platform-runner.log 2>&1 &
+  RUNNER_PID=$!
+  RUNNER_BASE="http://127.0.0.1:$RUNNER_PORT"
+else
+  # A local fleet: RUNNERS runner processes behind HAProxy (consistent hashing on the user
+  # header), workspaces in the Cloud Storage stand-in (scripts/fleet.ts).
+  ensure_packages haproxy=haproxy
+  log "starting a fleet of $RUNNERS runners behind HAProxy"
+  FLEET_URL_FILE="$(mktemp /tmp/agent-platform-fleet.XXXXXX)"
+  RUNNERS="$RUNNERS" RUNNER_TOKEN="$RUNNER_TOKEN" FLEET_URL_FILE="$FLEET_URL_FILE" \
+    node scripts/fleet.ts >/tmp/agent-platform-runner.log 2>&1 &
+  RUNNER_PID=$!
+  for _ in $(seq 1 120); do [ -s "$FLEET_URL_FILE" ] && break; kill -0 "$RUNNER_PID" 2>/dev/null || break; sleep 0.5; done
+  [ -s "$FLEET_URL_FILE" ] || { tail -20 /tmp/agent-platform-runner.log; log "the fleet did not start"; exit 1; }
+  RUNNER_BASE="$(cat "$FLEET_URL_FILE")"
+  rm -f "$FLEET_URL_FILE"
+fi
 
 start_emulators "# Written by npm start (emulators only; removed on exit).
-RUNNER_URL=http://127.0.0.1:$RUNNER_PORT
+RUNNER_URL=$RUNNER_BASE
 RUNNER_TOKEN=$RUNNER_TOKEN"
-curl -sf "http://127.0.0.1:$RUNNER_PORT/readyz" >/dev/null || { tail -20 /tmp/agent-platform-runner.log; log "the runner is not ready"; exit 1; }
+curl -sf "$RUNNER_BASE/readyz" >/dev/null || { tail -20 /tmp/agent-platform-runner.log; log "the runner is not ready"; exit 1; }
 
 cat <<MSG
 
@@ -63,7 +81,7 @@ cat <<MSG
     Functions emulator             http://127.0.0.1:5001/demo-agent-platform/us-central1/
     Auth emulator                  http://127.0.0.1:9099
     Firestore emulator             http://127.0.0.1:8080
-    Runner                         http://127.0.0.1:$RUNNER_PORT   (token in functions/.env.local)
+    Runner$( [ "$RUNNERS" = 1 ] || printf 's (%s, HAProxy)' "$RUNNERS")                         $RUNNER_BASE   (token in functions/.env.local)
     Logs: /tmp/agent-platform-runner.log, $EMU_LOG
 
   Try it (signs up a test user on the Auth emulator, then sends a message):

@@ -19,6 +19,7 @@ import {
   uniqueId,
   type RunnerProcess,
 } from '../test/helpers/runner-process.ts';
+import { fleetBench, storeBench } from './fleet-bench.ts';
 import { gatewayBench, runnerTtftBench, ttftBench } from './model-bench.ts';
 import { renderMarkdown, renderSvg, summarize, type LatencyRow, type ThroughputRow } from './stats.ts';
 
@@ -204,6 +205,11 @@ async function main(): Promise<void> {
     ...(await runnerTtftBench(N)),
     ...(await ttftBench(N)),
   ];
+  console.log(
+    '[bench] workspaces: restore and save, volume vs the Cloud Storage stand-in; a fleet behind HAProxy',
+  );
+  const storeRows = await storeBench(N);
+  const fleetRows = await fleetBench(SWEEP_REQUESTS);
   const runner = await startRunner({
     ...(process.env.RUNNER_BENCH_PORT
       ? { PORT: process.env.RUNNER_BENCH_PORT, RUNNER_TOKEN: process.env.RUNNER_BENCH_TOKEN ?? '' }
@@ -277,6 +283,8 @@ async function main(): Promise<void> {
       idleWarmSandboxMemoryMiB: memoryMiB,
       idleWarmSandboxMemoryMiBRunsc: gvisor?.idleMiB ?? null,
       modelGateway: modelRows,
+      workspaceStore: storeRows,
+      fleet: fleetRows,
       ratios: {
         oldP50OverWarmP50: Math.round((summarize(old).p50 / summarize(warm).p50) * 10) / 10,
         oldP50OverColdP50: Math.round((summarize(old).p50 / summarize(cold).p50) * 10) / 10,
@@ -284,7 +292,10 @@ async function main(): Promise<void> {
     };
     mkdirSync('bench-results', { recursive: true });
     writeFileSync('bench-results/results.json', JSON.stringify(result, null, 2) + '\n');
-    const md = renderMarkdown([...latency, ...modelRows], [...throughput, ...byUsers, ...defaults]);
+    const md = renderMarkdown(
+      [...latency, ...modelRows, ...storeRows],
+      [...throughput, ...byUsers, ...defaults, ...fleetRows],
+    );
     writeFileSync('bench-results/results.md', md);
     const title = `Agent platform benchmark, ${result.date.slice(0, 10)}, ${result.machine.cpus} cores / ${result.machine.memoryGiB} GiB`;
     writeFileSync('runner/bench/benchmark.svg', renderSvg(title, latency, throughput));

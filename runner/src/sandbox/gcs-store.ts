@@ -22,7 +22,7 @@ function statusOf(err: unknown): number | undefined {
  * runner of a fleet: `workspaces/<sha256 of the user id>.tar`. The client is the official
  * @google-cloud/storage with Application Default Credentials (the VM's service account; no key);
  * tests point its endpoint at a stand-in. Reads and writes are checked on both ends (the client
- * validates the crc32c of a download and the md5 of an upload against what the service reports)
+ * validates the md5 of a download and of an upload against what the service reports)
  * and writes carry a generation precondition, so a runner never replaces a newer snapshot with an
  * older one: its save fails with WorkspaceConflictError.
  */
@@ -54,7 +54,8 @@ export class GcsWorkspaceStore {
       if (statusOf(err) === 404) return { data: null, generation: 0 };
       throw err;
     }
-    const [data] = await this.#bucket.file(name, { generation }).download({ validation: 'crc32c' });
+    // MD5 (Node's native hashing; the client's CRC32C is JavaScript, 3-4x slower on 32 MiB).
+    const [data] = await this.#bucket.file(name, { generation }).download({ validation: 'md5' });
     return { data, generation };
   }
 

@@ -15,6 +15,9 @@ import { CRC32C } from '@google-cloud/storage';
 export interface FakeObject {
   data: Buffer;
   generation: number;
+  /** Computed once at upload, as Cloud Storage stores them. */
+  md5: string;
+  crc32c: string;
 }
 
 export interface FakeGcs {
@@ -39,7 +42,7 @@ function hashes(data: Buffer): { md5: string; crc32c: string } {
 }
 
 function resource(bucket: string, name: string, o: FakeObject): Record<string, unknown> {
-  const h = hashes(o.data);
+  const h = o;
   return {
     kind: 'storage#object',
     id: `${bucket}/${name}/${o.generation}`,
@@ -129,7 +132,8 @@ export async function startFakeGcs(): Promise<FakeGcs> {
               ? raw
               : null;
         if (!data) return error(res, 400, 'unsupported upload');
-        const o = { data: Buffer.from(data), generation: nextGeneration() };
+        const stored = Buffer.from(data);
+        const o = { data: stored, generation: nextGeneration(), ...hashes(stored) };
         fake.objects.set(key, o);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(resource(bucket, name, o)));
@@ -152,7 +156,7 @@ export async function startFakeGcs(): Promise<FakeGcs> {
           return;
         }
         if (req.method === 'GET' && q.get('alt') === 'media') {
-          const h = hashes(o.data);
+          const h = o;
           res.writeHead(200, {
             'content-type': 'application/x-tar',
             'content-length': String(o.data.length),
