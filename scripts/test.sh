@@ -45,7 +45,7 @@ RUN_TIMEOUT_MS=30000"
 
 # The sandbox suites run a second time under gVisor (runsc) when the engine has it (.ci/run
 # registers it). With TEST_FILES set, only those files run, under runc.
-SANDBOX_SUITES="runner/test/hardening.test.ts runner/test/hostile.test.ts runner/test/lifecycle.test.ts runner/test/warm.test.ts runner/test/streaming.test.ts runner/test/stalled-engine.test.ts runner/test/engine-restart.test.ts runner/test/model-gateway.test.ts runner/test/workspace-store.test.ts"
+SANDBOX_SUITES="runner/test/hardening.test.ts runner/test/hostile.test.ts runner/test/lifecycle.test.ts runner/test/warm.test.ts runner/test/streaming.test.ts runner/test/stalled-engine.test.ts runner/test/engine-restart.test.ts runner/test/model-gateway.test.ts runner/test/workspace-store.test.ts runner/test/files.test.ts"
 has_runsc=0
 if [ -z "${TEST_FILES:-}" ] && docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
   has_runsc=1

@@ -13,6 +13,10 @@ export const CALLABLES = {
   deleteAgent: 'deleteAgent',
   listModels: 'listModels',
   getUsage: 'getUsage',
+  listFiles: 'listFiles',
+  downloadFile: 'downloadFile',
+  uploadFile: 'uploadFile',
+  deleteFile: 'deleteFile',
   warmSandbox: 'warmSandbox',
   deleteWorkspace: 'deleteWorkspace',
 } as const;

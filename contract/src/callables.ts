@@ -6,13 +6,14 @@ import {
   AGENT_INSTRUCTIONS_MAX_CHARS,
   AGENT_NAME_MAX_CHARS,
   CONVERSATIONS_PAGE_DEFAULT,
+  FILE_MAX_BYTES,
   CURSOR_MAX_CHARS,
   MESSAGES_PAGE_DEFAULT,
   PAGE_MAX,
   REPLY_MAX_CHARS,
 } from './limits.ts';
 import { AGENT_TOOLS } from './protocol.ts';
-import { modelUsageSchema, runStatusSchema } from './run.ts';
+import { filePathSchema, modelUsageSchema, runStatusSchema } from './run.ts';
 
 /**
  * The callables' inputs and outputs (the REST API takes and answers the same bodies). Inputs are
@@ -179,6 +180,27 @@ export const agentIdInputSchema = z.strictObject({ agentId: idSchema });
 export type AgentIdInput = z.infer<typeof agentIdInputSchema>;
 export const agentOutputSchema = z.object({ agent: agentViewSchema });
 export type AgentOutput = z.infer<typeof agentOutputSchema>;
+
+/** downloadFile, deleteFile: a path of the caller's workspace. */
+export const filePathInputSchema = z.strictObject({ path: filePathSchema });
+export type FilePathInput = z.infer<typeof filePathInputSchema>;
+/** uploadFile: the content as base64 (FILE_MAX_BYTES once decoded). */
+export const uploadFileInputSchema = z.strictObject({
+  path: filePathSchema,
+  contentBase64: z
+    .string({ error: 'must be a string' })
+    .max(Math.ceil(FILE_MAX_BYTES / 3) * 4, `must decode to at most ${FILE_MAX_BYTES} bytes`)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64'),
+});
+export type UploadFileInput = z.infer<typeof uploadFileInputSchema>;
+export const downloadFileOutputSchema = z.object({
+  path: z.string(),
+  size: z.number().int().nonnegative(),
+  contentBase64: z.string(),
+});
+export type DownloadFileOutput = z.infer<typeof downloadFileOutputSchema>;
+export const uploadFileOutputSchema = z.object({ path: z.string(), size: z.number().int().nonnegative() });
+export type UploadFileOutput = z.infer<typeof uploadFileOutputSchema>;
 
 /** listModels: what createAgent and updateAgent accept as `model`. */
 export const listModelsOutputSchema = z.object({

@@ -40,6 +40,8 @@ const rateWindowSchema = z.object({ windowStartMs: z.number(), count: z.number()
 export const userDocSchema = z.object({
   rate: rateWindowSchema.optional(),
   sandboxOpsRate: rateWindowSchema.optional(),
+  /** The files API's calls (FILE_OPS_PER_MINUTE). */
+  fileOpsRate: rateWindowSchema.optional(),
   activeRuns: z.record(z.string(), z.number()).optional(),
   lastActiveAt: maybeTimestamp.optional(),
   /** The user may have a workspace on the runner (set by activity, cleared by the expiry). */

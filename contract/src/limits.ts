@@ -84,6 +84,13 @@ export const RUNNER_BODY_BYTES_DEFAULT = 256 * KiB;
 /** Default of the runner's OUTPUT_LIMIT_BYTES: the agent's stdout per run. */
 export const OUTPUT_LIMIT_BYTES_DEFAULT = 4 * MiB;
 
+/** Workspace files through the files API (issue 11): a path, one file, a listing. */
+export const FILE_PATH_MAX_CHARS = 1024;
+export const FILE_MAX_BYTES = 4 * MiB;
+export const FILES_LIST_MAX = 1000;
+/** listFiles, downloadFile, uploadFile and deleteFile calls per user per minute. */
+export const FILE_OPS_PER_MINUTE = 60;
+
 /** Highest token budget of one run or one user's day (input plus output tokens). */
 export const TOKEN_BUDGET_MAX = 1_000_000_000;
 /** Default of the runner's MODEL_TOKENS_PER_RUN and the functions' MODEL_TOKENS_PER_RUN. */

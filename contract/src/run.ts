@@ -7,7 +7,7 @@ import {
   runAgentSchema,
 } from './agent-protocol.ts';
 import { idSchema, runIdSchema } from './ids.ts';
-import { REPLY_MAX_CHARS, TOKEN_BUDGET_MAX } from './limits.ts';
+import { FILE_PATH_MAX_CHARS, REPLY_MAX_CHARS, TOKEN_BUDGET_MAX } from './limits.ts';
 import { RUN_TIMEOUT_MIN_MS } from './timeouts.ts';
 
 /**
@@ -175,3 +175,37 @@ export const healthResponseSchema = z.object({
  * header names another user than its body or path.
  */
 export const RUNNER_USER_HEADER = 'x-agent-user';
+
+/**
+ * A path of a file in a user's workspace, relative to it: no leading `/`, no `.` or `..`
+ * segment, no NUL or newline (the runner also refuses one that resolves outside the workspace
+ * through a link).
+ */
+export const filePathSchema = z
+  .string({ error: 'must be a string' })
+  .min(1, 'must not be empty')
+  .max(FILE_PATH_MAX_CHARS, `must be at most ${FILE_PATH_MAX_CHARS} characters`)
+  .refine((p) => !p.startsWith('/'), 'must be relative to the workspace (no leading /)')
+  .refine((p) => !/[\0\n\r]/.test(p), 'must not contain NUL or line breaks')
+  .refine(
+    (p) => p.split('/').every((seg) => seg !== '..' && seg !== '.'),
+    'must not contain . or .. segments',
+  )
+  .refine((p) => !p.endsWith('/'), 'must name a file, not end with /');
+
+/** One entry of a workspace listing. */
+export const fileEntrySchema = z.object({
+  path: z.string(),
+  type: z.enum(['file', 'dir', 'link', 'other']),
+  size: z.number().int().nonnegative(),
+  modifiedAt: z.string(),
+});
+export type FileEntry = z.infer<typeof fileEntrySchema>;
+
+/** GET /v1/users/:userId/files (and the listFiles callable). */
+export const filesListSchema = z.object({
+  files: z.array(fileEntrySchema),
+  /** More entries exist than FILES_LIST_MAX. */
+  truncated: z.boolean(),
+});
+export type FilesList = z.infer<typeof filesListSchema>;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  filePathSchema,
   FUNCTION_TIMEOUT_S,
   FUNCTIONS_RUN_TIMEOUT_MAX_MS,
   ID_PATTERN,
@@ -89,6 +90,26 @@ describe('schemas', () => {
     usage: { model: 'm', calls: 1, inputTokens: 5, outputTokens: 2, exhausted: null },
     runnerId: 'r1',
   };
+
+  test('workspace file paths: relative, no dot segments, no NUL or line breaks', () => {
+    for (const ok of ['a.txt', 'dir/sub/file.bin', 'a b/c', '.hidden', 'x..y']) {
+      assert.equal(filePathSchema.safeParse(ok).success, true, ok);
+    }
+    for (const bad of [
+      '',
+      '/abs',
+      '../up',
+      'a/../b',
+      './a',
+      'a/.',
+      'dir/',
+      'a\u0000b',
+      'a\nb',
+      'x'.repeat(1025),
+    ]) {
+      assert.equal(filePathSchema.safeParse(bad).success, false, JSON.stringify(bad));
+    }
+  });
 
   test('a run result and its stream lines', () => {
     assert.equal(runResultSchema.safeParse(result).success, true);

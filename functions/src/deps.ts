@@ -5,6 +5,7 @@ import { getFirestore } from 'firebase-admin/firestore';
 import type { FunctionsConfig } from './config.ts';
 import { AgentService } from './agents/agent-service.ts';
 import { ConversationService } from './conversations/conversation-service.ts';
+import { FilesService } from './files/files-service.ts';
 import { instanceConfig } from './instance-config.ts';
 import { log, type Logger } from './logs.ts';
 import { RunnerClient } from './runner/runner-client.ts';
@@ -14,6 +15,7 @@ export interface Deps {
   config: FunctionsConfig;
   service: ConversationService;
   agents: AgentService;
+  files: FilesService;
   auth: Auth;
   appCheck: AppCheck;
   log: Logger;
@@ -61,6 +63,7 @@ export function deps(): Deps {
     log,
   );
   const agents = new AgentService(db, runner, { tokensPerUserPerDay: cfg.tokensPerUserPerDay }, log);
-  cached = { config: cfg, service, agents, auth: getAuth(app), appCheck: getAppCheck(app), log };
+  const files = new FilesService(db, runner);
+  cached = { config: cfg, service, agents, files, auth: getAuth(app), appCheck: getAppCheck(app), log };
   return cached;
 }

@@ -58,6 +58,14 @@ export class AgentNotFoundError extends DomainError {
   }
 }
 
+export class FileNotFoundError extends DomainError {
+  override name = 'FileNotFoundError';
+  readonly code = 'not-found';
+  constructor() {
+    super('no such file in your workspace');
+  }
+}
+
 export class RateLimitedError extends DomainError {
   override name = 'RateLimitedError';
   readonly code = 'resource-exhausted';

@@ -11,6 +11,10 @@ export {
   deleteAgent,
   listModels,
   getUsage,
+  listFiles,
+  downloadFile,
+  uploadFile,
+  deleteFile,
   warmSandbox,
   deleteWorkspace,
 } from './http/callables.ts';

@@ -67,6 +67,23 @@ export class DeadlineError extends RunnerError {
 }
 
 /** The client went away before the run finished. */
+/** A file of the workspace that does not exist. */
+export class FileNotFoundError extends RunnerError {
+  override name = 'FileNotFoundError';
+  readonly code = 'not_found';
+  readonly httpStatus = 404;
+  constructor() {
+    super('no such file in the workspace');
+  }
+}
+
+/** A file larger than the files API carries. */
+export class FileTooLargeError extends RunnerError {
+  override name = 'FileTooLargeError';
+  readonly code = 'body_too_large';
+  readonly httpStatus = 413;
+}
+
 /** The fleet's workspace store (Cloud Storage) could not be read or gave a bad snapshot: retry. */
 export class WorkspaceStoreError extends RunnerError {
   override name = 'WorkspaceStoreError';

@@ -15,6 +15,9 @@ import {
   type AgentView,
   type CreateAgentInput,
   type DeletedOutput,
+  type DownloadFileOutput,
+  type FilesList,
+  type UploadFileOutput,
   type ListModelsOutput,
   type ModelUsage,
   type UpdateAgentInput,
@@ -90,6 +93,13 @@ export const callables = {
   deleteAgent: httpsCallable<{ agentId: string }, DeletedOutput>(functions, CALLABLES.deleteAgent),
   listModels: httpsCallable<undefined, ListModelsOutput>(functions, CALLABLES.listModels),
   getUsage: httpsCallable<undefined, UsageOutput>(functions, CALLABLES.getUsage),
+  listFiles: httpsCallable<undefined, FilesList>(functions, CALLABLES.listFiles),
+  downloadFile: httpsCallable<{ path: string }, DownloadFileOutput>(functions, CALLABLES.downloadFile),
+  uploadFile: httpsCallable<{ path: string; contentBase64: string }, UploadFileOutput>(
+    functions,
+    CALLABLES.uploadFile,
+  ),
+  deleteFile: httpsCallable<{ path: string }, DeletedOutput>(functions, CALLABLES.deleteFile),
   warmSandbox: httpsCallable<undefined, WarmSandboxOutput>(functions, CALLABLES.warmSandbox),
 };
 

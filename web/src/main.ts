@@ -6,6 +6,7 @@ import { auth } from './api.ts';
 import { setUpAuthView } from './auth-view.ts';
 import { AgentEditor } from './agent-editor.ts';
 import { Chat } from './chat.ts';
+import { FilesView } from './files-view.ts';
 import { byId } from './dom.ts';
 import { Sidebar } from './sidebar.ts';
 
@@ -42,8 +43,12 @@ const chat = new Chat({
     return agents.find((a) => a.id === agentId)?.name ?? null;
   },
   agentName: (agentId) => sidebar.agentName(agentId),
-  replied: () => void sidebar.loadUsage(),
+  replied: () => {
+    void sidebar.loadUsage();
+    void filesView.load();
+  },
 });
+const filesView = new FilesView();
 const editor = new AgentEditor((agent) => {
   void sidebar.loadAgents();
   chat.notice(`Saved the agent “${agent.name}”.`);
@@ -81,6 +86,7 @@ byId('show-list').addEventListener('click', () => {
 byId('sign-out').addEventListener('click', () => {
   // Stop the listeners first: after sign-out they could only fail.
   sidebar.stop();
+  filesView.stop();
   chat.setUser(null);
   void signOut(auth);
 });
@@ -103,6 +109,7 @@ onAuthStateChanged(auth, (user) => {
   }
   byId('user-label').textContent = label(user);
   sidebar.start(user.uid);
+  void filesView.load();
   chat.setUser(user.uid);
   showView('chat');
   route();

@@ -160,6 +160,28 @@ describe('agents in the web client', () => {
     await shot('agents-02-conversation');
   });
 
+  test('workspace files: upload one, see it listed, download the same bytes, delete it', async () => {
+    const content = Buffer.from(`hello from the browser ${randomBytes(4).toString('hex')}\n`);
+    await page
+      .locator('#file-upload')
+      .setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: content });
+    const item = page.locator('#file-list li.file', { hasText: 'notes.txt' });
+    await item.waitFor();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      item.getByRole('button', { name: 'Download' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'notes.txt');
+    const stream = await download.createReadStream();
+    const chunks: Buffer[] = [];
+    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+    assert.ok(Buffer.concat(chunks).equals(content), 'the same bytes');
+    // The agent's code sees it in the workspace too (the files listed include what it wrote).
+    await item.getByRole('button', { name: 'Delete' }).click();
+    await item.waitFor({ state: 'detached' });
+    await shot('agents-03-files');
+  });
+
   test('edit and delete an agent', async () => {
     const item = page.locator('#agent-list li.agent', { hasText: 'Counter' });
     await item.getByRole('button', { name: 'Edit' }).click();

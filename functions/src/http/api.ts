@@ -8,6 +8,7 @@ import {
   agentIdInputSchema,
   conversationIdInputSchema,
   createAgentInputSchema,
+  filePathInputSchema,
   updateAgentInputSchema,
   getConversationInputSchema,
   listConversationsInputSchema,
@@ -218,6 +219,37 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
   app.get(
     '/api/models',
     route('GET /api/models', () => deps().agents.listModels()),
+  );
+  // Workspace files: the listing as JSON, a file's content as raw bytes both ways.
+  const pathOf = (req: Request): string => parseInput(filePathInputSchema, { path: req.query.path }).path;
+  app.get(
+    '/api/files',
+    route('GET /api/files', (uid) => deps().files.list(uid)),
+  );
+  app.get('/api/files/content', async (req, res) => {
+    try {
+      const path = pathOf(req);
+      const uid = await uidOf(req, 'GET /api/files/content');
+      const data = await deps().files.read(uid, path);
+      res.set({ 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }).send(data);
+    } catch (err) {
+      const out = toHttpError(err, 'GET /api/files/content');
+      res.status(out.status).set(out.headers).json(out.body);
+    }
+  });
+  app.put(
+    '/api/files/content',
+    route('PUT /api/files/content', (uid, req) => {
+      const path = pathOf(req);
+      // The functions framework has read the body already: a Buffer for non-JSON types.
+      const raw: unknown = Buffer.isBuffer(req.body) ? req.body : (req as { rawBody?: unknown }).rawBody;
+      const data = Buffer.isBuffer(raw) ? raw : Buffer.alloc(0);
+      return deps().files.write(uid, path, data);
+    }),
+  );
+  app.delete(
+    '/api/files/content',
+    route('DELETE /api/files/content', (uid, req) => deps().files.remove(uid, pathOf(req))),
   );
   app.get(
     '/api/usage',

@@ -3,6 +3,8 @@ import {
   agentIdInputSchema,
   conversationIdInputSchema,
   createAgentInputSchema,
+  filePathInputSchema,
+  uploadFileInputSchema,
   updateAgentInputSchema,
   emptyInputSchema,
   getConversationInputSchema,
@@ -101,6 +103,20 @@ export function createCallables(cfg: () => FunctionsConfig = config) {
       parseInput(emptyInputSchema, data);
       return deps().agents.getUsage(uid);
     }),
+    listFiles: callable('listFiles', (uid, data) => {
+      parseInput(emptyInputSchema, data);
+      return deps().files.list(uid);
+    }),
+    downloadFile: callable('downloadFile', (uid, data) =>
+      deps().files.download(uid, parseInput(filePathInputSchema, data).path),
+    ),
+    uploadFile: callable('uploadFile', (uid, data) => {
+      const input = parseInput(uploadFileInputSchema, data);
+      return deps().files.write(uid, input.path, Buffer.from(input.contentBase64, 'base64'));
+    }),
+    deleteFile: callable('deleteFile', (uid, data) =>
+      deps().files.remove(uid, parseInput(filePathInputSchema, data).path),
+    ),
     warmSandbox: callable('warmSandbox', (uid, data) => {
       parseInput(emptyInputSchema, data);
       return deps().service.warmSandbox(uid);
@@ -124,6 +140,10 @@ export const {
   deleteAgent,
   listModels,
   getUsage,
+  listFiles,
+  downloadFile,
+  uploadFile,
+  deleteFile,
   warmSandbox,
   deleteWorkspace,
 } = callables;

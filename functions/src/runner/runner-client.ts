@@ -4,6 +4,8 @@ import {
   REPLY_MAX_CHARS,
   RUNNER_USER_HEADER,
   deleteWorkspaceResponseSchema,
+  filesListSchema,
+  type FilesList,
   modelsResponseSchema,
   runnerErrorBodySchema,
   runResultSchema,
@@ -15,6 +17,7 @@ import {
 } from '@agent-platform/contract';
 import { GoogleAuth } from 'google-auth-library';
 import {
+  FileNotFoundError,
   InternalError,
   InvalidInputError,
   RateLimitedError,
@@ -100,6 +103,40 @@ export class RunnerClient {
     return parsed.data;
   }
 
+  /** The files API (the user's workspace, through their sandbox). */
+  async listFiles(userId: string): Promise<FilesList> {
+    const parsed = filesListSchema.safeParse(await this.#call('GET', `${filesPath(userId)}`, userId));
+    if (!parsed.success) throw new InternalError('runner answered an invalid file list');
+    return parsed.data;
+  }
+
+  async readFile(userId: string, path: string): Promise<Buffer> {
+    const res = await this.#send('GET', contentPath(userId, path), undefined, undefined, userId);
+    if (!res.ok) await this.#fileError(res);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
+  async writeFile(userId: string, path: string, data: Buffer): Promise<void> {
+    const res = await this.#send('PUT', contentPath(userId, path), data, undefined, userId);
+    if (!res.ok) await this.#fileError(res);
+    await res.body?.cancel();
+  }
+
+  async deleteFile(userId: string, path: string): Promise<void> {
+    const res = await this.#send('DELETE', contentPath(userId, path), undefined, undefined, userId);
+    if (!res.ok) await this.#fileError(res);
+    await res.body?.cancel();
+  }
+
+  /** A files API refusal, as the domain error a client can act on. */
+  async #fileError(res: Response): Promise<never> {
+    const body = runnerErrorBodySchema.safeParse(await res.json().catch(() => null));
+    const message = body.success ? body.data.error.message : `runner answered ${res.status}`;
+    if (res.status === 404) throw new FileNotFoundError();
+    if (res.status === 400 || res.status === 413) throw new InvalidInputError(message, 'path');
+    throw new InternalError(`runner answered ${res.status} to a files call: ${message}`);
+  }
+
   /** The models runs may name (MODEL_ALLOWLIST and MODEL_DEFAULT of the runner). */
   async models(): Promise<ModelsResponse> {
     const parsed = modelsResponseSchema.safeParse(await this.#call('GET', '/v1/models'));
@@ -150,8 +187,12 @@ export class RunnerClient {
       try {
         res = await this.#fetch(`${loc.url}${path}`, {
           method,
-          headers,
-          ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+          headers: Buffer.isBuffer(json)
+            ? { ...headers, 'content-type': 'application/octet-stream' }
+            : headers,
+          ...(json === undefined
+            ? {}
+            : { body: Buffer.isBuffer(json) ? new Uint8Array(json) : JSON.stringify(json) }),
           signal: AbortSignal.timeout(this.#opts.timeoutMs),
         });
       } catch (err) {
@@ -211,6 +252,10 @@ export class RunnerClient {
     return this.#json(await this.#send(method, path, undefined, undefined, userId), false);
   }
 }
+
+const filesPath = (userId: string) => `/v1/users/${encodeURIComponent(userId)}/files`;
+const contentPath = (userId: string, path: string) =>
+  `${filesPath(userId)}/content?path=${encodeURIComponent(path)}`;
 
 function parseResult(body: unknown): RunResult {
   const parsed = runResultSchema.safeParse(body);

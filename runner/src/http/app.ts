@@ -1,7 +1,10 @@
 import {
   ID_RULE,
+  FILE_MAX_BYTES,
   NDJSON_MEDIA_TYPE,
   RUNNER_USER_HEADER,
+  filePathSchema,
+  type FilesList,
   idSchema,
   runRequestSchema,
   type DeleteWorkspaceResponse,
@@ -17,6 +20,7 @@ import { ClientGoneError, InvalidRequestError, NotReadyError, RunnerError } from
 import type { Logger } from '../logs.ts';
 import type { Metrics } from '../metrics.ts';
 import { requireAuth, type Authenticator } from '../auth/authenticate.ts';
+import { deleteFile, listFiles, readFile, writeFile } from '../runs/files.ts';
 import type { RunService } from '../runs/run-service.ts';
 import type { SandboxEngine } from '../sandbox/engine.ts';
 
@@ -101,7 +105,10 @@ export function createApp(deps: AppDeps): express.Express {
 
   const authed = express.Router();
   authed.use(requireAuth(auth, log));
-  authed.use(express.json({ limit: config.maxBodyBytes, type: () => true }));
+  // Every body is JSON but a file's content (PUT .../files/content, raw bytes, parsed there).
+  const isFileUpload = (req: { method?: string; url?: string }) =>
+    req.method === 'PUT' && /\/files\/content(\?|$)/.test(req.url ?? '');
+  authed.use(express.json({ limit: config.maxBodyBytes, type: (req) => !isFileUpload(req) }));
   const runSchema = runRequestSchema(config);
 
   // Prometheus text format, behind the same authentication as the API: the numbers describe
@@ -150,6 +157,64 @@ export function createApp(deps: AppDeps): express.Express {
     if (signal.aborted) return;
     start();
     res.end(streamLine({ type: 'result', result }));
+  });
+
+  // The files API over a user's workspace (issue 11), in the user's turn and sandbox.
+  const fileUser = (req: express.Request): string => {
+    const userId = idSchema.safeParse(req.params.userId);
+    if (!userId.success) throw new InvalidRequestError(`userId: ${ID_RULE}`, 'userId');
+    sameUser(req.headers[RUNNER_USER_HEADER], userId.data);
+    return userId.data;
+  };
+  const filePath = (req: express.Request): string => {
+    const parsed = filePathSchema.safeParse(req.query.path);
+    if (!parsed.success)
+      throw new InvalidRequestError(`path: ${parsed.error.issues[0]?.message ?? 'invalid'}`, 'path');
+    return parsed.data;
+  };
+  authed.get('/v1/users/:userId/files', async (req, res) => {
+    const userId = fileUser(req);
+    await requireReady();
+    const list: FilesList = await runs.files(userId, clientSignal(res), async (s, signal) => ({
+      value: await listFiles(s, signal),
+      changed: false,
+    }));
+    res.json(list);
+  });
+  authed.get('/v1/users/:userId/files/content', async (req, res) => {
+    const userId = fileUser(req);
+    const path = filePath(req);
+    await requireReady();
+    const data = await runs.files(userId, clientSignal(res), async (s, signal) => ({
+      value: await readFile(s, path, signal),
+      changed: false,
+    }));
+    res.set('content-type', 'application/octet-stream').send(data);
+  });
+  authed.put(
+    '/v1/users/:userId/files/content',
+    express.raw({ type: () => true, limit: FILE_MAX_BYTES }),
+    async (req, res) => {
+      const userId = fileUser(req);
+      const path = filePath(req);
+      const data = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      await requireReady();
+      await runs.files(userId, clientSignal(res), async (s, signal) => {
+        await writeFile(s, path, data, signal);
+        return { value: undefined, changed: true };
+      });
+      res.json({ path, size: data.length });
+    },
+  );
+  authed.delete('/v1/users/:userId/files/content', async (req, res) => {
+    const userId = fileUser(req);
+    const path = filePath(req);
+    await requireReady();
+    await runs.files(userId, clientSignal(res), async (s, signal) => {
+      await deleteFile(s, path, signal);
+      return { value: undefined, changed: true };
+    });
+    res.json({ deleted: true });
   });
 
   // The models runs may name, for the functions' agent settings (no provider call).

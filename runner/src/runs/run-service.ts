@@ -4,7 +4,11 @@ import type { RunnerConfig } from '../config.ts';
 import type { RunGate } from '../concurrency/run-gate.ts';
 import type { Logger } from '../logs.ts';
 import type { Metrics } from '../metrics.ts';
+import type { SandboxHandle } from '../sandbox/backend.ts';
 import type { SandboxEngine } from '../sandbox/engine.ts';
+
+/** One files API operation, sandbox creation and save included, at most. */
+const FILE_OP_TIMEOUT_MS = 20_000;
 
 /** Admission (the gate) plus execution (the engine) plus the run's bookkeeping. */
 export class RunService {
@@ -85,6 +89,23 @@ export class RunService {
     const release = await this.#gate.acquire(userId, signal);
     try {
       return await this.#engine.prewarm(userId, randomUUID());
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * A files API operation on the user's workspace, in their turn (after their running run, so it
+   * sees that run's files), in their sandbox; `changed` saves the workspace afterwards.
+   */
+  async files<T>(
+    userId: string,
+    signal: AbortSignal,
+    op: (s: SandboxHandle, signal: AbortSignal) => Promise<{ value: T; changed: boolean }>,
+  ): Promise<T> {
+    const release = await this.#gate.acquire(userId, signal);
+    try {
+      return await this.#engine.withSandbox(userId, randomUUID(), FILE_OP_TIMEOUT_MS, signal, op);
     } finally {
       release();
     }

@@ -54,6 +54,17 @@ export interface ExchangeOptions {
     ((request: ModelRequestEvent, reply: (line: ModelResponseLine) => void) => void) | undefined;
 }
 
+export interface ExecOptions {
+  stdin?: Buffer;
+  maxOutBytes: number;
+  signal: AbortSignal;
+}
+export interface ExecResult {
+  exitCode: number;
+  stdout: Buffer;
+  truncated: boolean;
+}
+
 /** One live sandbox of one user. */
 export interface SandboxHandle {
   /** The container id (what logs and the reaper know it by). */
@@ -74,6 +85,12 @@ export interface SandboxHandle {
    * that fails or conflicts leaves the sandbox unhealthy.
    */
   save(runId: string, signal: AbortSignal): Promise<number | 'conflict'>;
+  /**
+   * Runs a command inside the sandbox as the sandbox user (in /workspace, the sandbox's own
+   * environment), with `stdin` on its input; returns its exit code and at most `maxOutBytes` of
+   * its stdout (`truncated` when it wrote more). Bounded by `signal`.
+   */
+  exec(argv: string[], opts: ExecOptions): Promise<ExecResult>;
   /** The exit code once the agent process has ended on its own (null: unknown). */
   waitExit(): Promise<number | null>;
   /** Whether the platform recorded an OOM kill of the sandbox (known once it has exited). */

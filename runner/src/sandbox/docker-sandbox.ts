@@ -6,7 +6,7 @@ import { pack as tarPack } from 'tar-stream';
 import { snapshotCapBytes, type RunnerConfig } from '../config.ts';
 import type { Logger } from '../logs.ts';
 import { AgentSession } from './agent-session.ts';
-import type { Exchange, ExchangeOptions, SandboxHandle } from './backend.ts';
+import type { Exchange, ExchangeOptions, ExecOptions, ExecResult, SandboxHandle } from './backend.ts';
 import { DeadlineError, WorkspaceStoreError } from '../errors.ts';
 import { DockerDemuxer } from './docker-demux.ts';
 import type { DeadlineCall } from './deadline.ts';
@@ -284,6 +284,34 @@ export class DockerSandbox implements SandboxHandle {
       this.markUnhealthy(`workspace save failed: ${why}`);
       return 0;
     }
+  }
+
+  async exec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
+    const exec = await this.#call(
+      this.#container.exec({
+        Cmd: argv,
+        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+        WorkingDir: WORKSPACE_DIR,
+        AttachStdin: opts.stdin !== undefined,
+        AttachStdout: true,
+        AttachStderr: true,
+        Env: ['PATH=/usr/bin:/bin'],
+      }),
+      'creating an exec',
+      undefined,
+      opts.signal,
+    );
+    const stream = (await this.#call(
+      exec.start({ hijack: true, stdin: opts.stdin !== undefined }),
+      'starting an exec',
+      undefined,
+      opts.signal,
+    )) as Duplex;
+    if (opts.stdin !== undefined) stream.end(opts.stdin);
+    const out = await this.#readSnapshot(stream, opts.maxOutBytes, opts.signal);
+    if (out === 'too big') return { exitCode: -1, stdout: Buffer.alloc(0), truncated: true };
+    const info = await this.#call(exec.inspect(), 'inspecting an exec', undefined, opts.signal);
+    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out.chunks, out.size), truncated: false };
   }
 
   /** Reads the save's stdout until it ends, the cap is passed, or the deadline fires. */

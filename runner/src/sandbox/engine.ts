@@ -13,6 +13,7 @@ import {
 } from '@agent-platform/contract';
 import { ClientGoneError, DeadlineError } from '../errors.ts';
 import { newModelRun, type ModelGateway } from '../models/model-gateway.ts';
+import { WorkspaceConflictError } from './gcs-store.ts';
 import type { Logger } from '../logs.ts';
 import type { Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { classify } from './classify.ts';
@@ -399,6 +400,55 @@ export class SandboxEngine {
     const exitCode = await Promise.race([s.waitExit(), late]);
     clearTimeout(timer);
     return { exitCode: exitCode === 'late' ? null : exitCode, oomKilled: await s.oomKilled() };
+  }
+
+  /**
+   * Runs `fn` on the user's sandbox (warm, or created with the workspace restored), then saves
+   * the workspace if `fn` says it changed it, and keeps the sandbox warm (caller holds the
+   * user's turn). Bounded like a run: `timeoutMs` plus the grace, and the client's signal.
+   */
+  withSandbox<T>(
+    userId: string,
+    runId: string,
+    timeoutMs: number,
+    signal: AbortSignal,
+    fn: (s: SandboxHandle, signal: AbortSignal) => Promise<{ value: T; changed: boolean }>,
+  ): Promise<T> {
+    return this.#track(this.#withSandbox(userId, runId, timeoutMs, signal, fn));
+  }
+
+  async #withSandbox<T>(
+    userId: string,
+    runId: string,
+    timeoutMs: number,
+    signal: AbortSignal,
+    fn: (s: SandboxHandle, signal: AbortSignal) => Promise<{ value: T; changed: boolean }>,
+  ): Promise<T> {
+    const stop = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+    const input = { userId, runId } as SandboxRunInput;
+    const acquiring = this.#acquire(input);
+    const got = await settleBy(acquiring, stop);
+    if (!got.settled) {
+      void this.#track(acquiring.then((a) => this.#pool.giveBack(a.s)).catch(() => undefined));
+      throw signal.aborted
+        ? new ClientGoneError('client disconnected')
+        : new DeadlineError('the container platform did not answer in time');
+    }
+    const { s } = got.value;
+    try {
+      const { value, changed } = await fn(s, stop);
+      if (changed) {
+        const saved = await s.save(runId, stop);
+        if (saved === 'conflict')
+          throw new WorkspaceConflictError('a newer snapshot of this workspace was saved');
+      }
+      await this.#pool.giveBack(s);
+      return value;
+    } catch (err) {
+      if (stop.aborted || err instanceof DeadlineError) s.markUnhealthy('a file operation did not finish');
+      await this.#pool.giveBack(s).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Removes the user's warm sandbox and workspace (caller holds the user's turn). */

@@ -190,6 +190,10 @@ export class InMemorySandbox implements SandboxHandle {
     if (this.thawError) throw this.thawError;
     this.frozen = false;
   }
+  exec(): Promise<never> {
+    return Promise.reject(new Error('exec is not simulated in memory'));
+  }
+
   async save(): Promise<number> {
     this.saves++;
     const bytes = this.#changed ? 100 : 0;

@@ -1,0 +1,82 @@
+import { FieldValue, type Firestore } from 'firebase-admin/firestore';
+import {
+  COLLECTIONS,
+  FILE_MAX_BYTES,
+  FILE_OPS_PER_MINUTE,
+  FIRESTORE_CALL_TIMEOUT_MS,
+  userDocSchema,
+  type DownloadFileOutput,
+  type FilesList,
+  type UploadFileOutput,
+} from '@agent-platform/contract';
+import { withDbDeadline } from '../conversations/conversation-service.ts';
+import { takeOne } from '../conversations/rate-window.ts';
+import { InvalidInputError } from '../errors.ts';
+import type { RunnerClient } from '../runner/runner-client.ts';
+
+/**
+ * The files API (issue 11): the caller's workspace files, through the runner, which works in the
+ * user's own sandbox (runner/src/runs/files.ts). Each call counts against the user's window of
+ * FILE_OPS_PER_MINUTE (each one may start a sandbox) and marks the user active (the workspace
+ * expiry counts from the last activity).
+ */
+export class FilesService {
+  readonly #db: Firestore;
+  readonly #runner: RunnerClient;
+
+  constructor(db: Firestore, runner: RunnerClient) {
+    this.#db = db;
+    this.#runner = runner;
+  }
+
+  async #take(uid: string): Promise<void> {
+    const user = this.#db.collection(COLLECTIONS.users).doc(uid);
+    await withDbDeadline(
+      this.#db.runTransaction(async (tx) => {
+        const snap = await tx.get(user);
+        const rate = userDocSchema.safeParse(snap.data() ?? {}).data?.fileOpsRate ?? null;
+        tx.set(
+          user,
+          {
+            fileOpsRate: takeOne(rate, Date.now(), FILE_OPS_PER_MINUTE, 'file operations'),
+            lastActiveAt: FieldValue.serverTimestamp(),
+            workspaceActive: true,
+          },
+          { merge: true },
+        );
+      }),
+      'counting a file operation',
+      FIRESTORE_CALL_TIMEOUT_MS,
+    );
+  }
+
+  async list(uid: string): Promise<FilesList> {
+    await this.#take(uid);
+    return this.#runner.listFiles(uid);
+  }
+
+  async read(uid: string, path: string): Promise<Buffer> {
+    await this.#take(uid);
+    return this.#runner.readFile(uid, path);
+  }
+
+  async download(uid: string, path: string): Promise<DownloadFileOutput> {
+    const data = await this.read(uid, path);
+    return { path, size: data.length, contentBase64: data.toString('base64') };
+  }
+
+  async write(uid: string, path: string, data: Buffer): Promise<UploadFileOutput> {
+    if (data.length > FILE_MAX_BYTES) {
+      throw new InvalidInputError(`a file may have at most ${FILE_MAX_BYTES} bytes`, 'contentBase64');
+    }
+    await this.#take(uid);
+    await this.#runner.writeFile(uid, path, data);
+    return { path, size: data.length };
+  }
+
+  async remove(uid: string, path: string): Promise<{ deleted: boolean }> {
+    await this.#take(uid);
+    await this.#runner.deleteFile(uid, path);
+    return { deleted: true };
+  }
+}
