@@ -532,6 +532,31 @@ console.log(big.status, n(200), n(429));\n})();`,
 });
 
 describe('Vertex AI with the VM service account', () => {
+  test('no metadata server (no credentials): the model call gets a clear 502 and the run ends with why', async () => {
+    const vertex = await startRunner({
+      MODEL_PROVIDER: 'vertex',
+      VERTEX_PROJECT: 'test-project-1',
+      MODEL_BASE_URL: fake.baseUrl,
+      MODEL_DEFAULT: 'google/gemini-2.0-flash-001',
+      GCE_METADATA_HOST: '127.0.0.1:9',
+      METADATA_SERVER_DETECTION: 'ping-only',
+    });
+    try {
+      const before = fake.requests.length;
+      const r = await postRun(vertex, { userId: uniqueId('u'), message: 'hi' });
+      assert.equal(r.body.status, 'error');
+      assert.match(
+        r.body.text,
+        /the model call failed \(502\): the runner could not get credentials for the model provider$/,
+      );
+      assert.equal(fake.requests.length, before, 'nothing reached the provider');
+      assert.equal(r.body.usage.calls, 0);
+    } finally {
+      await vertex.stop();
+      await removeLeftovers(vertex.runnerId);
+    }
+  });
+
   test('no key: the runner gets a Google access token from the metadata server and the sandbox never sees it', async () => {
     const token = `ya29.stand-in-${'t'.repeat(40)}`;
     const metadata = await startFakeMetadata(token);

@@ -217,9 +217,22 @@ export class ModelGateway {
       usage.outputTokens += reported ? reported.output : estimate(received);
     };
     const callSignal = AbortSignal.any([signal, AbortSignal.timeout(s.callTimeoutMs)]);
+    let authorization: string | null;
+    try {
+      authorization = await this.#auth();
+    } catch {
+      usage.calls--; // counted before the wait so concurrent calls cannot pass the cap; none was made
+      return send(
+        errorLines(
+          req.id,
+          502,
+          'provider_error',
+          'the runner could not get credentials for the model provider',
+        ),
+      );
+    }
     let res: Response;
     try {
-      const authorization = await this.#auth();
       res = await this.#fetch(`${s.baseUrl.replace(/\/$/, '')}/chat/completions`, {
         method: 'POST',
         headers: {
