@@ -84,6 +84,16 @@ export class FileTooLargeError extends RunnerError {
   readonly httpStatus = 413;
 }
 
+/** Another runner saved a newer snapshot of this workspace meanwhile (a fleet's rebalance): retry. */
+export class WorkspaceBusyError extends RunnerError {
+  override name = 'WorkspaceBusyError';
+  readonly code = 'not_ready';
+  readonly httpStatus = 503;
+  constructor() {
+    super('another runner saved a newer version of this workspace meanwhile; try again');
+  }
+}
+
 /** The fleet's workspace store (Cloud Storage) could not be read or gave a bad snapshot: retry. */
 export class WorkspaceStoreError extends RunnerError {
   override name = 'WorkspaceStoreError';

@@ -152,8 +152,11 @@ test('fork bomb: capped by the pids limit, stopped by the timeout, sandbox remov
     assert.ok(s.current <= limit, `pids.current ${s.current} above the limit`);
   }
   if (!GVISOR) {
-    // (Under gVisor the sandbox may be gone before a sample catches the full cgroup.)
-    assert.equal(Math.max(...samples.map((s) => s.current)), limit, 'the bomb filled the pids cgroup');
+    // (Under gVisor the sandbox may be gone before a sample catches the full cgroup.) Samples are
+    // 100 ms apart and bomb processes exit between their fork attempts, so a sample may catch the
+    // cgroup one or two short of full: a CI run saw 63 of 64 at best.
+    const most = Math.max(...samples.map((s) => s.current));
+    assert.ok(most >= limit - 2, `the bomb filled the pids cgroup: at most ${most} of ${limit}`);
   }
   await assertStillServing();
 });

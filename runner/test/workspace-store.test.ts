@@ -157,6 +157,28 @@ describe('workspaces in Cloud Storage', () => {
     assert.equal((await sh(b, idle, 'cat late.txt')).output, 'late', 'saved at the drain');
   });
 
+  test('a file upload that loses to another runner answers 503 and succeeds when retried', async () => {
+    const userId = uniqueId('u');
+    const a = await runner();
+    const b = await runner();
+    await sh(a, userId, 'echo base > f.txt');
+    assert.equal((await sh(b, userId, 'cat f.txt')).output, 'base', 'both runners hold a warm sandbox');
+    const put = (r: RunnerProcess, body: string) =>
+      fetch(`${r.url}/v1/users/${userId}/files/content?path=up.txt`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${r.token}` },
+        body,
+      });
+    assert.equal((await put(a, 'from a')).status, 200);
+    const lost = await put(b, 'from b');
+    assert.equal(lost.status, 503);
+    assert.match(await lost.text(), /another runner saved a newer version of this workspace meanwhile/);
+    assert.equal((await put(b, 'from b')).status, 200, 'the retry restores the newer snapshot first');
+    const files = (await sh(a, userId, 'cat up.txt')).output;
+    assert.ok(files === 'from a' || files === 'from b');
+    assert.equal((await sh(b, userId, 'cat f.txt up.txt')).output, 'base\nfrom b');
+  });
+
   test('deleting the workspace deletes its snapshot', async () => {
     const userId = uniqueId('u');
     const a = await runner();

@@ -11,9 +11,8 @@ import {
   type RunAgent,
   type RunStatus,
 } from '@agent-platform/contract';
-import { ClientGoneError, DeadlineError } from '../errors.ts';
+import { ClientGoneError, DeadlineError, WorkspaceBusyError } from '../errors.ts';
 import { newModelRun, type ModelGateway } from '../models/model-gateway.ts';
-import { WorkspaceConflictError } from './gcs-store.ts';
 import type { Logger } from '../logs.ts';
 import type { Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { classify } from './classify.ts';
@@ -178,9 +177,14 @@ export class SandboxEngine {
    */
   async startDraining(deadlineMs: number): Promise<void> {
     this.#draining = true;
+    await this.#inFlightSettled(deadlineMs);
+  }
+
+  /** Resolves when the runs and prewarms in flight now have settled, or after `ms`. */
+  async #inFlightSettled(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, deadlineMs);
+      timer = setTimeout(resolve, ms);
       timer.unref();
     });
     await Promise.race([Promise.all([...this.#inFlight]), late]);
@@ -439,8 +443,8 @@ export class SandboxEngine {
       const { value, changed } = await fn(s, stop);
       if (changed) {
         const saved = await s.save(runId, stop);
-        if (saved === 'conflict')
-          throw new WorkspaceConflictError('a newer snapshot of this workspace was saved');
+        // A fleet's rebalance: another runner saved this workspace meanwhile (503, retry).
+        if (saved === 'conflict') throw new WorkspaceBusyError();
       }
       await this.#pool.giveBack(s);
       return value;
@@ -521,13 +525,7 @@ export class SandboxEngine {
    * removes every warm sandbox.
    */
   async drain(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, DRAIN_WAIT_MS);
-      timer.unref();
-    });
-    await Promise.race([Promise.all([...this.#inFlight]), late]);
-    clearTimeout(timer);
+    await this.#inFlightSettled(DRAIN_WAIT_MS);
     // Warm sandboxes are saved once more before removal (background work of their users may have
     // changed files since their last run), each within the save's own deadline.
     await this.#pool.drain((s) =>
