@@ -13,7 +13,13 @@ import {
   REPLY_MAX_CHARS,
 } from './limits.ts';
 import { AGENT_TOOLS } from './protocol.ts';
-import { filePathSchema, modelUsageSchema, runStatusSchema } from './run.ts';
+import {
+  filePathSchema,
+  modelsResponseSchema,
+  modelUsageSchema,
+  runStatusSchema,
+  type ModelsResponse,
+} from './run.ts';
 
 /**
  * The callables' inputs and outputs (the REST API takes and answers the same bodies). Inputs are
@@ -202,13 +208,9 @@ export type DownloadFileOutput = z.infer<typeof downloadFileOutputSchema>;
 export const uploadFileOutputSchema = z.object({ path: z.string(), size: z.number().int().nonnegative() });
 export type UploadFileOutput = z.infer<typeof uploadFileOutputSchema>;
 
-/** listModels: what createAgent and updateAgent accept as `model`. */
-export const listModelsOutputSchema = z.object({
-  configured: z.boolean(),
-  models: z.array(z.string()),
-  default: z.string().nullable(),
-});
-export type ListModelsOutput = z.infer<typeof listModelsOutputSchema>;
+/** listModels: what createAgent and updateAgent accept as `model` (the runner's GET /v1/models). */
+export const listModelsOutputSchema = modelsResponseSchema;
+export type ListModelsOutput = ModelsResponse;
 
 /** getUsage: what the user's model calls used today (UTC) against their daily budget. */
 export const usageOutputSchema = z.object({

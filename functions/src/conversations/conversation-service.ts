@@ -54,7 +54,7 @@ import {
   RunnerUnavailableError,
 } from '../errors.ts';
 import type { Logger } from '../logs.ts';
-import { takeOne } from './rate-window.ts';
+import { takeOne, takeUserWindow } from './rate-window.ts';
 import { readDoc } from './read-doc.ts';
 import { boundedHistory, storableReply } from './storable.ts';
 import type { RunResult, RunnerClient } from '../runner/runner-client.ts';
@@ -892,26 +892,14 @@ export class ConversationService {
    * per-user window of SANDBOX_OPS_PER_MINUTE (the web client warms about once a minute).
    */
   async #takeSandboxOp(uid: string): Promise<void> {
-    const user = this.#user(uid);
     await this.#step(
-      this.#db.runTransaction(async (tx) => {
-        const snap = await tx.get(user);
-        const rate = this.#read(uid, userDocSchema, snap)?.sandboxOpsRate ?? null;
-        tx.set(
-          user,
-          {
-            sandboxOpsRate: takeOne(
-              rate,
-              Date.now(),
-              SANDBOX_OPS_PER_MINUTE,
-              'sandbox warm-ups and workspace deletions',
-            ),
-            lastActiveAt: FieldValue.serverTimestamp(),
-            workspaceActive: true,
-          },
-          { merge: true },
-        );
-      }),
+      takeUserWindow(
+        this.#db,
+        uid,
+        'sandboxOpsRate',
+        SANDBOX_OPS_PER_MINUTE,
+        'sandbox warm-ups and workspace deletions',
+      ),
       'counting a sandbox operation',
     );
   }

@@ -1,3 +1,5 @@
+import { FieldValue, type Firestore } from 'firebase-admin/firestore';
+import { COLLECTIONS, userDocSchema } from '@agent-platform/contract';
 import { RateLimitedError } from '../errors.ts';
 
 /** A fixed one-minute window of counted actions, stored on users/{uid}. */
@@ -20,4 +22,35 @@ export function takeOne(rate: RateWindow | null, nowMs: number, limit: number, w
     throw new RateLimitedError(`at most ${limit} ${what} per minute; try again in ${retry} s`, retry);
   }
   return { windowStartMs: fresh ? nowMs : rate.windowStartMs, count: count + 1 };
+}
+
+/** The per-user windows of users/{uid} besides the messages' (which sendMessage's transaction keeps). */
+export type UserWindow = 'sandboxOpsRate' | 'fileOpsRate';
+
+/**
+ * Counts one action of the user in the window `field` of users/{uid} (a transaction), or throws
+ * RateLimitedError; marks the user active, since each such action may use their workspace.
+ * Returns the transaction for the caller to bound (withDbDeadline).
+ */
+export function takeUserWindow(
+  db: Firestore,
+  uid: string,
+  field: UserWindow,
+  limit: number,
+  what: string,
+): Promise<void> {
+  const user = db.collection(COLLECTIONS.users).doc(uid);
+  return db.runTransaction(async (tx) => {
+    const snap = await tx.get(user);
+    const rate = userDocSchema.safeParse(snap.data() ?? {}).data?.[field] ?? null;
+    tx.set(
+      user,
+      {
+        [field]: takeOne(rate, Date.now(), limit, what),
+        lastActiveAt: FieldValue.serverTimestamp(),
+        workspaceActive: true,
+      },
+      { merge: true },
+    );
+  });
 }

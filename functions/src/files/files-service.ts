@@ -1,16 +1,14 @@
-import { FieldValue, type Firestore } from 'firebase-admin/firestore';
+import type { Firestore } from 'firebase-admin/firestore';
 import {
-  COLLECTIONS,
   FILE_MAX_BYTES,
   FILE_OPS_PER_MINUTE,
   FIRESTORE_CALL_TIMEOUT_MS,
-  userDocSchema,
   type DownloadFileOutput,
   type FilesList,
   type UploadFileOutput,
 } from '@agent-platform/contract';
 import { withDbDeadline } from '../conversations/conversation-service.ts';
-import { takeOne } from '../conversations/rate-window.ts';
+import { takeUserWindow } from '../conversations/rate-window.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';
 
@@ -30,21 +28,8 @@ export class FilesService {
   }
 
   async #take(uid: string): Promise<void> {
-    const user = this.#db.collection(COLLECTIONS.users).doc(uid);
     await withDbDeadline(
-      this.#db.runTransaction(async (tx) => {
-        const snap = await tx.get(user);
-        const rate = userDocSchema.safeParse(snap.data() ?? {}).data?.fileOpsRate ?? null;
-        tx.set(
-          user,
-          {
-            fileOpsRate: takeOne(rate, Date.now(), FILE_OPS_PER_MINUTE, 'file operations'),
-            lastActiveAt: FieldValue.serverTimestamp(),
-            workspaceActive: true,
-          },
-          { merge: true },
-        );
-      }),
+      takeUserWindow(this.#db, uid, 'fileOpsRate', FILE_OPS_PER_MINUTE, 'file operations'),
       'counting a file operation',
       FIRESTORE_CALL_TIMEOUT_MS,
     );

@@ -208,33 +208,14 @@ export class DockerSandbox implements SandboxHandle {
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(SAVE_TIMEOUT_MS)]);
     const startedAtMs = Date.now();
     try {
-      const exec = await this.#call(
-        this.#container.exec({
-          Cmd: ['sh', '-c', script],
-          User: `${SANDBOX_UID}:${SANDBOX_UID}`,
-          AttachStdout: true,
-          AttachStderr: true,
-          Env: ['PATH=/usr/bin:/bin'],
-        }),
-        'creating the save exec',
-        undefined,
-        deadline,
-      );
-      const stream = (await this.#call(
-        exec.start({ hijack: true, stdin: false }),
-        'starting the save exec',
-        undefined,
-        deadline,
-      )) as Duplex;
-      const snapshot = await this.#readSnapshot(stream, cap, deadline);
+      const snapshot = await this.#exec('save', ['sh', '-c', script], cap, deadline);
       if (snapshot === 'too big') {
         this.#log.workspaceSaveFailed(runId, this.id, `snapshot larger than ${cap} bytes`);
         return 0;
       }
-      const info = await this.#call(exec.inspect(), 'inspecting the save exec', undefined, deadline);
       // GNU tar exits 1 when a file changed while being read: the snapshot is still usable.
-      if (info.ExitCode !== 0 && info.ExitCode !== 1) {
-        this.#log.workspaceSaveFailed(runId, this.id, `tar exited with ${info.ExitCode}`);
+      if (snapshot.exitCode !== 0 && snapshot.exitCode !== 1) {
+        this.#log.workspaceSaveFailed(runId, this.id, `tar exited with ${snapshot.exitCode}`);
         return 0;
       }
       if (snapshot.size === 0) return 0;
@@ -287,34 +268,52 @@ export class DockerSandbox implements SandboxHandle {
   }
 
   async exec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
+    const out = await this.#exec('an', argv, opts.maxOutBytes, opts.signal, opts.stdin);
+    if (out === 'too big') return { exitCode: -1, stdout: Buffer.alloc(0), truncated: true };
+    return { exitCode: out.exitCode, stdout: Buffer.concat(out.chunks, out.size), truncated: false };
+  }
+
+  /**
+   * One command in the sandbox as the sandbox user (the save's tar, a files API script): its
+   * stdout as chunks (the save streams them on without a copy), up to `cap` bytes, and its exit
+   * code. Every Docker call has `signal` as its deadline. `what` names the calls ("the save exec").
+   */
+  async #exec(
+    what: 'save' | 'an',
+    argv: string[],
+    cap: number,
+    signal: AbortSignal,
+    stdin?: Buffer,
+  ): Promise<{ chunks: Buffer[]; size: number; exitCode: number } | 'too big'> {
+    const name = what === 'save' ? 'the save exec' : 'an exec';
     const exec = await this.#call(
       this.#container.exec({
         Cmd: argv,
         User: `${SANDBOX_UID}:${SANDBOX_UID}`,
         WorkingDir: WORKSPACE_DIR,
-        AttachStdin: opts.stdin !== undefined,
+        AttachStdin: stdin !== undefined,
         AttachStdout: true,
         AttachStderr: true,
         Env: ['PATH=/usr/bin:/bin'],
       }),
-      'creating an exec',
+      `creating ${name}`,
       undefined,
-      opts.signal,
+      signal,
     );
     const stream = (await this.#call(
-      exec.start({ hijack: true, stdin: opts.stdin !== undefined }),
-      'starting an exec',
+      exec.start({ hijack: true, stdin: stdin !== undefined }),
+      `starting ${name}`,
       undefined,
-      opts.signal,
+      signal,
     )) as Duplex;
-    if (opts.stdin !== undefined) stream.end(opts.stdin);
-    const out = await this.#readSnapshot(stream, opts.maxOutBytes, opts.signal);
-    if (out === 'too big') return { exitCode: -1, stdout: Buffer.alloc(0), truncated: true };
-    const info = await this.#call(exec.inspect(), 'inspecting an exec', undefined, opts.signal);
-    return { exitCode: info.ExitCode ?? -1, stdout: Buffer.concat(out.chunks, out.size), truncated: false };
+    if (stdin !== undefined) stream.end(stdin);
+    const out = await this.#readSnapshot(stream, cap, signal);
+    if (out === 'too big') return out;
+    const info = await this.#call(exec.inspect(), `inspecting ${name}`, undefined, signal);
+    return { ...out, exitCode: info.ExitCode ?? -1 };
   }
 
-  /** Reads the save's stdout until it ends, the cap is passed, or the deadline fires. */
+  /** Reads an exec's stdout until it ends, the cap is passed, or the deadline fires. */
   #readSnapshot(
     stream: Duplex,
     cap: number,
@@ -336,7 +335,7 @@ export class DockerSandbox implements SandboxHandle {
         if (value === 'too big') stream.destroy();
         resolve(value);
       };
-      const onAbort = () => finish(new DeadlineError('the workspace save did not finish in time'));
+      const onAbort = () => finish(new DeadlineError('the command in the sandbox did not finish in time'));
       if (deadline.aborted) return onAbort();
       deadline.addEventListener('abort', onAbort, { once: true });
       // stderr (tar's complaints) is dropped; stdout is the snapshot.

@@ -277,16 +277,19 @@ export class SandboxEngine {
    * The user's warm sandbox (thawed), or a new one. A warm one that had an OOM kill reported
    * after its run is replaced.
    */
-  async #acquire(input: SandboxRunInput): Promise<{ s: SandboxHandle; warm: boolean; createMs: number }> {
+  async #acquire(
+    userId: string,
+    runId: string,
+  ): Promise<{ s: SandboxHandle; warm: boolean; createMs: number }> {
     const t0 = now();
-    let sandbox = await this.#pool.takeWarm(input.userId);
+    let sandbox = await this.#pool.takeWarm(userId);
     if (sandbox && sandbox.oomEvents() > (this.#oomAtRest.get(sandbox) ?? 0)) {
       sandbox.markUnhealthy('out of memory after its run');
       await this.#pool.giveBack(sandbox);
       sandbox = null;
     }
     if (sandbox) return { s: sandbox, warm: true, createMs: 0 };
-    const s = await this.#create(input.userId, input.runId);
+    const s = await this.#create(userId, runId);
     return { s, warm: false, createMs: now() - t0 };
   }
 
@@ -306,7 +309,7 @@ export class SandboxEngine {
         ? new ClientGoneError('client disconnected')
         : new DeadlineError('the container platform did not answer in time');
 
-    const acquiring = this.#acquire(input);
+    const acquiring = this.#acquire(input.userId, input.runId);
     const got = await settleBy(acquiring, stop);
     if (!got.settled) {
       // Kept warm if it arrives healthy (nothing ran in it), else removed; off the answer's path.
@@ -429,8 +432,7 @@ export class SandboxEngine {
     fn: (s: SandboxHandle, signal: AbortSignal) => Promise<{ value: T; changed: boolean }>,
   ): Promise<T> {
     const stop = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-    const input = { userId, runId } as SandboxRunInput;
-    const acquiring = this.#acquire(input);
+    const acquiring = this.#acquire(userId, runId);
     const got = await settleBy(acquiring, stop);
     if (!got.settled) {
       void this.#track(acquiring.then((a) => this.#pool.giveBack(a.s)).catch(() => undefined));
