@@ -86,7 +86,10 @@ describe('the files API', () => {
     const userId = uniqueId('u');
     await postRun(runner, {
       userId,
-      message: fence('sh', 'ln -s /etc etc-link; ln -s /etc/hostname host-link; echo ok'),
+      message: fence(
+        'sh',
+        'ln -s /etc etc-link; ln -s /etc/hostname host-link; ln -s /tmp tmp-link; echo ok',
+      ),
     });
     for (const path of ['etc-link/passwd', 'host-link']) {
       const res = await files(userId, path);
@@ -95,6 +98,13 @@ describe('the files API', () => {
     }
     const up = await files(userId, 'etc-link/planted', { method: 'PUT', body: 'x' });
     assert.equal(up.status, 400);
+    // Not even a directory appears outside on the way: the sandbox's own /tmp stays without it.
+    assert.equal((await files(userId, 'tmp-link/made/x', { method: 'PUT', body: 'x' })).status, 400);
+    const tmp = await postRun(runner, {
+      userId,
+      message: fence('sh', 'find /tmp -maxdepth 1 -name made | wc -l'),
+    });
+    assert.equal(outputBlocks(tmp.body.text)[0]?.output, '0');
   });
 
   test('size bounds: a file over FILE_MAX_BYTES is refused both ways', async () => {

@@ -19,7 +19,9 @@ const inside = `case "$p" in ${WORKSPACE}/*) ;; *) exit ${OUTSIDE} ;; esac`;
 
 const LIST = `find ${WORKSPACE} -mindepth 1 -printf '%y\\t%s\\t%T@\\t%P\\0' 2>/dev/null | head -z -n ${FILES_LIST_MAX + 1}`;
 const READ = `p=$(realpath -e -- "$1" 2>/dev/null) || exit ${MISSING}; ${inside}; [ -f "$p" ] || exit ${NOT_A_FILE}; exec head -c ${FILE_MAX_BYTES + 1} -- "$p"`;
-const WRITE = `d=$(dirname -- "$1"); mkdir -p -- "$d" 2>/dev/null; p=$(realpath -m -- "$1"); ${inside}; [ -d "$p" ] && exit ${NOT_A_FILE}; q=$(realpath -e -- "$(dirname -- "$p")" 2>/dev/null) || exit ${OUTSIDE}; case "$q/" in ${WORKSPACE}/*) ;; *) exit ${OUTSIDE} ;; esac; cat > "$p"`;
+// The target is resolved (links followed) and checked before anything is created, so a link
+// cannot make even a directory appear outside; then its parent is checked again once it exists.
+const WRITE = `p=$(realpath -m -- "$1"); ${inside}; [ -d "$p" ] && exit ${NOT_A_FILE}; mkdir -p -- "$(dirname -- "$p")" 2>/dev/null; q=$(realpath -e -- "$(dirname -- "$p")" 2>/dev/null) || exit ${OUTSIDE}; case "$q/" in ${WORKSPACE}/*) ;; *) exit ${OUTSIDE} ;; esac; cat > "$p"`;
 const DELETE = `p=$(realpath -e -- "$1" 2>/dev/null) || exit ${MISSING}; ${inside}; rm -rf -- "$p"`;
 
 function failed(exitCode: number, what: string): Error {
