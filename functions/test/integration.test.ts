@@ -12,7 +12,7 @@ import {
   type SendResult,
 } from '@agent-platform/contract';
 import { adminAuth, adminDb, appCheckHeader, newUser, rest, type TestUser } from './helpers/stack.ts';
-import { pidsMatching } from './helpers/processes.ts';
+import { pidsMatching, waitUntilReaped } from './helpers/processes.ts';
 import { randomBytes } from 'node:crypto';
 import { Timestamp } from 'firebase-admin/firestore';
 import { ConversationService, type ServiceLimits } from '../src/conversations/conversation-service.ts';
@@ -688,6 +688,9 @@ describe('limits and failures', () => {
     assert.ok(workers.length > 0, 'found the emulator workers');
     for (const pid of workers) process.kill(pid, 'SIGKILL');
     assert.equal(await killed, 'failed', 'the caller gets an error, not a reply');
+    // Idle workers were killed too. Until the emulator reaps one it still counts it idle and may
+    // hand it the next request, which then fails with `internal` (a CI run hit this).
+    await waitUntilReaped(workers, 10_000);
 
     const [conv] = (await adminDb().collection(`users/${u.uid}/conversations`).get()).docs;
     assert.ok(conv);
