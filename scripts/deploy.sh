@@ -7,8 +7,11 @@
 #     Google-signed ID tokens) and agent-runner@ (the VM; pulls images, writes logs);
 #   - Cloud Functions, Firestore rules and Hosting with `firebase deploy`, the functions' params in
 #     functions/.env.<project> (read by firebase-tools for that project).
-# It does NOT create the DNS record of the runner's domain, a load balancer, the Firebase project,
-# or billing. `--dry-run` prints every command and file it would write, and runs and writes nothing.
+# With --runners MIN..MAX it deploys a fleet of runners instead of the one VM: a regional managed
+# instance group (autoscaled, autohealed on /readyz) behind an internal Application Load Balancer
+# that hashes consistently on the user header, workspaces in a Cloud Storage bucket, and a
+# Serverless VPC Access connector through which the functions reach the balancer.
+# It does NOT create the DNS record of the runner's domain, the Firebase project, or billing. `--dry-run` prints every command and file it would write, and runs and writes nothing.
 # Run `scripts/deploy.sh --help` for the options.
 set -Eeuo pipefail
 
@@ -35,6 +38,28 @@ GVISOR_RELEASE=20250707.0
 GVISOR_URL="https://storage.googleapis.com/gvisor/releases/release/$GVISOR_RELEASE/x86_64"
 LOCAL_RUNNER_IMAGE=agent-platform/runner:latest        # built by scripts/images.sh
 LOCAL_AGENT_IMAGE=agent-platform/agent-default:latest  # built by scripts/images.sh
+# The fleet (--runners): one name for the group, its backend service, URL map, proxy and
+# forwarding rule. The runners have no external address; their subnet gets Private Google Access
+# (Artifact Registry, Cloud Storage, Google's certificates, Vertex AI).
+FLEET_NAME=agent-runners
+SUBNET=default                          # the runners' subnet in REGION: an auto-mode network's
+FLEET_TAG=agent-runner-fleet
+FLEET_HC_LB=agent-runner-ready          # the balancer's health check: /readyz, quick
+FLEET_HC_HEAL=agent-runner-autoheal     # autohealing: /readyz too, but only after a minute of 503s
+ILB_ADDRESS_NAME=agent-runner-ilb
+PROXY_SUBNET=agent-proxy-only
+FIREWALL_FROM_LB=agent-runner-from-lb
+FIREWALL_HEALTH=agent-runner-health-checks
+# Google's health checkers (documented ranges for health checks of Application Load Balancers).
+HEALTH_CHECK_RANGES=35.191.0.0/16,130.211.0.0/22
+CONNECTOR=agent-functions
+NAT_ROUTER=agent-runner-router
+NAT_NAME=agent-runner-nat
+RUNNER_HEADER=x-agent-user              # the runner's RUNNER_USER_HEADER (its default)
+# Seconds the runner gets to drain at a VM's shutdown: its runs finish within the runner's
+# answer budget (50 s for the default 30 s run cap), then warm workspaces are saved. Compute
+# Engine gives an on-demand VM's shutdown script 90 s.
+STOP_TIMEOUT_S=80
 APIS=(run.googleapis.com artifactregistry.googleapis.com compute.googleapis.com cloudscheduler.googleapis.com
   cloudfunctions.googleapis.com cloudbuild.googleapis.com firestore.googleapis.com
   secretmanager.googleapis.com iam.googleapis.com)
@@ -54,7 +79,7 @@ STEPS=(
 )
 # Every param of functions/src/params.ts. firebase deploy runs non-interactively, and then every
 # param needs a value in a .env file (defaults are only offered at a prompt).
-PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUN_TIMEOUT_MS MESSAGES_PER_MINUTE
+PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUNNER_VPC_CONNECTOR RUN_TIMEOUT_MS MESSAGES_PER_MINUTE
   IP_MESSAGES_PER_MINUTE MAX_CONCURRENT_PER_USER WORKSPACE_IDLE_DAYS MAX_MESSAGE_CHARS ENFORCE_APP_CHECK
   CORS_ORIGINS MODEL_TOKENS_PER_RUN MODEL_TOKENS_PER_USER_PER_DAY)
 
@@ -68,10 +93,12 @@ ROOT="$PWD"
 usage() {
   printf '%s\n' \
     "Usage: scripts/deploy.sh --project PROJECT [--region us-central1] [--zone us-central1-a]" \
-    "                         [--runner-domain runner.example.com] [--dry-run] [--skip-runner] [--skip-firebase]" \
+    "                         [--runner-domain runner.example.com | --runners MIN..MAX]" \
+    "                         [--dry-run] [--skip-runner] [--skip-firebase]" \
     "" \
-    "Deploys the runner (Compute Engine VM with Docker, behind Caddy for HTTPS), its images" \
-    "(Artifact Registry), the service accounts, and Cloud Functions + Firestore rules + Hosting." \
+    "Deploys the runner (Compute Engine VM with Docker, behind Caddy for HTTPS) or a fleet of them" \
+    "(--runners), their images (Artifact Registry), the service accounts, and Cloud Functions +" \
+    "Firestore rules + Hosting." \
     "" \
     "  --project ID             Google Cloud / Firebase project id (required; not a demo- project)" \
     "  --region REGION          Artifact Registry, VM and static address region (default us-central1)" \
@@ -89,7 +116,13 @@ usage() {
     "  --model-allowlist LIST   Comma-separated models runs may use (default: any)" \
     "  --model-default MODEL    The model of runs that name none" \
     "  --vertex-location LOC    vertex: the Vertex AI location (default: REGION)" \
-    "  --skip-runner            Skip images, registry, VM and firewall (steps 4-6, 8, 9)" \
+    "  --runners MIN..MAX       A fleet of MIN to MAX runner VMs (autoscaled; N alone means N..N) behind" \
+    "                           an internal load balancer, workspaces in Cloud Storage, the functions on" \
+    "                           a VPC connector. Replaces --runner-domain. Default: one VM, no fleet" \
+    "  --bucket NAME            The fleet's workspace bucket (default: PROJECT-agent-workspaces)" \
+    "  --proxy-subnet-range R   The balancer's proxy-only subnet, if REGION has none (default 10.127.0.0/23)" \
+    "  --connector-range R      The VPC connector's /28 (default 10.8.0.0/28)" \
+    "  --skip-runner            Skip images, registry, VM or fleet, network (steps 4-6, 8, 9)" \
     "  --skip-firebase          Skip Firestore database, functions params and firebase deploy (3, 10, 11)" \
     "  --dry-run                Print every command and file content; run nothing, write nothing" \
     "  -h, --help               This help" \
@@ -121,6 +154,12 @@ VERTEX_LOCATION=""
 # The provider's key comes from the environment only: an argument would show in `ps` and history.
 MODEL_API_KEY="${MODEL_API_KEY:-}"
 MODEL_SECRET=agent-model-api-key
+RUNNERS=""
+FLEET=0
+FLEET_MIN=1 FLEET_MAX=1
+BUCKET=""
+PROXY_SUBNET_RANGE=""
+CONNECTOR_RANGE=""
 
 need_value() { # need_value OPTION ARGC
   if (($2 < 2)); then usage_error "$1 needs a value"; fi
@@ -132,9 +171,14 @@ while (($# > 0)); do
     --skip-runner) SKIP_RUNNER=1 ;;
     --skip-firebase) SKIP_FIREBASE=1 ;;
     --project | --region | --zone | --runner-domain | --machine-type | --firestore-location | \
-      --model-provider | --model-base-url | --model-allowlist | --model-default | --vertex-location)
+      --model-provider | --model-base-url | --model-allowlist | --model-default | --vertex-location | \
+      --runners | --bucket | --proxy-subnet-range | --connector-range)
       need_value "$1" $#
       case "$1" in
+        --runners) RUNNERS="$2" ;;
+        --bucket) BUCKET="$2" ;;
+        --proxy-subnet-range) PROXY_SUBNET_RANGE="$2" ;;
+        --connector-range) CONNECTOR_RANGE="$2" ;;
         --model-provider) MODEL_PROVIDER="$2" ;;
         --model-base-url) MODEL_BASE_URL="$2" ;;
         --model-allowlist) MODEL_ALLOWLIST="$2" ;;
@@ -150,7 +194,8 @@ while (($# > 0)); do
       shift
       ;;
     --project=* | --region=* | --zone=* | --runner-domain=* | --machine-type=* | --firestore-location=* | \
-      --model-provider=* | --model-base-url=* | --model-allowlist=* | --model-default=* | --vertex-location=*)
+      --model-provider=* | --model-base-url=* | --model-allowlist=* | --model-default=* | --vertex-location=* | \
+      --runners=* | --bucket=* | --proxy-subnet-range=* | --connector-range=*)
       opt="${1%%=*}"
       val="${1#*=}"
       set -- "$opt" "$val" "${@:2}"
@@ -195,6 +240,41 @@ if [[ -n $RUNNER_DOMAIN ]] &&
   usage_error "invalid --runner-domain '$RUNNER_DOMAIN' (a DNS name like runner.example.com, without https://)"
 fi
 
+CIDR_RE='^(([0-9]{1,3})\.){3}[0-9]{1,3}/([0-9]{1,2})$'
+if [[ -n $RUNNERS ]]; then
+  FLEET=1
+  if [[ $RUNNERS =~ ^([0-9]{1,3})\.\.([0-9]{1,3})$ ]]; then
+    FLEET_MIN=$((10#${BASH_REMATCH[1]})) FLEET_MAX=$((10#${BASH_REMATCH[2]}))
+  elif [[ $RUNNERS =~ ^[0-9]{1,3}$ ]]; then
+    FLEET_MIN=$((10#$RUNNERS)) FLEET_MAX=$FLEET_MIN
+  else
+    usage_error "invalid --runners '$RUNNERS' (MIN..MAX, e.g. 2..10, or N)"
+  fi
+  if ((FLEET_MIN < 1 || FLEET_MAX > 100 || FLEET_MIN > FLEET_MAX)); then
+    usage_error "invalid --runners '$RUNNERS': need 1 <= MIN <= MAX <= 100"
+  fi
+  if [[ -n $RUNNER_DOMAIN ]]; then
+    usage_error "--runner-domain is for the one runner behind Caddy; a fleet is reached at its internal load balancer's address (drop --runner-domain)"
+  fi
+  if ((SKIP_RUNNER)); then
+    usage_error "--runners sets up the runner fleet and cannot go with --skip-runner (to deploy only the functions of a fleet, use --skip-runner alone)"
+  fi
+  BUCKET="${BUCKET:-$PROJECT-agent-workspaces}"
+  PROXY_SUBNET_RANGE="${PROXY_SUBNET_RANGE:-10.127.0.0/23}"
+  CONNECTOR_RANGE="${CONNECTOR_RANGE:-10.8.0.0/28}"
+  if ! [[ $BUCKET =~ ^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$ ]] || [[ $BUCKET == goog* ]]; then
+    usage_error "invalid --bucket '$BUCKET' (3-63 lowercase letters, digits, - and _; not starting with goog)"
+  fi
+  for range in "$PROXY_SUBNET_RANGE" "$CONNECTOR_RANGE"; do
+    [[ $range =~ $CIDR_RE ]] || usage_error "invalid range '$range' (expected a CIDR like 10.127.0.0/23)"
+  done
+  [[ ${CONNECTOR_RANGE#*/} == 28 ]] || usage_error "--connector-range must be a /28 (a VPC connector's size)"
+  prefix="${PROXY_SUBNET_RANGE#*/}"
+  ((10#$prefix <= 26)) || usage_error "--proxy-subnet-range must be a /26 or larger (Google's minimum)"
+elif [[ -n $BUCKET$PROXY_SUBNET_RANGE$CONNECTOR_RANGE ]]; then
+  usage_error "--bucket, --proxy-subnet-range and --connector-range are for a fleet (--runners)"
+fi
+
 MODEL_WORD_RE='^[A-Za-z0-9._:/@-]+$'
 case "$MODEL_PROVIDER" in
   "")
@@ -229,6 +309,13 @@ fi
 # call Vertex AI, plus what it had (pull images, write logs and metrics).
 if [[ -n $MODEL_PROVIDER ]]; then VM_SCOPES=cloud-platform; fi
 if [[ $MODEL_PROVIDER == vertex ]]; then APIS+=(aiplatform.googleapis.com); fi
+if ((FLEET)); then
+  # The fleet's runners also read and write the workspace bucket (IAM: that bucket only).
+  [[ $VM_SCOPES == cloud-platform ]] || VM_SCOPES=storage-rw,logging-write,monitoring-write
+  APIS+=(vpcaccess.googleapis.com storage.googleapis.com)
+  STEPS[7]="network: internal address, proxy-only subnet, firewall, VPC connector"
+  STEPS[8]="runner fleet: bucket, instance template, group, autoscaler, internal load balancer"
+fi
 
 ENV_FILE="functions/.env.$PROJECT"
 STEPS[9]="functions parameters ($ENV_FILE)"
@@ -245,18 +332,22 @@ if [[ -f $ENV_FILE ]]; then
   done <"$ENV_FILE"
 fi
 
-if [[ -n $RUNNER_DOMAIN ]]; then
+if ((FLEET)); then
+  # The internal balancer's address, reserved (or read) at step 8.
+  RUNNER_URL="http://ILB_ADDRESS"
+elif [[ -n $RUNNER_DOMAIN ]]; then
   RUNNER_URL="https://$RUNNER_DOMAIN"
 elif ((SKIP_RUNNER)) && [[ -v EXISTING_ENV_LINE[RUNNER_URL] ]]; then
   RUNNER_URL="${EXISTING_ENV_LINE[RUNNER_URL]#*=}"
   RUNNER_URL="${RUNNER_URL%\"}"
   RUNNER_URL="${RUNNER_URL#\"}"
   RUNNER_URL="${RUNNER_URL%/}"
-  if ! [[ $RUNNER_URL =~ ^https://[^/]+$ ]]; then
-    usage_error "RUNNER_URL in $ENV_FILE is '$RUNNER_URL', not https://<domain>; pass --runner-domain"
+  # https://<domain> (one runner), or http://<internal address> (a fleet's internal balancer).
+  if ! [[ $RUNNER_URL =~ ^https://[^/]+$ || $RUNNER_URL =~ ^http://[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
+    usage_error "RUNNER_URL in $ENV_FILE is '$RUNNER_URL', not https://<domain> or a fleet's http://<internal address>; pass --runner-domain or --runners"
   fi
 else
-  usage_error "--runner-domain is required: the functions call the runner at https://<runner-domain>, which is also the audience of their ID tokens (with --skip-runner, RUNNER_URL may come from $ENV_FILE)"
+  usage_error "--runner-domain (one runner) or --runners (a fleet) is required: the functions call the runner at https://<runner-domain>, which is also the audience of their ID tokens (with --skip-runner, RUNNER_URL may come from $ENV_FILE)"
 fi
 RUNNER_AUDIENCE="$RUNNER_URL"
 RUNNER_HOST="${RUNNER_URL#https://}"
@@ -437,7 +528,12 @@ fi
 # --- plan ---------------------------------------------------------------------------------------
 say "project:          $PROJECT"
 say "region / zone:    $REGION / $ZONE$ZONE_NOTE"
-say "runner URL:       $RUNNER_URL (ID-token audience)"
+if ((FLEET)); then
+  say "runners:          $FLEET_MIN..$FLEET_MAX VMs ($MACHINE_TYPE) in $REGION, workspaces in gs://$BUCKET"
+  say "runner URL:       http://<internal address $ILB_ADDRESS_NAME, step 8> (ID-token audience)"
+else
+  say "runner URL:       $RUNNER_URL (ID-token audience)"
+fi
 say "functions SA:     $FUNCTIONS_SA (RUNNER_ALLOWED_INVOKERS)"
 say "runner VM SA:     $RUNNER_SA"
 say "images:           $RUNNER_IMAGE"
@@ -554,10 +650,11 @@ if ((SKIP_RUNNER)); then skip_step 6 "--skip-runner"; else
     fail "$LOCAL_RUNNER_IMAGE is built for $ARCH, but the VM ($MACHINE_TYPE) is amd64"
   fi
   run gcloud auth configure-docker "$REGISTRY_HOST" --quiet
-  run docker pull "$CADDY_SOURCE"
+  # Caddy fronts the one runner only; a fleet sits behind Google's internal load balancer.
+  if ((!FLEET)); then run docker pull "$CADDY_SOURCE"; fi
   run docker tag "$LOCAL_RUNNER_IMAGE" "$RUNNER_IMAGE"
   run docker tag "$LOCAL_AGENT_IMAGE" "$AGENT_IMAGE"
-  run docker tag "$CADDY_SOURCE" "$CADDY_IMAGE"
+  if ((!FLEET)); then run docker tag "$CADDY_SOURCE" "$CADDY_IMAGE"; fi
   # push_pinned VAR IMAGE: pushes IMAGE and sets VAR to its digest reference (repo@sha256:...),
   # read from docker push's last line ("TAG: digest: sha256:... size: N").
   push_pinned() {
@@ -568,7 +665,7 @@ if ((SKIP_RUNNER)); then skip_step 6 "--skip-runner"; else
   }
   push_pinned RUNNER_PIN "$RUNNER_IMAGE"
   push_pinned AGENT_PIN "$AGENT_IMAGE"
-  push_pinned CADDY_PIN "$CADDY_IMAGE"
+  if ((!FLEET)); then push_pinned CADDY_PIN "$CADDY_IMAGE"; fi
 fi
 
 # --- 7. service accounts and IAM ----------------------------------------------------------------
@@ -611,8 +708,8 @@ if ((!SKIP_RUNNER)); then
   fi
 fi
 
-# --- 8. address and firewall --------------------------------------------------------------------
-if ((SKIP_RUNNER)); then skip_step 8 "--skip-runner"; else
+# --- 8. network ---------------------------------------------------------------------------------
+if ((SKIP_RUNNER)); then skip_step 8 "--skip-runner"; elif ((!FLEET)); then
   step 8 "compute.googleapis.com must be enabled (step 2); the '$NETWORK' VPC network must exist" \
     "Quota for static external addresses in $REGION" \
     "Your account needs roles/compute.networkAdmin and roles/compute.securityAdmin (or Owner)"
@@ -628,19 +725,113 @@ if ((SKIP_RUNNER)); then skip_step 8 "--skip-runner"; else
       --direction=INGRESS --action=ALLOW --rules=tcp:80,tcp:443 --target-tags="$VM_TAG" \
       --source-ranges=0.0.0.0/0 --description="Agent platform runner: HTTPS via Caddy (80 for ACME)"
   fi
+else
+  step 8 "compute.googleapis.com and vpcaccess.googleapis.com must be enabled (step 2)" \
+    "The '$NETWORK' VPC network must exist with its subnet '$SUBNET' in $REGION (an auto-mode network has one)" \
+    "A range overlapping a subnet of '$NETWORK': pass another --proxy-subnet-range or --connector-range" \
+    "Your account needs roles/compute.networkAdmin and roles/compute.securityAdmin (or Owner)"
+  # The runners have no external address. Private Google Access lets them reach Artifact Registry,
+  # Cloud Storage, Google's token certificates and Vertex AI all the same.
+  run gcloud compute networks subnets update "$SUBNET" --region="$REGION" --project="$PROJECT" \
+    --enable-private-ip-google-access
+  # The internal Application Load Balancer's proxies take their addresses from the region's one
+  # active proxy-only subnet: reused when the network has one, created otherwise.
+  capture PROXY_RANGE_IN_USE "" gcloud compute networks subnets list --project="$PROJECT" \
+    --network="$NETWORK" --regions="$REGION" --filter='purpose=REGIONAL_MANAGED_PROXY AND role=ACTIVE' \
+    --format='value(ipCidrRange)'
+  PROXY_RANGE_IN_USE="${PROXY_RANGE_IN_USE%%$'\n'*}"
+  if [[ -z $PROXY_RANGE_IN_USE ]]; then
+    run gcloud compute networks subnets create "$PROXY_SUBNET" --project="$PROJECT" --region="$REGION" \
+      --network="$NETWORK" --purpose=REGIONAL_MANAGED_PROXY --role=ACTIVE --range="$PROXY_SUBNET_RANGE"
+    PROXY_RANGE_IN_USE="$PROXY_SUBNET_RANGE"
+  else
+    say "the region's active proxy-only subnet is $PROXY_RANGE_IN_USE: reusing it"
+  fi
+  # The balancer's own internal address: RUNNER_URL and the ID tokens' audience are http://<it>.
+  if ! exists gcloud compute addresses describe "$ILB_ADDRESS_NAME" --region="$REGION" --project="$PROJECT"; then
+    run gcloud compute addresses create "$ILB_ADDRESS_NAME" --region="$REGION" --project="$PROJECT" \
+      --subnet="$SUBNET"
+  fi
+  capture ILB_IP "ILB_IP" gcloud compute addresses describe "$ILB_ADDRESS_NAME" --region="$REGION" \
+    --project="$PROJECT" --format='value(address)'
+  RUNNER_URL="http://$ILB_IP"
+  RUNNER_AUDIENCE="$RUNNER_URL"
+  # The runner's port, to the balancer's proxies and to Google's health checkers only.
+  if ! exists gcloud compute firewall-rules describe "$FIREWALL_FROM_LB" --project="$PROJECT"; then
+    run gcloud compute firewall-rules create "$FIREWALL_FROM_LB" --project="$PROJECT" --network="$NETWORK" \
+      --direction=INGRESS --action=ALLOW --rules=tcp:8081 --target-tags="$FLEET_TAG" \
+      --source-ranges="$PROXY_RANGE_IN_USE" --description="Agent platform runners: from the internal load balancer"
+  fi
+  if ! exists gcloud compute firewall-rules describe "$FIREWALL_HEALTH" --project="$PROJECT"; then
+    run gcloud compute firewall-rules create "$FIREWALL_HEALTH" --project="$PROJECT" --network="$NETWORK" \
+      --direction=INGRESS --action=ALLOW --rules=tcp:8081 --target-tags="$FLEET_TAG" \
+      --source-ranges="$HEALTH_CHECK_RANGES" --description="Agent platform runners: Google health checks"
+  fi
+  # An OpenAI-compatible provider is on the internet: the runners reach it through Cloud NAT.
+  if [[ $MODEL_PROVIDER == openai ]]; then
+    if ! exists gcloud compute routers describe "$NAT_ROUTER" --region="$REGION" --project="$PROJECT"; then
+      run gcloud compute routers create "$NAT_ROUTER" --region="$REGION" --project="$PROJECT" --network="$NETWORK"
+    fi
+    if ! exists gcloud compute routers nats describe "$NAT_NAME" --router="$NAT_ROUTER" --region="$REGION" \
+      --project="$PROJECT"; then
+      run gcloud compute routers nats create "$NAT_NAME" --router="$NAT_ROUTER" --region="$REGION" \
+        --project="$PROJECT" --auto-allocate-nat-external-ips --nat-custom-subnet-ip-ranges="$SUBNET"
+    fi
+  fi
+  # The functions' way into the VPC (their region), for private ranges only (RUNNER_VPC_CONNECTOR).
+  if ! exists gcloud compute networks vpc-access connectors describe "$CONNECTOR" \
+    --region="$FUNCTIONS_REGION" --project="$PROJECT"; then
+    run gcloud compute networks vpc-access connectors create "$CONNECTOR" --region="$FUNCTIONS_REGION" \
+      --project="$PROJECT" --network="$NETWORK" --range="$CONNECTOR_RANGE" \
+      --machine-type=e2-micro --min-instances=2 --max-instances=3
+  fi
 fi
 
-# --- 9. runner VM -------------------------------------------------------------------------------
+# --- 9. runner VM or fleet ----------------------------------------------------------------------
+# write_script VAR LABEL NAME CONTENT: a file outside the repository (a placeholder in dry-run),
+# shown as it is written; VAR is set to its path.
+write_script() {
+  local __path lines
+  if ((DRY_RUN)); then
+    __path="<temporary file: $3>"
+  else
+    __path="$(mktemp "${TMPDIR:-/tmp}/agent-runner-$3.XXXXXX")"
+    TMP_FILES+=("$__path")
+    printf '%s' "$4" >"$__path"
+  fi
+  mapfile -t lines <<<"${4%$'\n'}"
+  show_file "$2 ($__path, outside the repository)" "${lines[@]}"
+  printf -v "$1" '%s' "$__path"
+}
 if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
-  step 9 "Your account needs roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on $RUNNER_SA" \
-    "Zone $ZONE must offer $MACHINE_TYPE (try another --zone)" \
-    "The VM's boot log: gcloud compute instances get-serial-port-output $VM_NAME --zone=$ZONE --project=$PROJECT"
+  if ((FLEET)); then
+    step 9 "Your account needs roles/compute.instanceAdmin.v1, roles/compute.loadBalancerAdmin, roles/storage.admin and roles/iam.serviceAccountUser on $RUNNER_SA" \
+      "The bucket name gs://$BUCKET is global: if another project has it, pass --bucket" \
+      "Quota for $MACHINE_TYPE VMs in $REGION (MAX runners: $FLEET_MAX)" \
+      "A runner's boot log: gcloud compute instances get-serial-port-output INSTANCE --zone=ZONE --project=$PROJECT" \
+      "The balancer's view: gcloud compute backend-services get-health $FLEET_NAME --region=$REGION --project=$PROJECT"
+  else
+    step 9 "Your account needs roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on $RUNNER_SA" \
+      "Zone $ZONE must offer $MACHINE_TYPE (try another --zone)" \
+      "The VM's boot log: gcloud compute instances get-serial-port-output $VM_NAME --zone=$ZONE --project=$PROJECT"
+  fi
   capture GVISOR_SUM "SHA512  runsc" curl -fsSL "$GVISOR_URL/runsc.sha512"
   if ((DRY_RUN)); then
     GVISOR_SHA512=SHA512
   else
     [[ $GVISOR_SUM =~ ^([0-9a-f]{128}) ]] || fail "$GVISOR_URL/runsc.sha512 is not a SHA-512 checksum"
     GVISOR_SHA512="${BASH_REMATCH[1]}"
+  fi
+  if ((FLEET)); then
+    # The workspaces: written and read by the runners' service account only, no public access,
+    # no soft delete (a workspace is rewritten after every run that changed it; soft-deleted
+    # copies would be billed for a week each).
+    if ! exists gcloud storage buckets describe "gs://$BUCKET" --project="$PROJECT"; then
+      run gcloud storage buckets create "gs://$BUCKET" --project="$PROJECT" --location="$REGION" \
+        --uniform-bucket-level-access --public-access-prevention --soft-delete-duration=0
+    fi
+    run_retry gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT" \
+      --member="serviceAccount:$RUNNER_SA" --role=roles/storage.objectUser --format=none
   fi
   # Runs as root at every boot of Container-Optimized OS (whose root filesystem is read-only,
   # hence HOME for docker-credential-gcr). gVisor's runsc lives in /var/lib/docker: COS mounts
@@ -651,19 +842,37 @@ if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
   # too). /etc is writable but reset at boot, so daemon.json is amended at every boot. The runner
   # container has the shape tested in runner/test/runner-image.test.ts: host socket mounted, the
   # socket's group only, no capabilities.
+  # The runner's options, one continued line each (an empty line would end the command early).
+  RUNNER_OPTS=""
+  runner_opt() { RUNNER_OPTS+="  $* \\"$'\n'; }
+  if ((FLEET)); then
+    # The balancer's proxies reach the runner on the VM's address; the firewall admits only them
+    # and the health checkers. Its name is the VM's. `docker stop` (the shutdown script) drains.
+    runner_opt "-p 8081:8081 --stop-timeout $STOP_TIMEOUT_S"
+    runner_opt "-e RUNNER_ID=\"\$(hostname)\""
+    runner_opt "-e WORKSPACE_STORE=gcs -e WORKSPACE_BUCKET=$BUCKET"
+  else
+    runner_opt "-p 127.0.0.1:8081:8081"
+  fi
   # The runner's model settings; the key (if any) is read from Secret Manager at boot into a file
   # on tmpfs only root reads, and given to the runner container with --env-file.
-  MODEL_ENV="" MODEL_KEY_FETCH="" MODEL_ENV_FILE=""
-  case "$MODEL_PROVIDER" in
-    openai) MODEL_ENV+="  -e MODEL_PROVIDER=openai -e MODEL_BASE_URL=$MODEL_BASE_URL \\"$'\n' ;;
-    vertex)
-      MODEL_ENV+="  -e MODEL_PROVIDER=vertex -e VERTEX_PROJECT=$PROJECT -e VERTEX_LOCATION=$VERTEX_LOCATION \\"$'\n'
-      ;;
-  esac
-  if [[ -n $MODEL_ALLOWLIST ]]; then MODEL_ENV+="  -e MODEL_ALLOWLIST=$MODEL_ALLOWLIST \\"$'\n'; fi
-  if [[ -n $MODEL_DEFAULT ]]; then MODEL_ENV+="  -e MODEL_DEFAULT=$MODEL_DEFAULT \\"$'\n'; fi
+  MODEL_KEY_FETCH=""
   if [[ $MODEL_PROVIDER == openai && -n $MODEL_API_KEY ]]; then
-    MODEL_ENV_FILE="  --env-file /run/agent-platform/runner.env \\"$'\n'
+    runner_opt "--env-file /run/agent-platform/runner.env"
+  fi
+  case "$MODEL_PROVIDER" in
+    openai) runner_opt "-e MODEL_PROVIDER=openai -e MODEL_BASE_URL=$MODEL_BASE_URL" ;;
+    vertex) runner_opt "-e MODEL_PROVIDER=vertex -e VERTEX_PROJECT=$PROJECT -e VERTEX_LOCATION=$VERTEX_LOCATION" ;;
+  esac
+  if [[ -n $MODEL_ALLOWLIST ]]; then runner_opt "-e MODEL_ALLOWLIST=$MODEL_ALLOWLIST"; fi
+  if [[ -n $MODEL_DEFAULT ]]; then runner_opt "-e MODEL_DEFAULT=$MODEL_DEFAULT"; fi
+  runner_opt "-v /var/run/docker.sock:/var/run/docker.sock --group-add \"\$(stat -c %g /var/run/docker.sock)\""
+  runner_opt "--cap-drop ALL --security-opt no-new-privileges:true --read-only"
+  runner_opt "-e AGENT_IMAGE=$AGENT_PIN"
+  runner_opt "-e SANDBOX_RUNTIME=auto"
+  runner_opt "-e RUNNER_AUDIENCE=$RUNNER_AUDIENCE"
+  runner_opt "-e RUNNER_ALLOWED_INVOKERS=$FUNCTIONS_SA"
+  if [[ $MODEL_PROVIDER == openai && -n $MODEL_API_KEY ]]; then
     IFS= read -r -d '' MODEL_KEY_FETCH <<FETCH || true
 # The model provider's key: Secret Manager, read with the VM's token (headers in files, never on a
 # command line), into /run (tmpfs) for the runner container's --env-file.
@@ -677,6 +886,15 @@ if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
   rm -f /run/agent-platform/auth
   grep -q '^MODEL_API_KEY=.' /run/agent-platform/runner.env )
 FETCH
+  fi
+  # One runner: Caddy in front of it for HTTPS on its domain.
+  CADDY_PULL="" CADDY_RUN="" STARTED="runner started"
+  if ((!FLEET)); then
+    CADDY_PULL="docker pull $CADDY_PIN"$'\n'
+    CADDY_RUN="docker run -d --name agent-caddy --restart unless-stopped --network agent-platform \\
+  -p 80:80 -p 443:443 -v agent-caddy-data:/data -v agent-caddy-config:/config \\
+  $CADDY_PIN caddy reverse-proxy --from $RUNNER_HOST --to agent-runner:8081"$'\n'
+    STARTED="runner and caddy started"
   fi
   IFS= read -r -d '' STARTUP_SCRIPT <<STARTUP || true
 #!/bin/bash
@@ -706,63 +924,151 @@ fi
 docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'
 docker pull $AGENT_PIN
 docker pull $RUNNER_PIN
-docker pull $CADDY_PIN
-docker network inspect agent-platform >/dev/null 2>&1 || docker network create agent-platform
+${CADDY_PULL}docker network inspect agent-platform >/dev/null 2>&1 || docker network create agent-platform
 docker rm -f agent-runner agent-caddy >/dev/null 2>&1 || true
 ${MODEL_KEY_FETCH}docker run -d --name agent-runner --restart unless-stopped --network agent-platform \\
-  -p 127.0.0.1:8081:8081 \\
-${MODEL_ENV_FILE}${MODEL_ENV}
-  -v /var/run/docker.sock:/var/run/docker.sock --group-add "\$(stat -c %g /var/run/docker.sock)" \\
-  --cap-drop ALL --security-opt no-new-privileges:true --read-only \\
-  -e AGENT_IMAGE=$AGENT_PIN \\
-  -e SANDBOX_RUNTIME=auto \\
-  -e RUNNER_AUDIENCE=$RUNNER_AUDIENCE \\
-  -e RUNNER_ALLOWED_INVOKERS=$FUNCTIONS_SA \\
-  $RUNNER_PIN
-docker run -d --name agent-caddy --restart unless-stopped --network agent-platform \\
-  -p 80:80 -p 443:443 -v agent-caddy-data:/data -v agent-caddy-config:/config \\
-  $CADDY_PIN caddy reverse-proxy --from $RUNNER_HOST --to agent-runner:8081
-echo "agent-platform: runner and caddy started"
+${RUNNER_OPTS}  $RUNNER_PIN
+${CADDY_RUN}echo "agent-platform: $STARTED"
 STARTUP
-  mapfile -t STARTUP_LINES <<<"${STARTUP_SCRIPT%$'\n'}"
-  if ((DRY_RUN)); then
-    STARTUP_FILE="<temporary file>"
-  else
-    STARTUP_FILE="$(mktemp "${TMPDIR:-/tmp}/agent-runner-startup.XXXXXX")"
-    TMP_FILES+=("$STARTUP_FILE")
-    printf '%s' "$STARTUP_SCRIPT" >"$STARTUP_FILE"
-  fi
-  show_file "VM startup script ($STARTUP_FILE, outside the repository)" "${STARTUP_LINES[@]}"
+  write_script STARTUP_FILE "VM startup script" startup "$STARTUP_SCRIPT"
 
-  update_vm() {
-    # New startup script, then a clean stop/start: Docker stops the containers gracefully, the
-    # startup script pulls the new images and restarts both containers; the runner's reaper
-    # removes sandboxes of runs that were in flight. The static address stays.
-    run gcloud compute instances add-metadata "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
-      --metadata-from-file=startup-script="$STARTUP_FILE"
-    run gcloud compute instances stop "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
-    # The scopes follow the model provider (they can change only while the VM is stopped).
-    run gcloud compute instances set-service-account "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
-      --service-account="$RUNNER_SA" --scopes="$VM_SCOPES"
-    run gcloud compute instances start "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
-  }
-  create_vm() {
-    run gcloud compute instances create "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+  if ((FLEET)); then
+    # Scale-in, a rolling update, autohealing, a stop: the runner drains on SIGTERM (/readyz 503, no
+    # new runs, the runs in flight finish, warm workspaces are saved to the bucket), then exits.
+    IFS= read -r -d '' SHUTDOWN_SCRIPT <<SHUTDOWN || true
+#!/bin/bash
+# Agent platform runner host. Generated by scripts/deploy.sh (deploy $DEPLOY_TAG); runs at shutdown.
+docker stop -t $STOP_TIMEOUT_S agent-runner || true
+SHUTDOWN
+    write_script SHUTDOWN_FILE "VM shutdown script" shutdown "$SHUTDOWN_SCRIPT"
+    # Instance templates cannot change: one per deploy, named by its tag.
+    TEMPLATE="agent-runner-$DEPLOY_TAG"
+    run gcloud compute instance-templates create "$TEMPLATE" --project="$PROJECT" \
       --machine-type="$MACHINE_TYPE" --image-family=cos-stable --image-project=cos-cloud \
       --boot-disk-size=50GB --boot-disk-type=pd-balanced \
       --service-account="$RUNNER_SA" --scopes="$VM_SCOPES" \
-      --tags="$VM_TAG" --address="$RUNNER_IP" --network="$NETWORK" \
+      --tags="$FLEET_TAG" --network="$NETWORK" --no-address \
       --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring \
       --metadata=google-logging-enabled=true,google-monitoring-enabled=true,enable-oslogin=TRUE \
-      --metadata-from-file=startup-script="$STARTUP_FILE"
-  }
-  if exists gcloud compute instances describe "$VM_NAME" --zone="$ZONE" --project="$PROJECT"; then
-    update_vm
+      --metadata-from-file=startup-script="$STARTUP_FILE",shutdown-script="$SHUTDOWN_FILE"
+    # Health checks: the balancer's is quick (a draining or stalled runner stops getting users
+    # within 10 s); autohealing waits for a minute of 503s (an engine restart recovers in seconds)
+    # and for 300 s after a VM is created (boot, gVisor, image pulls).
+    if ! exists gcloud compute health-checks describe "$FLEET_HC_LB" --region="$REGION" --project="$PROJECT"; then
+      run gcloud compute health-checks create http "$FLEET_HC_LB" --region="$REGION" --project="$PROJECT" \
+        --port=8081 --request-path=/readyz --check-interval=5s --timeout=4s \
+        --healthy-threshold=2 --unhealthy-threshold=2
+    fi
+    if ! exists gcloud compute health-checks describe "$FLEET_HC_HEAL" --region="$REGION" --project="$PROJECT"; then
+      run gcloud compute health-checks create http "$FLEET_HC_HEAL" --region="$REGION" --project="$PROJECT" \
+        --port=8081 --request-path=/readyz --check-interval=10s --timeout=5s \
+        --healthy-threshold=2 --unhealthy-threshold=6
+    fi
+    REGION_PATH="projects/$PROJECT/regions/$REGION"
+    COMPUTE_API="https://www.googleapis.com/compute/v1"
+    update_group() {
+      # A rolling update replaces every runner, new ones first (a regional group's surge is at
+      # least its 3 zones); each old one drains as it goes, and its users move once.
+      run gcloud compute instance-groups managed rolling-action start-update "$FLEET_NAME" \
+        --region="$REGION" --project="$PROJECT" --version=template="$TEMPLATE" \
+        --max-surge=3 --max-unavailable=0
+      run gcloud compute instance-groups managed update "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
+        --health-check="$REGION_PATH/healthChecks/$FLEET_HC_HEAL" --initial-delay=300
+    }
+    if exists gcloud compute instance-groups managed describe "$FLEET_NAME" --region="$REGION" --project="$PROJECT"; then
+      update_group
+    else
+      run gcloud compute instance-groups managed create "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
+        --template="$TEMPLATE" --size="$FLEET_MIN" --base-instance-name=agent-runner \
+        --health-check="$REGION_PATH/healthChecks/$FLEET_HC_HEAL" --initial-delay=300
+      if ((DRY_RUN)); then
+        printf '  (dry-run: if the group already exists, these run instead of the create:)\n'
+        update_group
+      fi
+    fi
+    run gcloud compute instance-groups managed set-named-ports "$FLEET_NAME" --region="$REGION" \
+      --project="$PROJECT" --named-ports=http:8081
+    # Scale on CPU (sandboxes are CPU-bound); scale in one runner per 10 minutes at most, since
+    # each one removed cold-starts its users once elsewhere.
+    run gcloud compute instance-groups managed set-autoscaling "$FLEET_NAME" --region="$REGION" \
+      --project="$PROJECT" --min-num-replicas="$FLEET_MIN" --max-num-replicas="$FLEET_MAX" \
+      --target-cpu-utilization=0.6 --cool-down-period=300 \
+      --scale-in-control=max-scaled-in-replicas=1,time-window=600
+    # The backend service: a ring hash on the user header sends each user to one runner, and a
+    # runner added or removed moves about 1/N of the users. gcloud has no flags for the header
+    # hash, so the whole service is imported (created or replaced) from this description.
+    BACKEND_SERVICE_LINES=(
+      "name: $FLEET_NAME"
+      "description: Agent platform runners; each user's requests reach one runner"
+      "loadBalancingScheme: INTERNAL_MANAGED"
+      "protocol: HTTP"
+      "portName: http"
+      "timeoutSec: 120"
+      "healthChecks:"
+      "- $COMPUTE_API/$REGION_PATH/healthChecks/$FLEET_HC_LB"
+      "localityLbPolicy: RING_HASH"
+      "sessionAffinity: HEADER_FIELD"
+      "consistentHash:"
+      "  httpHeaderName: $RUNNER_HEADER"
+      "  minimumRingSize: 1024"
+      "connectionDraining:"
+      "  drainingTimeoutSec: $STOP_TIMEOUT_S"
+      "backends:"
+      "- group: $COMPUTE_API/$REGION_PATH/instanceGroups/$FLEET_NAME"
+      "  balancingMode: UTILIZATION"
+      "  maxUtilization: 0.8"
+      "  capacityScaler: 1.0"
+    )
+    printf -v BACKEND_SERVICE '%s\n' "${BACKEND_SERVICE_LINES[@]}"
+    write_script BACKEND_SERVICE_FILE "backend service" backend-service.yaml "$BACKEND_SERVICE"
+    run gcloud compute backend-services import "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
+      --source="$BACKEND_SERVICE_FILE" --quiet
+    if ! exists gcloud compute url-maps describe "$FLEET_NAME" --region="$REGION" --project="$PROJECT"; then
+      run gcloud compute url-maps create "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
+        --default-service="$FLEET_NAME"
+    fi
+    if ! exists gcloud compute target-http-proxies describe "$FLEET_NAME" --region="$REGION" --project="$PROJECT"; then
+      run gcloud compute target-http-proxies create "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
+        --url-map="$FLEET_NAME" --url-map-region="$REGION"
+    fi
+    # Global access: the functions' region may differ from the runners'.
+    if ! exists gcloud compute forwarding-rules describe "$FLEET_NAME" --region="$REGION" --project="$PROJECT"; then
+      run gcloud compute forwarding-rules create "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
+        --load-balancing-scheme=INTERNAL_MANAGED --network="$NETWORK" --subnet="$SUBNET" \
+        --address="$ILB_ADDRESS_NAME" --ports=80 --target-http-proxy="$FLEET_NAME" \
+        --target-http-proxy-region="$REGION" --allow-global-access
+    fi
   else
-    create_vm
-    if ((DRY_RUN)); then
-      printf '  (dry-run: if the VM already exists, these run instead of the create:)\n'
+    update_vm() {
+      # New startup script, then a clean stop/start: Docker stops the containers gracefully, the
+      # startup script pulls the new images and restarts both containers; the runner's reaper
+      # removes sandboxes of runs that were in flight. The static address stays.
+      run gcloud compute instances add-metadata "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+        --metadata-from-file=startup-script="$STARTUP_FILE"
+      run gcloud compute instances stop "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
+      # The scopes follow the model provider (they can change only while the VM is stopped).
+      run gcloud compute instances set-service-account "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+        --service-account="$RUNNER_SA" --scopes="$VM_SCOPES"
+      run gcloud compute instances start "$VM_NAME" --zone="$ZONE" --project="$PROJECT"
+    }
+    create_vm() {
+      run gcloud compute instances create "$VM_NAME" --zone="$ZONE" --project="$PROJECT" \
+        --machine-type="$MACHINE_TYPE" --image-family=cos-stable --image-project=cos-cloud \
+        --boot-disk-size=50GB --boot-disk-type=pd-balanced \
+        --service-account="$RUNNER_SA" --scopes="$VM_SCOPES" \
+        --tags="$VM_TAG" --address="$RUNNER_IP" --network="$NETWORK" \
+        --shielded-secure-boot --shielded-vtpm --shielded-integrity-monitoring \
+        --metadata=google-logging-enabled=true,google-monitoring-enabled=true,enable-oslogin=TRUE \
+        --metadata-from-file=startup-script="$STARTUP_FILE"
+    }
+    if exists gcloud compute instances describe "$VM_NAME" --zone="$ZONE" --project="$PROJECT"; then
       update_vm
+    else
+      create_vm
+      if ((DRY_RUN)); then
+        printf '  (dry-run: if the VM already exists, these run instead of the create:)\n'
+        update_vm
+      fi
     fi
   fi
 fi
@@ -773,6 +1079,8 @@ param_default() { # param_default NAME: the production value of a param without 
     RUNNER_URL) printf '%s' "$RUNNER_URL" ;;
     RUNNER_AUDIENCE) printf '%s' "$RUNNER_AUDIENCE" ;;
     RUNNER_SERVICE) printf '' ;;
+    # A fleet's functions reach its internal balancer through the VPC connector; one runner needs none.
+    RUNNER_VPC_CONNECTOR) if ((FLEET)); then printf '%s' "$CONNECTOR"; fi ;;
     RUN_TIMEOUT_MS) printf '30000' ;; # must not exceed the runner's RUN_TIMEOUT_MS (30000 unless set)
     MESSAGES_PER_MINUTE) printf '20' ;;
     IP_MESSAGES_PER_MINUTE) printf '120' ;;
@@ -792,13 +1100,20 @@ if ((SKIP_FIREBASE)); then skip_step 10 "--skip-firebase"; else
     "Values must be plain dotenv lines KEY=value (firebase-tools parses this file)"
   ENV_LINES=(
     "# Params of functions/src/params.ts for project $PROJECT. firebase deploy reads .env, then"
-    "# .env.<projectId>. Written by scripts/deploy.sh: RUNNER_URL, RUNNER_AUDIENCE and RUNNER_SERVICE"
-    "# are set on every deploy; other lines are kept as you edit them."
+    "# .env.<projectId>. Written by scripts/deploy.sh: RUNNER_URL, RUNNER_AUDIENCE, RUNNER_SERVICE and"
+    "# RUNNER_VPC_CONNECTOR are set on every deploy (but --skip-runner's); other lines are kept as you"
+    "# edit them."
   )
   declare -A WRITTEN=()
   for p in "${PARAM_NAMES[@]}"; do
     case "$p" in
       RUNNER_URL | RUNNER_AUDIENCE | RUNNER_SERVICE) ENV_LINES+=("$p=$(param_default "$p")") ;;
+      # With --skip-runner the runner (one or a fleet) is as the last deploy left it.
+      RUNNER_VPC_CONNECTOR)
+        if ((SKIP_RUNNER)) && [[ -v EXISTING_ENV_LINE[$p] ]]; then ENV_LINES+=("${EXISTING_ENV_LINE[$p]}"); else
+          ENV_LINES+=("$p=$(param_default "$p")")
+        fi
+        ;;
       *)
         if [[ -v EXISTING_ENV_LINE[$p] ]]; then ENV_LINES+=("${EXISTING_ENV_LINE[$p]}"); else
           ENV_LINES+=("$p=$(param_default "$p")")
@@ -850,7 +1165,7 @@ if ((!SKIP_FIREBASE)); then
     warn "Fix: setGlobalOptions({ serviceAccount: '$FUNCTIONS_SA_NAME@' }) in functions/src, then deploy again."
   fi
 fi
-if ((!SKIP_RUNNER)) && ((!DRY_RUN)) && type -P curl >/dev/null; then
+if ((!SKIP_RUNNER)) && ((!FLEET)) && ((!DRY_RUN)) && type -P curl >/dev/null; then
   if curl -fsS --max-time 10 "$RUNNER_URL/healthz" >/dev/null 2>&1; then
     say "runner answers $RUNNER_URL/healthz"
   else
@@ -865,7 +1180,15 @@ say "Summary$summary_note"
 say "  Hosting:    $HOSTING_URL (also https://$PROJECT.firebaseapp.com)"
 say "  Functions:  region $FUNCTIONS_REGION; REST API $HOSTING_URL/api/..., callables via the Firebase SDK"
 say "  Runner:     $RUNNER_URL (Google ID tokens, audience $RUNNER_AUDIENCE, invoker $FUNCTIONS_SA)"
-if ((!SKIP_RUNNER)); then
+if ((FLEET)); then
+  say "  Runners:    group $FLEET_NAME in $REGION, $FLEET_MIN..$FLEET_MAX VMs, template $TEMPLATE"
+  say "              behind the internal load balancer $RUNNER_URL (hash on $RUNNER_HEADER), reached through"
+  say "              the VPC connector $CONNECTOR; workspaces in gs://$BUCKET"
+  printf '\n'
+  say "The runners need a few minutes to boot (gVisor, image pulls). Check:"
+  say "  gcloud compute backend-services get-health $FLEET_NAME --region=$REGION --project=$PROJECT"
+  say "  gcloud compute instance-groups managed list-instances $FLEET_NAME --region=$REGION --project=$PROJECT"
+elif ((!SKIP_RUNNER)); then
   say "  Runner VM:  $VM_NAME in $ZONE, static IP $RUNNER_IP, image $RUNNER_IMAGE"
   printf '\n'
   say "Not done by this script:"

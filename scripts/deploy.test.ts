@@ -11,6 +11,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -616,7 +617,57 @@ describe('deploy.sh arguments', () => {
     {
       name: 'no runner domain',
       args: ['--project', PROJECT, '--dry-run'],
-      message: /--runner-domain is required/,
+      message: /--runner-domain \(one runner\) or --runners \(a fleet\) is required/,
+    },
+    {
+      name: 'a fleet without runners',
+      args: ['--project', PROJECT, '--runners', '0..3', '--dry-run'],
+      message: /invalid --runners '0\.\.3': need 1 <= MIN <= MAX <= 100/,
+    },
+    {
+      name: 'a fleet whose MIN exceeds its MAX',
+      args: ['--project', PROJECT, '--runners', '5..2', '--dry-run'],
+      message: /invalid --runners '5\.\.2'/,
+    },
+    {
+      name: 'a fleet of more than 100',
+      args: ['--project', PROJECT, '--runners', '2..101', '--dry-run'],
+      message: /invalid --runners '2\.\.101'/,
+    },
+    {
+      name: 'a fleet size that is not a range',
+      args: ['--project', PROJECT, '--runners', 'two', '--dry-run'],
+      message: /invalid --runners 'two' \(MIN\.\.MAX/,
+    },
+    {
+      name: 'a fleet with a runner domain',
+      args: ['--project', PROJECT, '--runners', '2..4', '--runner-domain', DOMAIN, '--dry-run'],
+      message: /--runner-domain is for the one runner/,
+    },
+    {
+      name: 'a fleet with --skip-runner',
+      args: ['--project', PROJECT, '--runners', '2..4', '--skip-runner', '--dry-run'],
+      message: /--runners .* cannot go with --skip-runner/,
+    },
+    {
+      name: 'a bucket without a fleet',
+      args: ['--project', PROJECT, '--runner-domain', DOMAIN, '--bucket', 'my-bucket', '--dry-run'],
+      message: /--bucket, --proxy-subnet-range and --connector-range are for a fleet/,
+    },
+    {
+      name: 'a bad bucket name',
+      args: ['--project', PROJECT, '--runners', '2', '--bucket', 'Bad_Bucket!', '--dry-run'],
+      message: /invalid --bucket 'Bad_Bucket!'/,
+    },
+    {
+      name: 'a VPC connector range that is not a /28',
+      args: ['--project', PROJECT, '--runners', '2', '--connector-range', '10.8.0.0/27', '--dry-run'],
+      message: /--connector-range must be a \/28/,
+    },
+    {
+      name: 'a proxy-only subnet smaller than a /26',
+      args: ['--project', PROJECT, '--runners', '2', '--proxy-subnet-range', '10.127.0.0/28', '--dry-run'],
+      message: /--proxy-subnet-range must be a \/26 or larger/,
     },
     {
       name: 'a URL as runner domain',
@@ -685,5 +736,548 @@ describe('deploy.sh failure handling (fake tools)', () => {
     assert.match(calls.at(-1) ?? '', /^gcloud services enable /);
     assert.ok(!calls.some((c) => c.startsWith('npm run images') || c.includes(' push ')), calls.join('\n'));
     assertUnchanged(repoBefore, 'a failing deploy');
+  });
+});
+
+/** The file a dry run shows under `would write LABEL (...)`, without the `    | ` margin. */
+function shownFile(stdout: string, label: string): string {
+  const lines = stdout.split('\n');
+  const start = lines.findIndex(
+    (l) => l.startsWith(`dry-run: would write ${label} (`) || l === `dry-run: would write ${label}:`,
+  );
+  assert.ok(start >= 0, `the dry run shows ${label}`);
+  const body: string[] = [];
+  for (const l of lines.slice(start + 1)) {
+    if (!l.startsWith('    | ')) break;
+    body.push(l.slice(6));
+  }
+  return `${body.join('\n')}\n`;
+}
+
+/** KEY=value lines of the functions' .env file a dry run shows. */
+function shownEnv(stdout: string): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const line of shownFile(stdout, `functions/.env.${PROJECT}`).split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m) env.set(m[1]!, m[2]!);
+  }
+  return env;
+}
+
+describe('deploy.sh --runners: a fleet behind an internal load balancer (dry run)', () => {
+  let result: Result;
+  let repoBefore: Map<string, string>;
+  const section = (n: number) => stepSection(result.stdout, n);
+  const cmd = (n: number, prefix: string) => commands(section(n)).find((c) => c.startsWith(prefix));
+
+  before(() => {
+    repoBefore = snapshot();
+    result = runDeploy(['--project', PROJECT, '--runners', '2..6', '--dry-run']);
+  });
+
+  test('exits 0 without running any tool; steps 8 and 9 are the network and the fleet', () => {
+    assert.equal(result.status, 0, result.stderr);
+    assert.ok(!existsSync(tripwireLog), 'no tool was run');
+    assertUnchanged(repoBefore, 'deploy.sh --runners --dry-run');
+    const headers = result.stdout.split('\n').filter((l) => l.startsWith('[deploy] step '));
+    assert.equal(headers.length, 12);
+    assert.match(
+      headers[7]!,
+      /step 8\/12: network: internal address, proxy-only subnet, firewall, VPC connector/,
+    );
+    assert.match(headers[8]!, /step 9\/12: runner fleet: bucket, instance template, group, autoscaler/);
+    assert.match(result.stdout, /runners: {10}2\.\.6 VMs \(e2-standard-2\) in us-central1/);
+  });
+
+  test('enables the VPC Access and Cloud Storage APIs; pushes the runner and agent, no Caddy', () => {
+    const enable = cmd(2, 'gcloud services enable ') ?? '';
+    assert.match(enable, / vpcaccess\.googleapis\.com /);
+    assert.match(enable, / storage\.googleapis\.com /);
+    const push = commands(section(6));
+    assert.deepEqual(
+      push.filter((c) => c.startsWith('docker push ')).map((c) => c.replace(/:[^:/]+$/, '')),
+      [`docker push ${REGISTRY}/runner`, `docker push ${REGISTRY}/agent-default`],
+    );
+    assert.ok(!push.some((c) => c.includes('caddy')), push.join('\n'));
+  });
+
+  test('network: no external address; the runner port is open to the proxies and health checkers only', () => {
+    const cmds = commands(section(8));
+    assert.ok(!cmds.some((c) => c.includes('agent-runner-ip') || c.includes('tcp:443')), cmds.join('\n'));
+    assert.ok(
+      cmds.includes(
+        `gcloud compute networks subnets update default --region=us-central1 --project=${PROJECT} --enable-private-ip-google-access`,
+      ),
+    );
+    assert.match(
+      cmd(8, 'gcloud compute networks subnets create agent-proxy-only ') ?? '',
+      /--purpose=REGIONAL_MANAGED_PROXY --role=ACTIVE --range=10\.127\.0\.0\/23$/,
+    );
+    assert.match(cmd(8, 'gcloud compute addresses create agent-runner-ilb ') ?? '', /--subnet=default$/);
+    const fromLb = cmd(8, 'gcloud compute firewall-rules create agent-runner-from-lb ') ?? '';
+    assert.match(
+      fromLb,
+      /--rules=tcp:8081 --target-tags=agent-runner-fleet --source-ranges=10\.127\.0\.0\/23 /,
+    );
+    const health = cmd(8, 'gcloud compute firewall-rules create agent-runner-health-checks ') ?? '';
+    assert.match(
+      health,
+      /--rules=tcp:8081 --target-tags=agent-runner-fleet --source-ranges=35\.191\.0\.0\/16,130\.211\.0\.0\/22 /,
+    );
+    assert.ok(!cmds.some((c) => c.includes('0.0.0.0/0')), 'nothing is opened to the internet');
+    // Without a provider on the internet, the runners need no NAT.
+    assert.ok(!cmds.some((c) => c.includes('routers')), cmds.join('\n'));
+    assert.match(
+      cmd(8, 'gcloud compute networks vpc-access connectors create agent-functions ') ?? '',
+      /--region=us-central1 .*--network=default --range=10\.8\.0\.0\/28 --machine-type=e2-micro --min-instances=2 --max-instances=3$/,
+    );
+  });
+
+  test('the workspace bucket: private, no soft delete, read and written by the runners account only', () => {
+    const bucket = `gs://${PROJECT}-agent-workspaces`;
+    assert.equal(
+      cmd(9, `gcloud storage buckets create ${bucket} `),
+      `gcloud storage buckets create ${bucket} --project=${PROJECT} --location=us-central1 --uniform-bucket-level-access --public-access-prevention --soft-delete-duration=0`,
+    );
+    assert.equal(
+      cmd(9, `gcloud storage buckets add-iam-policy-binding ${bucket} `),
+      `gcloud storage buckets add-iam-policy-binding ${bucket} --project=${PROJECT} --member=serviceAccount:agent-runner@${PROJECT}.iam.gserviceaccount.com --role=roles/storage.objectUser --format=none`,
+    );
+  });
+
+  test('an instance template without an external address, with startup and shutdown scripts', () => {
+    const template = cmd(9, 'gcloud compute instance-templates create agent-runner-') ?? '';
+    assert.match(template, /--image-family=cos-stable --image-project=cos-cloud /);
+    assert.match(template, /--scopes=storage-rw,logging-write,monitoring-write /);
+    assert.match(template, /--tags=agent-runner-fleet --network=default --no-address /);
+    assert.match(
+      template,
+      /--metadata-from-file=startup-script=<temporary file: startup>,shutdown-script=<temporary file: shutdown>'$/,
+    );
+    const startup = shownFile(result.stdout, 'VM startup script');
+    assert.match(startup, /-p 8081:8081 --stop-timeout 80 \\\n/);
+    assert.match(
+      startup,
+      /-e WORKSPACE_STORE=gcs -e WORKSPACE_BUCKET=agent-deploy-dryrun-test-agent-workspaces \\\n/,
+    );
+    assert.match(startup, /-e RUNNER_AUDIENCE=http:\/\/ILB_IP \\\n/);
+    assert.doesNotMatch(startup, /docker pull \S*caddy|caddy reverse-proxy/);
+    assert.equal(
+      shownFile(result.stdout, 'VM shutdown script').split('\n').at(-2),
+      'docker stop -t 80 agent-runner || true',
+    );
+  });
+
+  test('the group: MIN runners, autohealed on /readyz after boot, autoscaled MIN..MAX', () => {
+    const create = cmd(9, 'gcloud compute instance-groups managed create agent-runners ') ?? '';
+    assert.match(create, /--template=agent-runner-\d{8}-\d{6} --size=2 /);
+    assert.match(
+      create,
+      new RegExp(
+        `--health-check=projects/${PROJECT}/regions/us-central1/healthChecks/agent-runner-autoheal --initial-delay=300$`,
+      ),
+    );
+    assert.match(
+      cmd(9, 'gcloud compute health-checks create http agent-runner-autoheal ') ?? '',
+      /--port=8081 --request-path=\/readyz /,
+    );
+    assert.match(
+      cmd(9, 'gcloud compute health-checks create http agent-runner-ready ') ?? '',
+      /--port=8081 --request-path=\/readyz /,
+    );
+    assert.match(
+      cmd(9, 'gcloud compute instance-groups managed set-named-ports ') ?? '',
+      /--named-ports=http:8081$/,
+    );
+    assert.match(
+      cmd(9, 'gcloud compute instance-groups managed set-autoscaling agent-runners ') ?? '',
+      /--min-num-replicas=2 --max-num-replicas=6 /,
+    );
+    // A group that exists gets the new template by a rolling update that adds runners before it
+    // removes any.
+    assert.match(
+      cmd(9, 'gcloud compute instance-groups managed rolling-action start-update agent-runners ') ?? '',
+      /--version=template=agent-runner-\d{8}-\d{6} --max-surge=3 --max-unavailable=0$/,
+    );
+  });
+
+  test('the internal load balancer hashes consistently on the user header and has global access', () => {
+    const yaml = shownFile(result.stdout, 'backend service');
+    for (const line of [
+      'loadBalancingScheme: INTERNAL_MANAGED',
+      'localityLbPolicy: RING_HASH',
+      'sessionAffinity: HEADER_FIELD',
+      'consistentHash:\n  httpHeaderName: x-agent-user\n',
+      `- https://www.googleapis.com/compute/v1/projects/${PROJECT}/regions/us-central1/healthChecks/agent-runner-ready\n`,
+      `- group: https://www.googleapis.com/compute/v1/projects/${PROJECT}/regions/us-central1/instanceGroups/agent-runners\n`,
+      'portName: http',
+    ]) {
+      assert.ok(yaml.includes(line), `${line} in\n${yaml}`);
+    }
+    assert.match(
+      cmd(9, 'gcloud compute backend-services import agent-runners ') ?? '',
+      /--region=us-central1 .*--quiet$/,
+    );
+    assert.match(
+      cmd(9, 'gcloud compute url-maps create agent-runners ') ?? '',
+      /--default-service=agent-runners$/,
+    );
+    assert.match(
+      cmd(9, 'gcloud compute target-http-proxies create agent-runners ') ?? '',
+      /--url-map=agent-runners /,
+    );
+    assert.match(
+      cmd(9, 'gcloud compute forwarding-rules create agent-runners ') ?? '',
+      /--load-balancing-scheme=INTERNAL_MANAGED --network=default --subnet=default --address=agent-runner-ilb --ports=80 .*--allow-global-access$/,
+    );
+  });
+
+  test('the functions call the balancer through the VPC connector; one runner has none', () => {
+    const env = shownEnv(result.stdout);
+    assert.equal(env.get('RUNNER_URL'), 'http://ILB_IP');
+    assert.equal(env.get('RUNNER_AUDIENCE'), 'http://ILB_IP');
+    assert.equal(env.get('RUNNER_VPC_CONNECTOR'), 'agent-functions');
+    const one = runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN, '--dry-run']);
+    assert.equal(shownEnv(one.stdout).get('RUNNER_VPC_CONNECTOR'), '');
+  });
+
+  test('an OpenAI-compatible provider: the runners reach it through Cloud NAT', () => {
+    const res = runDeploy(
+      [
+        '--project',
+        PROJECT,
+        '--runners',
+        '3',
+        '--model-provider',
+        'openai',
+        '--model-base-url',
+        'https://api.example.com/v1',
+        '--dry-run',
+      ],
+      { MODEL_API_KEY: 'sk-test-fleet-0123456789' },
+    );
+    assert.equal(res.status, 0, res.stderr);
+    const cmds = commands(stepSection(res.stdout, 8));
+    assert.ok(
+      cmds.some((c) => c.startsWith('gcloud compute routers create agent-runner-router ')),
+      cmds.join('\n'),
+    );
+    assert.match(
+      cmds.find((c) => c.startsWith('gcloud compute routers nats create agent-runner-nat ')) ?? '',
+      /--auto-allocate-nat-external-ips --nat-custom-subnet-ip-ranges=default$/,
+    );
+    assert.match(commands(stepSection(res.stdout, 9)).join('\n'), /--size=3 /);
+    assert.doesNotMatch(res.stdout + res.stderr, /sk-test-fleet/);
+  });
+});
+
+describe('the VM scripts deploy.sh writes, run with stand-ins for the host', () => {
+  // The startup and shutdown scripts are text that runs only on a VM. Here they run under bash with
+  // their host paths moved into a temporary directory and stand-ins for the host's tools (docker,
+  // curl and through it the metadata server and Secret Manager, systemctl, ...), which record what
+  // they are asked. A script that does not run as written fails here.
+  const KEY = 'sk-test-boot-0123456789abcdef';
+  const TOKEN = 'ya29.test-token';
+  const RUNNER_PIN = `${REGISTRY}/runner@sha256:DIGEST`;
+  let n = 0;
+
+  interface Host {
+    dir: string;
+    boot(script: string): { status: number | null; stdout: string; stderr: string; docker: string[][] };
+  }
+
+  function host(daemonJson?: string): Host {
+    const dir = join(work, `host-${++n}`);
+    const bin = join(dir, 'bin');
+    for (const d of [
+      bin,
+      join(dir, 'etc/docker'),
+      join(dir, 'var/lib/docker'),
+      join(dir, 'run'),
+      join(dir, 'home'),
+    ]) {
+      mkdirSync(d, { recursive: true });
+    }
+    if (daemonJson !== undefined) writeFileSync(join(dir, 'etc/docker/daemon.json'), daemonJson);
+    const log = join(dir, 'calls.log');
+    const record = (tool: string) => `printf '%s\\037' ${tool} "$@" >>'${log}'; printf '\\n' >>'${log}'`;
+    writeTool(
+      bin,
+      'docker',
+      `${record('docker')}\ncase "$1" in info) cat '${dir}/etc/docker/daemon.json' ;; esac\nexit 0`,
+    );
+    writeTool(bin, 'systemctl', record('systemctl'));
+    writeTool(bin, 'docker-credential-gcr', record('docker-credential-gcr'));
+    writeTool(bin, 'stat', 'echo 999');
+    writeTool(bin, 'hostname', 'echo agent-runner-x1y2');
+    // sha512sum -c: "SUM  PATH" on stdin; the stand-in accepts any file that exists.
+    writeTool(bin, 'sha512sum', 'read -r sum path; [ -f "$path" ]');
+    const secret = Buffer.from(KEY).toString('base64');
+    writeTool(
+      bin,
+      'curl',
+      [
+        record('curl'),
+        'out="" header="" url=""',
+        'while [ $# -gt 0 ]; do',
+        '  case "$1" in -o) out="$2"; shift ;; -H) header="$2"; shift ;; http*) url="$1" ;; esac',
+        '  shift',
+        'done',
+        `case "$header" in @*) cat "\${header#@}" >>'${dir}/headers.log' ;; esac`,
+        'case "$url" in',
+        `  *metadata.google.internal*) echo '{"access_token":"${TOKEN}","expires_in":3599,"token_type":"Bearer"}' ;;`,
+        // Secret Manager answers with indented JSON, one field per line.
+        `  *secretmanager*) printf '{\\n  "name": "projects/1/secrets/s/versions/3",\\n  "payload": {\\n    "data": "${secret}",\\n    "dataCrc32c": "1"\\n  }\\n}\\n' ;;`,
+        '  *) [ -n "$out" ] && echo runsc-binary >"$out" ;;',
+        'esac',
+        'exit 0',
+      ].join('\n'),
+    );
+    return {
+      dir,
+      boot(script: string) {
+        const moved = script
+          .replaceAll('/home/agent-platform', join(dir, 'home'))
+          .replaceAll('/var/lib/docker/runsc', join(dir, 'var/lib/docker/runsc'))
+          .replaceAll('/etc/docker/daemon.json', join(dir, 'etc/docker/daemon.json'))
+          .replaceAll('/run/agent-platform', join(dir, 'run/agent-platform'));
+        rmSync(log, { force: true });
+        const res = spawnSync(bash, ['-c', moved], {
+          encoding: 'utf8',
+          env: { PATH: `${bin}${delimiter}/usr/bin${delimiter}/bin`, LANG: 'C' },
+          timeout: 30_000,
+        });
+        const docker = existsSync(log)
+          ? readFileSync(log, 'utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => l.split('\x1f').slice(0, -1))
+          : [];
+        return { status: res.status, stdout: res.stdout, stderr: res.stderr, docker };
+      },
+    };
+  }
+
+  const has = (args: string[], ...seq: string[]) =>
+    args.some((_, i) => seq.every((s, j) => args[i + j] === s));
+  const runOf = (calls: string[][], name: string) =>
+    calls.find((c) => c[0] === 'docker' && c[1] === 'run' && has(c, '--name', name));
+
+  test('a fleet runner boots: gVisor installed and registered, the runner started with every option', () => {
+    const out = runDeploy(['--project', PROJECT, '--runners', '2..4', '--dry-run']).stdout;
+    const h = host();
+    const first = h.boot(shownFile(out, 'VM startup script'));
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /agent-platform: runner started\n$/);
+    const daemon = JSON.parse(readFileSync(join(h.dir, 'etc/docker/daemon.json'), 'utf8')) as {
+      runtimes: { runsc: { path: string; runtimeArgs: string[] } };
+    };
+    assert.deepEqual(daemon.runtimes.runsc, {
+      path: join(h.dir, 'var/lib/docker/runsc'),
+      runtimeArgs: ['--network=none'],
+    });
+    assert.equal(statSync(join(h.dir, 'var/lib/docker/runsc')).mode & 0o777, 0o755);
+    assert.ok(first.docker.some((c) => c.join(' ') === 'systemctl restart docker'));
+    const run = runOf(first.docker, 'agent-runner');
+    assert.ok(run, first.docker.map((c) => c.join(' ')).join('\n'));
+    assert.equal(run.at(-1), RUNNER_PIN, 'the image is the last argument');
+    for (const seq of [
+      ['-p', '8081:8081'],
+      ['--stop-timeout', '80'],
+      ['-e', 'RUNNER_ID=agent-runner-x1y2'],
+      ['-e', 'WORKSPACE_STORE=gcs'],
+      ['-e', `WORKSPACE_BUCKET=${PROJECT}-agent-workspaces`],
+      ['--group-add', '999'],
+      ['--cap-drop', 'ALL'],
+      ['--security-opt', 'no-new-privileges:true'],
+      ['--read-only'],
+      ['-e', 'SANDBOX_RUNTIME=auto'],
+      ['-e', 'RUNNER_AUDIENCE=http://ILB_IP'],
+      ['-e', `RUNNER_ALLOWED_INVOKERS=${FUNCTIONS_SA}`],
+    ]) {
+      assert.ok(has(run, ...seq), `${seq.join(' ')} in ${run.join(' ')}`);
+    }
+    assert.equal(runOf(first.docker, 'agent-caddy'), undefined, 'no Caddy in a fleet');
+
+    // The next boot finds gVisor in place and registered: no download, no engine restart.
+    const again = h.boot(shownFile(out, 'VM startup script'));
+    assert.equal(again.status, 0, again.stderr);
+    assert.ok(!again.docker.some((c) => c[0] === 'curl' || c[0] === 'systemctl'), again.docker.join('\n'));
+
+    const stop = h.boot(shownFile(out, 'VM shutdown script'));
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.deepEqual(stop.docker, [['docker', 'stop', '-t', '80', 'agent-runner']]);
+  });
+
+  test('one runner without a provider boots with the whole command (an empty line once cut it short)', () => {
+    const out = runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN, '--dry-run']).stdout;
+    const res = host('{}').boot(shownFile(out, 'VM startup script'));
+    assert.equal(res.status, 0, res.stderr);
+    const run = runOf(res.docker, 'agent-runner');
+    assert.ok(run, res.docker.map((c) => c.join(' ')).join('\n'));
+    assert.equal(run.at(-1), RUNNER_PIN);
+    assert.ok(has(run, '-v', '/var/run/docker.sock:/var/run/docker.sock'));
+    assert.ok(has(run, '-e', `RUNNER_AUDIENCE=https://${DOMAIN}`));
+    assert.ok(runOf(res.docker, 'agent-caddy'));
+    assert.match(res.stdout, /agent-platform: runner and caddy started\n$/);
+  });
+
+  test('one runner with a provider key boots: the key reaches the runner by file only, Caddy fronts it', () => {
+    const out = runDeploy(
+      [
+        '--project',
+        PROJECT,
+        '--runner-domain',
+        DOMAIN,
+        '--model-provider',
+        'openai',
+        '--model-base-url',
+        'https://api.example.com/v1',
+        '--dry-run',
+      ],
+      { MODEL_API_KEY: KEY },
+    ).stdout;
+    const h = host('{\n  "log-driver": "json-file"\n}\n');
+    const res = h.boot(shownFile(out, 'VM startup script'));
+    assert.equal(res.status, 0, res.stderr);
+    const daemon = JSON.parse(readFileSync(join(h.dir, 'etc/docker/daemon.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(daemon['log-driver'], 'json-file', 'the existing settings stay');
+    assert.ok((daemon.runtimes as Record<string, unknown>).runsc);
+    const envFile = join(h.dir, 'run/agent-platform/runner.env');
+    assert.equal(readFileSync(envFile, 'utf8'), `MODEL_API_KEY=${KEY}`);
+    assert.equal(statSync(envFile).mode & 0o077, 0, 'only root reads the key');
+    assert.ok(!existsSync(join(h.dir, 'run/agent-platform/auth')), 'the token file is removed');
+    assert.equal(readFileSync(join(h.dir, 'headers.log'), 'utf8'), `Authorization: Bearer ${TOKEN}\n`);
+    const run = runOf(res.docker, 'agent-runner');
+    assert.ok(run);
+    assert.equal(run.at(-1), RUNNER_PIN);
+    assert.ok(has(run, '-p', '127.0.0.1:8081:8081'));
+    assert.ok(has(run, '--env-file', envFile));
+    assert.ok(has(run, '-e', 'MODEL_PROVIDER=openai'));
+    assert.ok(!res.docker.some((c) => c.join(' ').includes(KEY)), 'the key is on no command line');
+    const caddy = runOf(res.docker, 'agent-caddy');
+    assert.ok(caddy);
+    assert.deepEqual(caddy.slice(-6), [
+      'caddy',
+      'reverse-proxy',
+      '--from',
+      DOMAIN,
+      '--to',
+      'agent-runner:8081',
+    ]);
+  });
+});
+
+describe('firebase-tools reads the deploy params as a deploy would', () => {
+  // The functions' manifest from the built source (firebase-functions' own discovery), resolved by
+  // firebase-tools' deploy code with the .env lines deploy.sh writes, as `firebase deploy
+  // --non-interactive` does: every param has a value, and RUNNER_VPC_CONNECTOR becomes the
+  // functions' VPC connector (private ranges only) for a fleet and nothing for one runner.
+  const require = createRequire(join(ROOT, 'package.json'));
+  interface Endpoint {
+    id: string;
+    platform: string;
+  }
+  interface Connection {
+    vpcConnector?: string;
+    vpcConnectorEgressSettings?: string;
+  }
+  const v1 = require('firebase-tools/lib/deploy/functions/runtimes/discovery/v1alpha1.js') as {
+    buildFromV1Alpha1(yaml: unknown, project: string, region: string, runtime: string): unknown;
+  };
+  const tools = require('firebase-tools/lib/deploy/functions/build.js') as {
+    resolveBackend(opts: {
+      build: unknown;
+      firebaseConfig: { projectId: string };
+      userEnvs: Record<string, string>;
+      nonInteractive: boolean;
+      isEmulator: boolean;
+    }): Promise<{ backend: { endpoints: Record<string, Record<string, Endpoint>> } }>;
+  };
+  const gcfV2 = require('firebase-tools/lib/gcp/cloudfunctionsv2.js') as {
+    functionFromEndpoint(e: unknown): { serviceConfig: Connection };
+  };
+  // The Auth deletion trigger is a 1st gen function (v2 has none); it deletes workspaces through
+  // the runner too.
+  const gcfV1 = require('firebase-tools/lib/gcp/cloudfunctions.js') as {
+    functionFromEndpoint(e: unknown, sourceUploadUrl: string): Connection;
+  };
+  const dotenv = require('firebase-tools/lib/functions/env.js') as {
+    parse(text: string): { envs: Record<string, string>; errors: unknown[] };
+  };
+
+  async function deployedFunctions(
+    args: string[],
+  ): Promise<Array<{ id: string; v1: boolean; vpc: Connection }>> {
+    const out = runDeploy([...args, '--dry-run']).stdout;
+    const parsed = dotenv.parse(shownFile(out, `functions/.env.${PROJECT}`));
+    assert.deepEqual(parsed.errors, []);
+    const manifest = join(work, `manifest-${++manifests}.json`);
+    const gen = spawnSync(process.execPath, [join(ROOT, 'node_modules/.bin/firebase-functions')], {
+      cwd: join(ROOT, 'functions'),
+      env: {
+        PATH: process.env.PATH ?? '',
+        FUNCTIONS_MANIFEST_OUTPUT_PATH: manifest,
+        GCLOUD_PROJECT: PROJECT,
+      },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(gen.status, 0, gen.stderr);
+    const build = v1.buildFromV1Alpha1(
+      JSON.parse(readFileSync(manifest, 'utf8')),
+      PROJECT,
+      'us-central1',
+      'nodejs24',
+    );
+    const { backend } = await tools.resolveBackend({
+      build,
+      firebaseConfig: { projectId: PROJECT },
+      userEnvs: parsed.envs,
+      nonInteractive: true,
+      isEmulator: false,
+    });
+    const endpoints = Object.values(backend.endpoints).flatMap((byId) => Object.values(byId));
+    assert.ok(endpoints.length > 10, 'every function');
+    return endpoints.map((e) =>
+      e.platform === 'gcfv1'
+        ? { id: e.id, v1: true, vpc: gcfV1.functionFromEndpoint(e, 'https://storage.googleapis.com/upload') }
+        : {
+            id: e.id,
+            v1: false,
+            vpc: gcfV2.functionFromEndpoint({ ...e, source: { storageSource: { bucket: 'b', object: 'o' } } })
+              .serviceConfig,
+          },
+    );
+  }
+  let manifests = 0;
+
+  test('a fleet: every function egresses to private ranges through the connector', async () => {
+    const fns = await deployedFunctions(['--project', PROJECT, '--runners', '2..4']);
+    assert.ok(
+      fns.some((f) => f.id === 'onUserDeleted' && f.v1),
+      'the Auth trigger is among them',
+    );
+    for (const f of fns) {
+      assert.equal(
+        f.vpc.vpcConnector,
+        `projects/${PROJECT}/locations/us-central1/connectors/agent-functions`,
+        f.id,
+      );
+      // A connector's egress is private ranges unless set otherwise; the v2 functions say so.
+      if (f.v1) assert.equal(f.vpc.vpcConnectorEgressSettings, undefined, f.id);
+      else assert.equal(f.vpc.vpcConnectorEgressSettings, 'PRIVATE_RANGES_ONLY', f.id);
+    }
+  });
+
+  test('one runner: no function gets a VPC connector', async () => {
+    for (const f of await deployedFunctions(['--project', PROJECT, '--runner-domain', DOMAIN])) {
+      // Unset, or (1st gen) the empty string, which the API reads as unset.
+      assert.ok(!f.vpc.vpcConnector, `${f.id}: ${f.vpc.vpcConnector}`);
+      assert.equal(f.vpc.vpcConnectorEgressSettings, undefined, f.id);
+    }
   });
 });

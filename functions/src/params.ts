@@ -9,14 +9,21 @@ import {
 /**
  * The functions' params, declared for `firebase deploy` (which stores their values in
  * functions/.env.<project> and sets them as environment variables). At run time they are read
- * and checked, with their bounds, by config.ts; only ENFORCE_APP_CHECK is used here directly
- * (in the callables' options, at deploy). scripts/deploy.sh knows every one of them.
+ * and checked, with their bounds, by config.ts; ENFORCE_APP_CHECK (the callables' options) and
+ * RUNNER_VPC_CONNECTOR (global-options.ts) are used directly, at deploy. scripts/deploy.sh knows
+ * every one of them.
  */
 
 /** Base URL of the runner, e.g. https://runner.example.com. Default: empty (then RUNNER_SERVICE). */
 export const RUNNER_URL = defineString('RUNNER_URL', { default: '' });
 /** Cloud Run service name (projects/P/locations/R/services/S) whose URL is the runner's. Default: empty. */
 export const RUNNER_SERVICE = defineString('RUNNER_SERVICE', { default: '' });
+/**
+ * Serverless VPC Access connector the functions reach a runner fleet's internal load balancer
+ * through (`npm run deploy -- --runners`), e.g. agent-functions. Only private ranges go through
+ * it. Default: empty, meaning no VPC egress (one runner, reached at its public HTTPS address).
+ */
+export const RUNNER_VPC_CONNECTOR = defineString('RUNNER_VPC_CONNECTOR', { default: '' });
 /** Audience of the ID tokens sent to the runner. Default: empty, meaning the runner URL. */
 export const RUNNER_AUDIENCE = defineString('RUNNER_AUDIENCE', { default: '' });
 /** The run cap asked of the runner; every wait of a message derives from it. Default 30000. */
