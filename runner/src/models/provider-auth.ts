@@ -1,4 +1,5 @@
 import { GoogleAuth } from 'google-auth-library';
+import { withDeadline } from '../sandbox/deadline.ts';
 import type { ModelSettings, ProviderAuth } from './model-gateway.ts';
 
 /** How long fetching a Google access token may take (the metadata server answers in ms). */
@@ -17,20 +18,13 @@ export function providerAuth(settings: ModelSettings): ProviderAuth {
   }
   const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
   return async () => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no Google access token within ${TOKEN_DEADLINE_MS} ms`)),
-        TOKEN_DEADLINE_MS,
-      );
-    });
-    try {
-      const token = await Promise.race([auth.getAccessToken(), late]);
-      if (!token) throw new Error('Application Default Credentials gave no access token');
-      return `Bearer ${token}`;
-    } finally {
-      clearTimeout(timer);
-    }
+    const token = await withDeadline(
+      auth.getAccessToken(),
+      'getting a Google access token',
+      TOKEN_DEADLINE_MS,
+    );
+    if (!token) throw new Error('Application Default Credentials gave no access token');
+    return `Bearer ${token}`;
   };
 }
 
