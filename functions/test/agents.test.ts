@@ -275,6 +275,11 @@ describe('the cap on agents', () => {
     );
     const r = await send(u, { message: 'make an agent' });
     assert.equal(r.agentCreated, false, 'not stored past the cap');
+    assert.match(
+      r.text,
+      /\[agent not created: you have the most agents allowed \(100\); delete one first\]$/,
+      'the reply says so, after the agent\'s own "Created agent"',
+    );
     const listed = (await call<{ agents: AgentView[] }>(u, 'listAgents')).agents;
     assert.equal(listed.length, AGENTS_LIST_MAX);
     assert.ok(!listed.some((a) => a.name === 'From a run'));

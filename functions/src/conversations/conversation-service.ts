@@ -603,15 +603,16 @@ export class ConversationService {
     const agents = this.#user(uid).collection(COLLECTIONS.agents);
     // A run may create an agent, within the user's cap (AGENTS_LIST_MAX, as createAgent).
     let agentRef = result.agent ? agents.doc() : null;
+    // The agent's text may already say it created one: the reply then ends with why it did not.
+    let agentNote = '';
     if (agentRef) {
       const held = await this.#step(agents.count().get(), 'counting agents').catch(() => null);
       if (!held || held.data().count >= AGENTS_LIST_MAX) {
-        this.#log.agentNotCreated(
-          uid,
-          convRef.id,
-          result.runId,
-          held ? 'the user has the most agents allowed' : 'could not count the agents',
-        );
+        const why = held
+          ? `you have the most agents allowed (${AGENTS_LIST_MAX}); delete one first`
+          : 'the agents could not be counted; try again';
+        this.#log.agentNotCreated(uid, convRef.id, result.runId, why);
+        agentNote = `\n\n[agent not created: ${why}]`;
         agentRef = null;
       }
     }
@@ -623,7 +624,7 @@ export class ConversationService {
       runs: FieldValue.increment(1),
     };
     const replyRef = convRef.collection(COLLECTIONS.messages).doc();
-    const reply = storableReply(result.text, result.component);
+    const reply = storableReply(result.text + agentNote, result.component);
     if (reply.dropped) this.#log.componentDropped(uid, convRef.id, result.runId, reply.dropped);
     const out: SendResult = {
       conversationId: convRef.id,
