@@ -973,14 +973,14 @@ SHUTDOWN
         --region="$REGION" --project="$PROJECT" --version=template="$TEMPLATE" \
         --max-surge=3 --max-unavailable=0
       run gcloud compute instance-groups managed update "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
-        --health-check="$REGION_PATH/healthChecks/$FLEET_HC_HEAL" --initial-delay=300
+        --health-check="$COMPUTE_API/$REGION_PATH/healthChecks/$FLEET_HC_HEAL" --initial-delay=300
     }
     if exists gcloud compute instance-groups managed describe "$FLEET_NAME" --region="$REGION" --project="$PROJECT"; then
       update_group
     else
       run gcloud compute instance-groups managed create "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
         --template="$TEMPLATE" --size="$FLEET_MIN" --base-instance-name=agent-runner \
-        --health-check="$REGION_PATH/healthChecks/$FLEET_HC_HEAL" --initial-delay=300
+        --health-check="$COMPUTE_API/$REGION_PATH/healthChecks/$FLEET_HC_HEAL" --initial-delay=300
       if ((DRY_RUN)); then
         printf '  (dry-run: if the group already exists, these run instead of the create:)\n'
         update_group

@@ -874,7 +874,7 @@ describe('deploy.sh --runners: a fleet behind an internal load balancer (dry run
     assert.match(
       create,
       new RegExp(
-        `--health-check=projects/${PROJECT}/regions/us-central1/healthChecks/agent-runner-autoheal --initial-delay=300$`,
+        `--health-check=https://www.googleapis.com/compute/v1/projects/${PROJECT}/regions/us-central1/healthChecks/agent-runner-autoheal --initial-delay=300$`,
       ),
     );
     assert.match(
