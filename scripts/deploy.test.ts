@@ -1281,3 +1281,139 @@ describe('firebase-tools reads the deploy params as a deploy would', () => {
     }
   });
 });
+
+describe('deploy.sh --runners for real, against stand-in tools', () => {
+  // The paths a dry run skips: outputs parsed (the region's proxy-only subnet, the balancer's
+  // address, image digests, the gVisor checksum), the scripts and YAML written to temporary files
+  // and handed to gcloud, the update of a group that exists, the functions' .env file written, and
+  // the temporary files removed at the end. gcloud, docker, npm, npx and curl are stand-ins that
+  // record their arguments and copy the files they are given.
+  test('deploys a fleet into an existing group and reuses the region proxy-only subnet', () => {
+    const dir = join(work, 'real-fleet');
+    const bin = join(dir, 'bin');
+    const files = join(dir, 'files');
+    const tmp = join(dir, 'tmp');
+    for (const d of [bin, files, tmp]) mkdirSync(d, { recursive: true });
+    const log = join(dir, 'calls.log');
+    const handed = join(dir, 'handed.log');
+    const sha = 'ab'.repeat(64);
+    const digest = `sha256:${'cd'.repeat(32)}`;
+    const record = (tool: string) => `echo "${tool} $*" >>'${log}'`;
+    writeTool(
+      bin,
+      'gcloud',
+      [
+        record('gcloud'),
+        'for a in "$@"; do',
+        '  case "$a" in',
+        '    --metadata-from-file=*)',
+        "      old_ifs=$IFS; IFS=','",
+        '      for kv in ${a#--metadata-from-file=}; do',
+        `        cp "\${kv#*=}" '${files}'/"\${kv%%=*}"; echo "\${kv#*=}" >>'${handed}'`,
+        '      done',
+        '      IFS=$old_ifs ;;',
+        `    --source=*) cp "\${a#--source=}" '${files}/backend-service.yaml'; echo "\${a#--source=}" >>'${handed}' ;;`,
+        '  esac',
+        'done',
+        'case "$*" in',
+        '  "projects describe"*) echo 123456789012 ;;',
+        '  "compute instance-groups managed describe"*) exit 0 ;;',
+        '  "compute addresses describe agent-runner-ilb"*"--format=value(address)"*) echo 10.128.0.42 ;;',
+        '  "compute networks subnets list"*) printf \'10.129.0.0/23\\n\' ;;',
+        `  "run services describe"*) echo ${FUNCTIONS_SA} ;;`,
+        '  *" describe "*) exit 1 ;;',
+        'esac',
+        'exit 0',
+      ].join('\n'),
+    );
+    writeTool(
+      bin,
+      'docker',
+      [
+        record('docker'),
+        'case "$1 $2" in',
+        '  "image inspect") echo amd64 ;;',
+        `  push\\ *) echo "\${2##*:}: digest: ${digest} size: 1234" ;;`,
+        'esac',
+        'exit 0',
+      ].join('\n'),
+    );
+    writeTool(
+      bin,
+      'curl',
+      `${record('curl')}\ncase "$*" in *runsc.sha512*) echo "${sha}  runsc" ;; esac\nexit 0`,
+    );
+    writeTool(bin, 'npm', `${record('npm')}\nexit 0`);
+    writeTool(bin, 'npx', `${record('npx')}\nexit 0`);
+
+    const envFile = join(ROOT, `functions/.env.${PROJECT}`);
+    assert.ok(!existsSync(envFile), 'no leftover env file');
+    try {
+      const res = runDeploy(['--project', PROJECT, '--runners', '2..5'], {
+        PATH: `${bin}${delimiter}/usr/bin${delimiter}/bin`,
+        TMPDIR: tmp,
+      });
+      assert.equal(res.status, 0, res.stdout + res.stderr);
+      const calls = readFileSync(log, 'utf8').trim().split('\n');
+      // The region already has an active proxy-only subnet: reused, and the firewall admits its range.
+      assert.ok(!calls.some((c) => c.startsWith('gcloud compute networks subnets create')), calls.join('\n'));
+      assert.match(res.stdout, /the region's active proxy-only subnet is 10\.129\.0\.0\/23: reusing it/);
+      assert.ok(
+        calls.some(
+          (c) =>
+            c.startsWith('gcloud compute firewall-rules create agent-runner-from-lb ') &&
+            c.includes('--source-ranges=10.129.0.0/23 '),
+        ),
+      );
+      // The group exists: a rolling update to the new template, no second group.
+      assert.ok(!calls.some((c) => c.startsWith('gcloud compute instance-groups managed create')));
+      const template = /^gcloud compute instance-templates create (agent-runner-\d{8}-\d{6}) /.exec(
+        calls.find((c) => c.startsWith('gcloud compute instance-templates create')) ?? '',
+      )?.[1];
+      assert.ok(template, calls.join('\n'));
+      assert.ok(
+        calls.some((c) =>
+          c.startsWith(
+            `gcloud compute instance-groups managed rolling-action start-update agent-runners --region=us-central1 --project=${PROJECT} --version=template=${template} `,
+          ),
+        ),
+      );
+      // What the VMs get: the balancer's address as audience, the checksum and digests parsed.
+      const startup = readFileSync(join(files, 'startup-script'), 'utf8');
+      assert.ok(startup.includes('-e RUNNER_AUDIENCE=http://10.128.0.42 \\\n'), startup);
+      assert.ok(startup.includes(`echo "${sha}  $RUNSC" | sha512sum -c --status`), 'the gVisor checksum');
+      assert.ok(startup.includes(`docker pull ${REGISTRY}/runner@${digest}\n`));
+      assert.ok(startup.includes(`-e AGENT_IMAGE=${REGISTRY}/agent-default@${digest} \\\n`));
+      assert.equal(
+        readFileSync(join(files, 'shutdown-script'), 'utf8').trim().split('\n').at(-1),
+        'docker stop -t 80 agent-runner || true',
+      );
+      assert.match(
+        readFileSync(join(files, 'backend-service.yaml'), 'utf8'),
+        /^consistentHash:\n {2}httpHeaderName: x-agent-user\n/m,
+      );
+      // The functions' params, written for firebase deploy.
+      const env = readFileSync(envFile, 'utf8');
+      for (const line of [
+        'RUNNER_URL=http://10.128.0.42',
+        'RUNNER_AUDIENCE=http://10.128.0.42',
+        'RUNNER_VPC_CONNECTOR=agent-functions',
+      ]) {
+        assert.ok(env.split('\n').includes(line), `${line} in\n${env}`);
+      }
+      assert.ok(
+        calls.some(
+          (c) => c.startsWith(`npx firebase deploy --project ${PROJECT} `) && c.endsWith(' --force'),
+        ),
+      );
+      // Every temporary file handed to gcloud is gone.
+      const tmpFiles = readFileSync(handed, 'utf8').trim().split('\n');
+      assert.equal(tmpFiles.length, 3, tmpFiles.join('\n'));
+      for (const f of tmpFiles) assert.ok(f.startsWith(tmp) && !existsSync(f), f);
+      assert.deepEqual(readdirSync(tmp), []);
+      assert.match(res.stdout, /Runners: {4}group agent-runners in us-central1, 2\.\.5 VMs/);
+    } finally {
+      rmSync(envFile, { force: true });
+    }
+  });
+});
