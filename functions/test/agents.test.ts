@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FirebaseError } from 'firebase/app';
 import Docker from 'dockerode';
 import type { DocumentReference } from 'firebase-admin/firestore';
 import {
@@ -21,6 +20,7 @@ import {
   type UsageOutput,
 } from '@agent-platform/contract';
 import { adminDb, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { call, rejectsWith } from './helpers/callables.ts';
 import { startRunner, type RunnerProcess } from '../../runner/test/helpers/runner-process.ts';
 import { startFakeModel, type FakeModel } from '../../runner/test/helpers/fake-model.ts';
 
@@ -76,23 +76,7 @@ after(async () => {
   assert.deepEqual(left, [], 'no sandbox outlives the tests');
 });
 
-const call = <Res>(u: TestUser, name: string, data?: unknown) =>
-  u
-    .call<unknown, Res>(name)(data)
-    .then((r) => r.data);
 const send = (u: TestUser, data: Record<string, unknown>) => call<SendResult>(u, 'sendMessage', data);
-
-async function rejectsWith(p: Promise<unknown>, code: string, field?: string): Promise<FirebaseError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof FirebaseError, `expected a FirebaseError, got ${String(err)}`);
-    assert.equal(err.code, `functions/${code}`, err.message);
-    if (field) assert.equal((err as FirebaseError & { details?: { field?: string } }).details?.field, field);
-    return err;
-  }
-  assert.fail(`expected functions/${code}`);
-}
 
 type Sent = { model: string; messages: Array<{ role: string; content?: string }> };
 const agentCallsSince = (from: number): Sent[] =>

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { FirebaseError } from 'firebase/app';
 import type { DownloadFileOutput, FilesList, SendResult } from '@agent-platform/contract';
 import { appCheckHeader, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { call, rejectsWith } from './helpers/callables.ts';
 import {
   leftovers,
   removeLeftovers,
@@ -40,22 +41,6 @@ after(async () => {
   await removeLeftovers(RUNNER_ID);
   assert.deepEqual(left.containers, []);
 });
-
-const call = <Res>(u: TestUser, name: string, data?: unknown) =>
-  u
-    .call<unknown, Res>(name)(data)
-    .then((r) => r.data);
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FirebaseError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof FirebaseError, String(err));
-    assert.equal(err.code, `functions/${code}`, err.message);
-    return err;
-  }
-  assert.fail(`expected functions/${code}`);
-}
 
 describe('workspace files', () => {
   test('callables: upload, list, download, delete; the agent sees the file; bad paths and missing files are clear', async () => {

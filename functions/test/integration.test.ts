@@ -12,6 +12,7 @@ import {
   type SendResult,
 } from '@agent-platform/contract';
 import { adminAuth, adminDb, appCheckHeader, newUser, rest, type TestUser } from './helpers/stack.ts';
+import { rejectsWith } from './helpers/callables.ts';
 import { pidsMatching, waitUntilReaped } from './helpers/processes.ts';
 import { randomBytes } from 'node:crypto';
 import { Timestamp } from 'firebase-admin/firestore';
@@ -105,17 +106,6 @@ const send = (u: TestUser, data: Record<string, unknown>) =>
   u
     .call<Record<string, unknown>, SendResult>('sendMessage')(data)
     .then((r) => r.data);
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FirebaseError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof FirebaseError, `expected a FirebaseError, got ${String(err)}`);
-    assert.equal(err.code, `functions/${code}`, err.message);
-    return err;
-  }
-  assert.fail(`expected functions/${code}`);
-}
 
 describe("the old system's verified scenario, through Hosting", () => {
   test('GET /health', async () => {

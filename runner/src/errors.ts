@@ -66,7 +66,6 @@ export class DeadlineError extends RunnerError {
   readonly httpStatus = 503;
 }
 
-/** The client went away before the run finished. */
 /** A file of the workspace that does not exist. */
 export class FileNotFoundError extends RunnerError {
   override name = 'FileNotFoundError';
@@ -104,6 +103,7 @@ export class WorkspaceStoreError extends RunnerError {
   }
 }
 
+/** The client went away before the run finished. */
 export class ClientGoneError extends Error {
   override name = 'ClientGoneError';
 }

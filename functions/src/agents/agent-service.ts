@@ -1,14 +1,7 @@
-import {
-  FieldValue,
-  type DocumentReference,
-  type DocumentSnapshot,
-  type Firestore,
-} from 'firebase-admin/firestore';
-import type { z } from 'zod';
+import { FieldValue, type DocumentReference, type Firestore } from 'firebase-admin/firestore';
 import {
   AGENTS_LIST_MAX,
   COLLECTIONS,
-  FIRESTORE_CALL_TIMEOUT_MS,
   TOKENS_PER_USER_PER_DAY_DEFAULT,
   agentDocSchema,
   usageDocSchema,
@@ -23,8 +16,8 @@ import {
 } from '@agent-platform/contract';
 import { AgentNotFoundError, InvalidInputError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
-import { readDoc } from '../conversations/read-doc.ts';
-import { usageDay, withDbDeadline } from '../conversations/conversation-service.ts';
+import { DbSteps } from '../conversations/db-steps.ts';
+import { usageDay } from '../conversations/conversation-service.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';
 
 function iso(v: TimestampLike | null | undefined): string | null {
@@ -54,8 +47,8 @@ export function agentView(id: string, a: AgentDoc): AgentView {
 export class AgentService {
   readonly #db: Firestore;
   readonly #runner: RunnerClient;
-  readonly #log: Logger;
   readonly #limits: { tokensPerUserPerDay?: number; firestoreCallMs?: number };
+  readonly #steps: DbSteps;
 
   constructor(
     db: Firestore,
@@ -66,17 +59,7 @@ export class AgentService {
     this.#db = db;
     this.#runner = runner;
     this.#limits = limits;
-    this.#log = log;
-  }
-
-  #step<T>(op: Promise<T>, what: string): Promise<T> {
-    return withDbDeadline(op, what, this.#limits.firestoreCallMs ?? FIRESTORE_CALL_TIMEOUT_MS);
-  }
-
-  #read<T>(uid: string, schema: z.ZodType<T>, snap: DocumentSnapshot): T | null {
-    return readDoc(schema, snap, (problem) =>
-      this.#log.documentInvalid(uid, snap.ref.parent.id, snap.id, problem),
-    );
+    this.#steps = new DbSteps(log, limits.firestoreCallMs);
   }
 
   #agents(uid: string) {
@@ -98,13 +81,13 @@ export class AgentService {
   }
 
   async listAgents(uid: string): Promise<{ agents: AgentView[] }> {
-    const snap = await this.#step(
+    const snap = await this.#steps.step(
       this.#agents(uid).orderBy('createdAt', 'desc').limit(AGENTS_LIST_MAX).get(),
       'listing agents',
     );
     return {
       agents: snap.docs.flatMap((d): AgentView[] => {
-        const a = this.#read(uid, agentDocSchema, d);
+        const a = this.#steps.read(uid, agentDocSchema, d);
         return a ? [agentView(d.id, a)] : [];
       }),
     };
@@ -112,12 +95,12 @@ export class AgentService {
 
   async createAgent(uid: string, input: CreateAgentInput): Promise<{ agent: AgentView }> {
     await this.#checkModel(input.model);
-    const count = await this.#step(this.#agents(uid).count().get(), 'counting agents');
+    const count = await this.#steps.step(this.#agents(uid).count().get(), 'counting agents');
     if (count.data().count >= AGENTS_LIST_MAX) {
       throw new RateLimitedError(`a user may have at most ${AGENTS_LIST_MAX} agents; delete one first`, 60);
     }
     const ref = this.#agents(uid).doc();
-    await this.#step(
+    await this.#steps.step(
       ref.create({
         name: input.name,
         description: input.description,
@@ -138,10 +121,10 @@ export class AgentService {
     await this.#checkModel(input.model);
     const { agentId, ...fields } = input;
     const ref = this.#agents(uid).doc(agentId);
-    await this.#step(
+    await this.#steps.step(
       this.#db.runTransaction(async (tx) => {
         const snap = await tx.get(ref);
-        if (!snap.exists || !this.#read(uid, agentDocSchema, snap)) throw new AgentNotFoundError();
+        if (!snap.exists || !this.#steps.read(uid, agentDocSchema, snap)) throw new AgentNotFoundError();
         const changes = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
         tx.update(ref, { ...changes, updatedAt: FieldValue.serverTimestamp() });
       }),
@@ -153,9 +136,9 @@ export class AgentService {
   /** Conversations with the agent keep their messages; a new message in them is refused. */
   async deleteAgent(uid: string, agentId: string): Promise<{ deleted: boolean }> {
     const ref = this.#agents(uid).doc(agentId);
-    const snap = await this.#step(ref.get(), 'reading an agent');
+    const snap = await this.#steps.step(ref.get(), 'reading an agent');
     if (!snap.exists) throw new AgentNotFoundError();
-    await this.#step(ref.delete(), 'deleting an agent');
+    await this.#steps.step(ref.delete(), 'deleting an agent');
     return { deleted: true };
   }
 
@@ -167,11 +150,11 @@ export class AgentService {
   async getUsage(uid: string, nowMs = Date.now()): Promise<UsageOutput> {
     const user = this.#db.collection(COLLECTIONS.users).doc(uid);
     const day = usageDay(nowMs);
-    const [userSnap, usageSnap] = await this.#step(
+    const [userSnap, usageSnap] = await this.#steps.step(
       Promise.all([user.get(), user.collection(COLLECTIONS.usage).doc(day).get()]),
       'reading the usage',
     );
-    const userDoc = userSnap.exists ? this.#read(uid, userDocSchema, userSnap) : null;
+    const userDoc = userSnap.exists ? this.#steps.read(uid, userDocSchema, userSnap) : null;
     const usage = usageDocSchema.parse(usageSnap.data() ?? {});
     return {
       day,
@@ -184,8 +167,8 @@ export class AgentService {
   }
 
   async #view(uid: string, ref: DocumentReference): Promise<AgentView> {
-    const snap = await this.#step(ref.get(), 'reading an agent');
-    const a = snap.exists ? this.#read(uid, agentDocSchema, snap) : null;
+    const snap = await this.#steps.step(ref.get(), 'reading an agent');
+    const a = snap.exists ? this.#steps.read(uid, agentDocSchema, snap) : null;
     if (!a) throw new AgentNotFoundError();
     return agentView(ref.id, a);
   }

@@ -8,12 +8,10 @@ import {
   type Firestore,
   type Transaction,
 } from 'firebase-admin/firestore';
-import type { z } from 'zod';
 import {
   AGENTS_LIST_MAX,
   AGENT_TOOLS,
   COLLECTIONS,
-  FIRESTORE_CALL_TIMEOUT_MS,
   PENDING_LEASE_MS,
   leaseExpired,
   HISTORY_ENTRY_MAX_CHARS,
@@ -55,7 +53,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import { takeOne, takeUserWindow } from './rate-window.ts';
-import { readDoc } from './read-doc.ts';
+import { DbSteps } from './db-steps.ts';
 import { boundedHistory, storableReply } from './storable.ts';
 import type { RunResult, RunnerClient } from '../runner/runner-client.ts';
 
@@ -97,24 +95,6 @@ export function usageDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-/**
- * A Firestore step with a deadline: a database that does not answer makes the call `unavailable`
- * (DatabaseUnavailableError) instead of holding it until the function times out. The step may
- * still land later; each step is atomic, and a pending message it leaves has a lease.
- */
-export function withDbDeadline<T>(
-  op: Promise<T>,
-  what: string,
-  ms: number = FIRESTORE_CALL_TIMEOUT_MS,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new DatabaseUnavailableError(`${what}: no answer in ${ms} ms`)), ms);
-  });
-  op.catch(() => undefined); // abandoned at the deadline, it may still fail later
-  return Promise.race([op, deadline]).finally(() => clearTimeout(timer));
-}
-
 /** gRPC status of a write to a missing document. */
 const NOT_FOUND = 5;
 
@@ -124,17 +104,14 @@ export class ConversationService {
   readonly #runner: RunnerClient;
   readonly #limits: ServiceLimits;
   readonly #log: Logger;
+  readonly #steps: DbSteps;
 
   constructor(db: Firestore, runner: RunnerClient, limits: ServiceLimits, log: Logger) {
     this.#db = db;
     this.#runner = runner;
     this.#limits = limits;
     this.#log = log;
-  }
-
-  /** A Firestore step with this service's deadline. */
-  #step<T>(op: Promise<T>, what: string): Promise<T> {
-    return withDbDeadline(op, what, this.#limits.firestoreCallMs ?? FIRESTORE_CALL_TIMEOUT_MS);
+    this.#steps = new DbSteps(log, limits.firestoreCallMs);
   }
 
   get #leaseMs(): number {
@@ -146,11 +123,6 @@ export class ConversationService {
   }
 
   /** A stored document through its contract schema; an invalid one is logged and read as null. */
-  #read<T>(uid: string, schema: z.ZodType<T>, snap: DocumentSnapshot): T | null {
-    return readDoc(schema, snap, (problem) =>
-      this.#log.documentInvalid(uid, snap.ref.parent.id, snap.id, problem),
-    );
-  }
 
   /**
    * Stores the user's message (pending), calls the runner, stores the reply and marks the message
@@ -214,7 +186,7 @@ export class ConversationService {
     // The history read does not depend on the transaction: run both at once (saves a round trip,
     // ~17 ms on the emulator). Messages written meanwhile are filtered out by seq below.
     const historyRead = input.conversationId
-      ? this.#step(this.#recentMessages(uid, convs.doc(input.conversationId)), 'reading the history')
+      ? this.#steps.step(this.#recentMessages(uid, convs.doc(input.conversationId)), 'reading the history')
       : Promise.resolve([]);
     historyRead.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
 
@@ -234,7 +206,7 @@ export class ConversationService {
     const leaseExpiresAt = Timestamp.fromMillis(now + this.#leaseMs);
     const usageRef = user.collection(COLLECTIONS.usage).doc(usageDay(now));
     let tokenBudget = 0;
-    const prep = await this.#step(
+    const prep = await this.#steps.step(
       this.#db.runTransaction(async (tx): Promise<Prep> => {
         const [requestSnap, userSnap, convSnap, ipSnap, usageSnap] = await Promise.all([
           requestRef ? tx.get(requestRef) : Promise.resolve(null),
@@ -243,12 +215,12 @@ export class ConversationService {
           ipRef ? tx.get(ipRef) : Promise.resolve(null),
           tx.get(usageRef),
         ]);
-        const userDoc = this.#read(uid, userDocSchema, userSnap);
+        const userDoc = this.#steps.read(uid, userDocSchema, userSnap);
         /** The conversation's agent (read before any write, as transactions require). */
         const agentOf = async (agentId: string | null): Promise<AgentDoc | null> => {
           if (agentId === null) return null;
           const snap = await tx.get(user.collection(COLLECTIONS.agents).doc(agentId));
-          const agent = snap.exists ? this.#read(uid, agentDocSchema, snap) : null;
+          const agent = snap.exists ? this.#steps.read(uid, agentDocSchema, snap) : null;
           if (!agent) {
             throw new AgentNotFoundError(
               input.agentId === undefined
@@ -320,7 +292,9 @@ export class ConversationService {
           if (!again) return { replay: requestSnap.data(), asked };
           const againConv = await tx.get(again.messageRef.parent.parent!);
           const agent = await agentOf(
-            againConv.exists ? (this.#read(uid, conversationDocSchema, againConv)?.agentId ?? null) : null,
+            againConv.exists
+              ? (this.#steps.read(uid, conversationDocSchema, againConv)?.agentId ?? null)
+              : null,
           );
           // The first attempt failed, or its function died (its lease expired): this retry runs it
           // again, in the same message. The transaction makes it one retry, however many race.
@@ -350,7 +324,7 @@ export class ConversationService {
         let seq = 0;
         let agentId = input.agentId ?? null;
         if (convSnap) {
-          const conv = this.#read(uid, conversationDocSchema, convSnap);
+          const conv = this.#steps.read(uid, conversationDocSchema, convSnap);
           if (!conv) throw new InternalError('a stored conversation does not match the contract');
           seq = conv.nextSeq;
           if (input.agentId !== undefined && input.agentId !== (conv.agentId ?? null)) {
@@ -462,7 +436,7 @@ export class ConversationService {
 
   /** Whether the call with this lease still owns the message: pending, with that very lease. */
   #owns(uid: string, snap: DocumentSnapshot, leaseMs: number): boolean {
-    const m = this.#read(uid, messageDocSchema, snap);
+    const m = this.#steps.read(uid, messageDocSchema, snap);
     return m?.status === 'pending' && m.leaseExpiresAt?.toMillis() === leaseMs;
   }
 
@@ -477,7 +451,7 @@ export class ConversationService {
     asked: { messageSha256: string; askedConversationId: string | null },
     nowMs: number,
   ): Promise<{ messageRef: DocumentReference; seq: number } | null> {
-    const doc = this.#read(uid, requestDocSchema, requestSnap);
+    const doc = this.#steps.read(uid, requestDocSchema, requestSnap);
     if (!doc || doc.messageSha256 !== asked.messageSha256) return null;
     if (asked.askedConversationId !== null && asked.askedConversationId !== doc.conversationId) return null;
     if (doc.state !== 'failed' && !leaseExpired(doc.state, doc.leaseExpiresAt?.toMillis(), nowMs))
@@ -488,7 +462,7 @@ export class ConversationService {
       .collection(COLLECTIONS.messages)
       .doc(doc.userMessageId);
     const messageSnap = await tx.get(messageRef);
-    const message = messageSnap.exists ? this.#read(uid, messageDocSchema, messageSnap) : null;
+    const message = messageSnap.exists ? this.#steps.read(uid, messageDocSchema, messageSnap) : null;
     // Gone with its conversation, or answered after all: replay what the record says.
     if (!message || message.status === 'done') return null;
     return { messageRef, seq: message.seq };
@@ -500,7 +474,7 @@ export class ConversationService {
    * that checks it again (a retry may have taken it over since the query). Returns how many.
    */
   async sweepExpiredLeases(nowMs: number, limit = 200): Promise<number> {
-    const snap = await this.#step(
+    const snap = await this.#steps.step(
       this.#db
         .collectionGroup(COLLECTIONS.messages)
         .where('status', '==', 'pending')
@@ -513,10 +487,10 @@ export class ConversationService {
     for (const d of snap.docs) {
       const uid = d.ref.parent.parent?.parent.parent?.id;
       if (!uid) continue;
-      const marked = await this.#step(
+      const marked = await this.#steps.step(
         this.#db.runTransaction(async (tx) => {
           const fresh = await tx.get(d.ref);
-          const m = fresh.exists ? this.#read(uid, messageDocSchema, fresh) : null;
+          const m = fresh.exists ? this.#steps.read(uid, messageDocSchema, fresh) : null;
           if (!m || !leaseExpired(m.status, m.leaseExpiresAt?.toMillis(), nowMs)) return false;
           const requestRef = m.requestId
             ? this.#user(uid).collection(COLLECTIONS.requests).doc(m.requestId)
@@ -545,7 +519,7 @@ export class ConversationService {
    * the workspace. Returns how many were deleted.
    */
   async expireIdleWorkspaces(cutoffMs: number, limit = 100): Promise<number> {
-    const snap = await this.#step(
+    const snap = await this.#steps.step(
       this.#db
         .collection(COLLECTIONS.users)
         .where('workspaceActive', '==', true)
@@ -556,9 +530,9 @@ export class ConversationService {
     );
     let expired = 0;
     for (const d of snap.docs) {
-      const claimed = await this.#step(
+      const claimed = await this.#steps.step(
         this.#db.runTransaction(async (tx) => {
-          const fresh = this.#read(d.id, userDocSchema, await tx.get(d.ref));
+          const fresh = this.#steps.read(d.id, userDocSchema, await tx.get(d.ref));
           const last = fresh?.lastActiveAt?.toMillis() ?? 0;
           if (!fresh?.workspaceActive || last >= cutoffMs) return false;
           tx.update(d.ref, { workspaceActive: false, workspaceExpiredAt: FieldValue.serverTimestamp() });
@@ -584,7 +558,7 @@ export class ConversationService {
       .limit(HISTORY_MESSAGES_SENT)
       .get();
     return snap.docs.reverse().flatMap((d) => {
-      const m = this.#read(uid, messageDocSchema, d);
+      const m = this.#steps.read(uid, messageDocSchema, d);
       return m ? [{ seq: m.seq, role: m.role, text: m.text.slice(0, HISTORY_ENTRY_MAX_CHARS) }] : [];
     });
   }
@@ -606,7 +580,7 @@ export class ConversationService {
     // The agent's text may already say it created one: the reply then ends with why it did not.
     let agentNote = '';
     if (agentRef) {
-      const held = await this.#step(agents.count().get(), 'counting agents').catch(() => null);
+      const held = await this.#steps.step(agents.count().get(), 'counting agents').catch(() => null);
       if (!held || held.data().count >= AGENTS_LIST_MAX) {
         const why = held
           ? `you have the most agents allowed (${AGENTS_LIST_MAX}); delete one first`
@@ -686,7 +660,7 @@ export class ConversationService {
     const countUsage = () => usageRef.set(usageIncrement, { merge: true });
     let stored: 'stored' | 'gone' | 'taken' = 'gone';
     try {
-      stored = await this.#step(storeReply, 'storing the reply');
+      stored = await this.#steps.step(storeReply, 'storing the reply');
     } catch (err) {
       // The database did not answer: the batch may still land. The message keeps its lease (it
       // reads as failed once that expires, unless the reply landed); the sender is told.
@@ -702,9 +676,9 @@ export class ConversationService {
     if (stored === 'taken') {
       // A retry owns the message now: its outcome is the one stored.
       this.#log.outcomeDropped(uid, convRef.id, userMessageRef.id);
-      await this.#step(countUsage(), 'counting the usage').catch((e: unknown) =>
-        this.#log.markFailedFailed(uid, convRef.id, userMessageRef.id, e),
-      );
+      await this.#steps
+        .step(countUsage(), 'counting the usage')
+        .catch((e: unknown) => this.#log.markFailedFailed(uid, convRef.id, userMessageRef.id, e));
       return out;
     }
     // The conversation was deleted meanwhile: keep only the request's outcome and the agent.
@@ -713,7 +687,7 @@ export class ConversationService {
       outcome.set(usageRef, usageIncrement, { merge: true });
     }
     try {
-      await this.#step(outcome.commit(), 'storing the request outcome');
+      await this.#steps.step(outcome.commit(), 'storing the request outcome');
     } catch (err) {
       // The reply is stored; a retry of this request must not wait for ever on its record.
       this.#log.replyNotStored(uid, convRef.id, userMessageRef.id, err);
@@ -736,7 +710,7 @@ export class ConversationService {
   ): Promise<void> {
     const code = err instanceof DomainError ? err.code : 'internal';
     try {
-      const marked = await this.#step(
+      const marked = await this.#steps.step(
         this.#db.runTransaction(async (tx): Promise<'marked' | 'gone' | 'taken'> => {
           const snap = await tx.get(messageRef);
           if (!snap.exists) return 'gone';
@@ -780,9 +754,9 @@ export class ConversationService {
       );
       q = q.startAfter(Timestamp.fromMillis(ms), id);
     }
-    const snap = await this.#step(q.get(), 'listing conversations');
+    const snap = await this.#steps.step(q.get(), 'listing conversations');
     const conversations = snap.docs.flatMap((d): ConversationSummary[] => {
-      const c = this.#read(uid, conversationDocSchema, d);
+      const c = this.#steps.read(uid, conversationDocSchema, d);
       if (!c) return [];
       return [
         {
@@ -813,16 +787,16 @@ export class ConversationService {
     const convRef = this.#user(uid).collection(COLLECTIONS.conversations).doc(conversationId);
     let q = convRef.collection(COLLECTIONS.messages).orderBy('seq', 'asc').limit(limit);
     if (cursor) q = q.startAfter(decodeCursor(cursor, (v): v is number => Number.isInteger(v)));
-    const [convSnap, snap] = await this.#step(
+    const [convSnap, snap] = await this.#steps.step(
       Promise.all([convRef.get(), q.get()]),
       'reading a conversation',
     );
     const nowMs = Date.now();
     if (!convSnap.exists) throw new ConversationNotFoundError();
-    const conv = this.#read(uid, conversationDocSchema, convSnap);
+    const conv = this.#steps.read(uid, conversationDocSchema, convSnap);
     if (!conv) throw new InternalError('a stored conversation does not match the contract');
     const messages = snap.docs.flatMap((d): MessageView[] => {
-      const m = this.#read(uid, messageDocSchema, d);
+      const m = this.#steps.read(uid, messageDocSchema, d);
       if (!m) return [];
       return [
         {
@@ -856,7 +830,7 @@ export class ConversationService {
 
   async deleteConversation(uid: string, conversationId: string): Promise<void> {
     const convRef = this.#user(uid).collection(COLLECTIONS.conversations).doc(conversationId);
-    const snap = await this.#step(convRef.get(), 'reading a conversation');
+    const snap = await this.#steps.step(convRef.get(), 'reading a conversation');
     if (!snap.exists) throw new ConversationNotFoundError();
     await this.#db.recursiveDelete(convRef);
   }
@@ -893,7 +867,7 @@ export class ConversationService {
    * per-user window of SANDBOX_OPS_PER_MINUTE (the web client warms about once a minute).
    */
   async #takeSandboxOp(uid: string): Promise<void> {
-    await this.#step(
+    await this.#steps.step(
       takeUserWindow(
         this.#db,
         uid,

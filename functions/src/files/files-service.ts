@@ -7,7 +7,7 @@ import {
   type FilesList,
   type UploadFileOutput,
 } from '@agent-platform/contract';
-import { withDbDeadline } from '../conversations/conversation-service.ts';
+import { withDbDeadline } from '../conversations/db-steps.ts';
 import { takeUserWindow } from '../conversations/rate-window.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';

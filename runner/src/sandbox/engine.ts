@@ -399,14 +399,8 @@ export class SandboxEngine {
 
   /** The agent process ended on its own: the sandbox has exited or is about to. */
   async #exited(s: SandboxHandle): Promise<{ exitCode: number | null; oomKilled: boolean }> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), LATE_EXIT_WAIT_MS);
-      timer.unref();
-    });
-    const exitCode = await Promise.race([s.waitExit(), late]);
-    clearTimeout(timer);
-    return { exitCode: exitCode === 'late' ? null : exitCode, oomKilled: await s.oomKilled() };
+    const exit = await settleBy(s.waitExit(), AbortSignal.timeout(LATE_EXIT_WAIT_MS));
+    return { exitCode: exit.settled ? exit.value : null, oomKilled: await s.oomKilled() };
   }
 
   /**

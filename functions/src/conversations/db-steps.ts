@@ -1,0 +1,46 @@
+import type { DocumentSnapshot } from 'firebase-admin/firestore';
+import type { z } from 'zod';
+import { FIRESTORE_CALL_TIMEOUT_MS } from '@agent-platform/contract';
+import { DatabaseUnavailableError } from '../errors.ts';
+import type { Logger } from '../logs.ts';
+import { readDoc } from './read-doc.ts';
+
+/**
+ * A Firestore step with a deadline: a database that does not answer makes the call `unavailable`
+ * (DatabaseUnavailableError) instead of holding it until the function times out. The step may
+ * still land later; each step is atomic, and a pending message it leaves has a lease.
+ */
+export function withDbDeadline<T>(
+  op: Promise<T>,
+  what: string,
+  ms: number = FIRESTORE_CALL_TIMEOUT_MS,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DatabaseUnavailableError(`${what}: no answer in ${ms} ms`)), ms);
+  });
+  op.catch(() => undefined); // abandoned at the deadline, it may still fail later
+  return Promise.race([op, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** A service's Firestore steps: each with its deadline, documents read through their schema. */
+export class DbSteps {
+  readonly #log: Logger;
+  readonly #ms: number;
+
+  constructor(log: Logger, ms: number = FIRESTORE_CALL_TIMEOUT_MS) {
+    this.#log = log;
+    this.#ms = ms;
+  }
+
+  step<T>(op: Promise<T>, what: string): Promise<T> {
+    return withDbDeadline(op, what, this.#ms);
+  }
+
+  /** The document through `schema`, or null (an invalid one is logged). */
+  read<T>(uid: string, schema: z.ZodType<T>, snap: DocumentSnapshot): T | null {
+    return readDoc(schema, snap, (problem) =>
+      this.#log.documentInvalid(uid, snap.ref.parent.id, snap.id, problem),
+    );
+  }
+}
