@@ -8,6 +8,7 @@ export * from './app-check.ts';
 export * from './callable-names.ts';
 export * from './callables.ts';
 export * from './collections.ts';
+export * from './deadline.ts';
 export * from './env-table.ts';
 export * from './errors.ts';
 export * from './firestore.ts';

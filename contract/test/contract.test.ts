@@ -16,7 +16,9 @@ import {
   runResultSchema,
   runStreamLineSchema,
   sendMessageInputSchema,
+  settleBy,
   timeoutBudget,
+  withDeadline,
 } from '../src/index.ts';
 
 describe('LineSplitter', () => {
@@ -155,5 +157,43 @@ describe('schemas', () => {
     assert.equal(schema.safeParse({ message: 'hello' }).success, true);
     assert.equal(schema.safeParse({ message: 'hello!' }).success, false);
     assert.equal(schema.safeParse({ message: '   ' }).success, false);
+  });
+});
+
+describe('deadlines (the one settleBy / withDeadline)', () => {
+  test('the value when the operation wins', async () => {
+    assert.deepEqual(await settleBy(Promise.resolve(7), AbortSignal.timeout(1_000)), {
+      settled: true,
+      value: 7,
+    });
+    assert.equal(
+      await withDeadline(Promise.resolve('x'), new AbortController().signal, () => new Error()),
+      'x',
+    );
+  });
+
+  test('the signal first: not settled, the error made then, and a late failure swallowed', async () => {
+    let fail!: (e: Error) => void;
+    const op = new Promise<number>((_resolve, reject) => (fail = reject));
+    const ac = new AbortController();
+    const waiting = settleBy(op, ac.signal);
+    ac.abort();
+    assert.deepEqual(await waiting, { settled: false });
+    await assert.rejects(
+      withDeadline(op, AbortSignal.timeout(5), () => new RangeError('too late')),
+      RangeError,
+    );
+    fail(new Error('late')); // an unhandled rejection here would fail the test run
+    await new Promise((r) => setTimeout(r, 10));
+  });
+
+  test('an already aborted signal ends the wait at once; the operation’s own failure passes through', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    assert.deepEqual(await settleBy(new Promise(() => undefined), ac.signal), { settled: false });
+    await assert.rejects(
+      settleBy(Promise.reject(new TypeError('own')), AbortSignal.timeout(1_000)),
+      TypeError,
+    );
   });
 });

@@ -3,7 +3,7 @@
  * streamed reply. While a reply is on its way, a pending bubble fills with the streamed text (or
  * the final result); the stored message replaces it when the listener delivers it.
  */
-import { COLLECTIONS, type ModelUsage } from '@agent-platform/contract';
+import { COLLECTIONS, withDeadline, type ModelUsage } from '@agent-platform/contract';
 import { FirebaseError } from 'firebase/app';
 import {
   collection,
@@ -519,17 +519,10 @@ export class Chat {
  * when it reads the result (or error) line, so it is settled by now unless the response had
  * neither (e.g. a proxy error page), which the SDK would leave pending forever.
  */
-async function settled<T>(data: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const none = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new FirebaseError('functions/internal', 'the reply ended without a result')),
-      5_000,
-    );
-  });
-  try {
-    return await Promise.race([data, none]);
-  } finally {
-    clearTimeout(timer);
-  }
+function settled<T>(data: Promise<T>): Promise<T> {
+  return withDeadline(
+    data,
+    AbortSignal.timeout(5_000),
+    () => new FirebaseError('functions/internal', 'the reply ended without a result'),
+  );
 }

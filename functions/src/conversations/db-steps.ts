@@ -1,6 +1,6 @@
 import type { DocumentSnapshot } from 'firebase-admin/firestore';
 import type { z } from 'zod';
-import { FIRESTORE_CALL_TIMEOUT_MS } from '@agent-platform/contract';
+import { FIRESTORE_CALL_TIMEOUT_MS, withDeadline } from '@agent-platform/contract';
 import { DatabaseUnavailableError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import { readDoc } from './read-doc.ts';
@@ -15,12 +15,11 @@ export function withDbDeadline<T>(
   what: string,
   ms: number = FIRESTORE_CALL_TIMEOUT_MS,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new DatabaseUnavailableError(`${what}: no answer in ${ms} ms`)), ms);
-  });
-  op.catch(() => undefined); // abandoned at the deadline, it may still fail later
-  return Promise.race([op, deadline]).finally(() => clearTimeout(timer));
+  return withDeadline(
+    op,
+    AbortSignal.timeout(ms),
+    () => new DatabaseUnavailableError(`${what}: no answer in ${ms} ms`),
+  );
 }
 
 /** A service's Firestore steps: each with its deadline, documents read through their schema. */

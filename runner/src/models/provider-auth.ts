@@ -1,5 +1,5 @@
 import { GoogleAuth } from 'google-auth-library';
-import { withDeadline } from '../sandbox/deadline.ts';
+import { callWithDeadline } from '../sandbox/deadline.ts';
 import type { ModelSettings, ProviderAuth } from './model-gateway.ts';
 
 /** How long fetching a Google access token may take (the metadata server answers in ms). */
@@ -18,7 +18,7 @@ export function providerAuth(settings: ModelSettings): ProviderAuth {
   }
   const auth = new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/cloud-platform'] });
   return async () => {
-    const token = await withDeadline(
+    const token = await callWithDeadline(
       auth.getAccessToken(),
       'getting a Google access token',
       TOKEN_DEADLINE_MS,

@@ -1,4 +1,4 @@
-import { TIMEOUT_MARGINS } from '@agent-platform/contract';
+import { TIMEOUT_MARGINS, withDeadline } from '@agent-platform/contract';
 import { DeadlineError } from '../errors.ts';
 
 /**
@@ -26,46 +26,28 @@ export type DeadlineCall = <T>(
 
 /** Calls with deadlines whose outcomes `observer` (the metrics) sees. */
 export function deadlineCaller(observer?: CallObserver): DeadlineCall {
-  return <T>(
+  return async <T>(
     promise: Promise<T>,
     what: string,
     timeoutMs: number = PLATFORM_CALL_TIMEOUT_MS,
     signal?: AbortSignal,
   ): Promise<T> => {
     const t0 = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () => reject(new DeadlineError(`${what} took longer than ${timeoutMs} ms`)),
-        timeoutMs,
+    const late = AbortSignal.timeout(timeoutMs);
+    let ok = false;
+    try {
+      const value = await withDeadline(promise, signal ? AbortSignal.any([signal, late]) : late, () =>
+        signal?.aborted
+          ? new DeadlineError(`${what} was abandoned`)
+          : new DeadlineError(`${what} took longer than ${timeoutMs} ms`),
       );
-      timer.unref();
-      if (signal) {
-        onAbort = () => reject(new DeadlineError(`${what} was abandoned`));
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-      }
-    });
-    const done = () => {
-      clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
-    };
-    promise.catch(() => undefined); // a call abandoned at its deadline may still fail later
-    return Promise.race([promise, deadline]).then(
-      (value) => {
-        done();
-        observer?.observeCall(what, (performance.now() - t0) / 1000, true);
-        return value;
-      },
-      (err: unknown) => {
-        done();
-        observer?.observeCall(what, (performance.now() - t0) / 1000, false);
-        throw err;
-      },
-    );
+      ok = true;
+      return value;
+    } finally {
+      observer?.observeCall(what, (performance.now() - t0) / 1000, ok);
+    }
   };
 }
 
 /** A call with a deadline and no observer. */
-export const withDeadline: DeadlineCall = deadlineCaller();
+export const callWithDeadline: DeadlineCall = deadlineCaller();

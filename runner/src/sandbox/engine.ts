@@ -3,6 +3,7 @@ import {
   NO_MODEL_USAGE,
   REPLY_MAX_CHARS,
   TIMEOUT_MARGINS,
+  settleBy,
   type AgentComponent,
   type AgentRequest,
   type CreatedAgent,
@@ -104,27 +105,6 @@ export const LATE_EXIT_WAIT_MS = 5_000;
 const DRAIN_WAIT_MS = TIMEOUT_MARGINS.sandboxGraceMs;
 
 /**
- * Waits for `op` or for `signal`, whichever comes first: `{settled: false}` when the signal won
- * (`op` goes on), the value when `op` won; rejects when `op` rejects first.
- */
-async function settleBy<T>(
-  op: Promise<T>,
-  signal: AbortSignal,
-): Promise<{ settled: true; value: T } | { settled: false }> {
-  if (signal.aborted) return { settled: false };
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<{ settled: false }>((resolve) => {
-    onAbort = () => resolve({ settled: false });
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([op.then((value) => ({ settled: true as const, value })), aborted]);
-  } finally {
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  }
-}
-
-/**
  * Owns every sandbox of this runner: acquire (warm or new) -> exchange -> save -> release (warm)
  * or retire; prewarm, workspace deletion, readiness, reaping and drain. Callers serialize per
  * user (RunGate), so a user has at most one sandbox.
@@ -182,13 +162,7 @@ export class SandboxEngine {
 
   /** Resolves when the runs and prewarms in flight now have settled, or after `ms`. */
   async #inFlightSettled(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-      timer.unref();
-    });
-    await Promise.race([Promise.all([...this.#inFlight]), late]);
-    clearTimeout(timer);
+    await settleBy(Promise.all([...this.#inFlight]), AbortSignal.timeout(ms));
   }
 
   /** Sandboxes kept warm now. */

@@ -1,7 +1,7 @@
 import { LineSplitter } from '@agent-platform/contract';
 import type Docker from 'dockerode';
 import type { Logger } from '../logs.ts';
-import { withDeadline, type DeadlineCall } from './deadline.ts';
+import { callWithDeadline, type DeadlineCall } from './deadline.ts';
 import { LABEL_RUNNER_ID } from './labels.ts';
 
 /** Docker event lines are a few hundred bytes; anything far longer is not an event we read. */
@@ -26,7 +26,7 @@ export class OomWatch {
 
   readonly #call: DeadlineCall;
 
-  constructor(docker: Docker, runnerId: string, log: Logger, call: DeadlineCall = withDeadline) {
+  constructor(docker: Docker, runnerId: string, log: Logger, call: DeadlineCall = callWithDeadline) {
     this.#docker = docker;
     this.#runnerId = runnerId;
     this.#log = log;
