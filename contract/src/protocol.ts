@@ -47,3 +47,20 @@ export interface ModelResponseLine {
   chunk?: string;
   done: boolean;
 }
+
+/** The body of every error the gateway answers, on either side: OpenAI's error shape. */
+export function modelErrorBody(message: string, type: string): string {
+  return JSON.stringify({ error: { message, type } });
+}
+
+/** A whole error answer to one model request, as the one line the runner writes to the agent. */
+export function modelErrorLine(id: string, status: number, type: string, message: string): ModelResponseLine {
+  return {
+    type: 'model_response',
+    id,
+    status,
+    contentType: 'application/json',
+    chunk: modelErrorBody(message, type),
+    done: true,
+  };
+}

@@ -1,5 +1,6 @@
 import {
   NO_MODEL_USAGE,
+  modelErrorLine,
   type ModelRequestEvent,
   type ModelResponseLine,
   type ModelUsage,
@@ -52,16 +53,7 @@ export function newModelRun(settings: ModelSettings, model: string | null, token
 }
 
 function errorLines(id: string, status: number, type: string, message: string): ModelResponseLine[] {
-  return [
-    {
-      type: 'model_response',
-      id,
-      status,
-      contentType: 'application/json',
-      chunk: JSON.stringify({ error: { message, type } }),
-      done: true,
-    },
-  ];
+  return [modelErrorLine(id, status, type, message)];
 }
 
 interface ProviderUsage {

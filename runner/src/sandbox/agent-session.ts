@@ -1,5 +1,6 @@
 import {
   LineSplitter,
+  modelErrorLine,
   parseAgentLine,
   type AgentRequest,
   type ModelResponseLine,
@@ -158,14 +159,7 @@ export class AgentSession {
           };
           if (opts.onModelRequest) opts.onModelRequest(e, reply);
           else {
-            reply({
-              type: 'model_response',
-              id: e.id,
-              status: 503,
-              contentType: 'application/json',
-              chunk: JSON.stringify({ error: { message: 'no model gateway', type: 'unavailable' } }),
-              done: true,
-            });
+            reply(modelErrorLine(e.id, 503, 'unavailable', 'no model gateway'));
           }
         } else {
           x.result = e;

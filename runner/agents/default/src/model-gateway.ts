@@ -10,6 +10,7 @@ import {
   MODEL_GATEWAY_PORT,
   MODEL_PATHS,
   MODEL_REQUEST_MAX_BYTES,
+  modelErrorBody,
   type AgentEvent,
   type ModelPath,
   type ModelResponseLine,
@@ -23,7 +24,7 @@ function answerError(res: ServerResponse, status: number, message: string): void
     return;
   }
   res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ error: { message, type: 'gateway_error' } }));
+  res.end(modelErrorBody(message, 'gateway_error'));
 }
 
 /** Where the lines of one model response go: an HTTP answer, or the agent's own model call. */
