@@ -36,13 +36,35 @@ source scripts/lib/emulators.sh
 
 RUNNER_PID=""
 RUNNERS="${RUNNERS:-1}"
+RUNNER_ID=local
+# How long the runner (or fleet) may take to stop: it saves and removes the warm sandboxes, each
+# Docker call bounded by the budget's sandbox grace (10 s), so 45 s leaves room for a slow engine.
+STOP_WAIT_S=45
+# One signal path. A terminal's Ctrl-C sends SIGINT to its whole foreground process group; the
+# runner, the fleet and the emulators run in sessions of their own (setsid), so only this script
+# gets it and each part is told once, below. (Before, the runner got the terminal's SIGINT and
+# then this trap's: the second one stops it at once, mid-cleanup, and paused sandboxes stayed.)
 stop_all() {
-  trap - INT TERM EXIT
-  log "stopping"
-  # SIGINT stops a lone runner at once (SIGTERM would drain it); the fleet stops its runners itself.
+  trap - TERM EXIT
+  trap '' INT # a second Ctrl-C does not cut the cleanup short; it is bounded below
+  log "stopping (at most ${STOP_WAIT_S} s)"
+  # SIGINT stops a lone runner without draining (SIGTERM would wait for runs in flight); either
+  # way it saves and removes its warm sandboxes. The fleet stops its runners itself.
   [ -n "$RUNNER_PID" ] && kill -"$([ "$RUNNERS" = 1 ] && echo INT || echo TERM)" "$RUNNER_PID" 2>/dev/null || true
   stop_emulators
-  for _ in $(seq 1 60); do { [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; } || break; sleep 0.5; done
+  local waited=0
+  while [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null && [ "$waited" -lt $((STOP_WAIT_S * 2)) ]; do
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  if [ -n "$RUNNER_PID" ] && kill -0 "$RUNNER_PID" 2>/dev/null; then
+    log "the runner did not stop in ${STOP_WAIT_S} s: killing it and removing its sandboxes"
+    kill -KILL -- "-$RUNNER_PID" 2>/dev/null || kill -KILL "$RUNNER_PID" 2>/dev/null || true
+    if [ "$RUNNERS" = 1 ]; then
+      timeout 30 docker ps -aq --filter "label=dev.agent-platform.runner-id=$RUNNER_ID" --filter label=dev.agent-platform.kind=sandbox \
+        | xargs -r timeout 30 docker rm -f -v >/dev/null 2>&1 || true
+    fi
+  fi
   stop_engine
   exit 0
 }
@@ -50,8 +72,8 @@ trap stop_all INT TERM EXIT
 
 if [ "$RUNNERS" = 1 ]; then
   log "starting the runner on 127.0.0.1:$RUNNER_PORT"
-  HOST=127.0.0.1 PORT="$RUNNER_PORT" RUNNER_TOKEN="$RUNNER_TOKEN" RUNNER_ID=local LOG_REQUESTS=false \
-    node runner/dist/main.js >/tmp/agent-platform-runner.log 2>&1 &
+  HOST=127.0.0.1 PORT="$RUNNER_PORT" RUNNER_TOKEN="$RUNNER_TOKEN" RUNNER_ID="$RUNNER_ID" LOG_REQUESTS=false \
+    setsid node runner/dist/main.js >/tmp/agent-platform-runner.log 2>&1 &
   RUNNER_PID=$!
   RUNNER_BASE="http://127.0.0.1:$RUNNER_PORT"
 else
@@ -61,7 +83,7 @@ else
   log "starting a fleet of $RUNNERS runners behind HAProxy"
   FLEET_URL_FILE="$(mktemp /tmp/agent-platform-fleet.XXXXXX)"
   RUNNERS="$RUNNERS" RUNNER_TOKEN="$RUNNER_TOKEN" FLEET_URL_FILE="$FLEET_URL_FILE" \
-    node scripts/fleet.ts >/tmp/agent-platform-runner.log 2>&1 &
+    setsid node scripts/fleet.ts >/tmp/agent-platform-runner.log 2>&1 &
   RUNNER_PID=$!
   for _ in $(seq 1 120); do [ -s "$FLEET_URL_FILE" ] && break; kill -0 "$RUNNER_PID" 2>/dev/null || break; sleep 0.5; done
   [ -s "$FLEET_URL_FILE" ] || { tail -20 /tmp/agent-platform-runner.log; log "the fleet did not start"; exit 1; }

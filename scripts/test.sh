@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
-# npm test: lint, type-check, build, (re)build the images, start the Firebase emulators (Auth,
-# Functions, Firestore, Hosting) on loopback, then every test in one node:test run (the browser
-# tests drive Debian's Chromium), then the sandbox suites again under gVisor (runsc) when the
-# engine has it; stops the emulators by PID at the end. Needs a Docker engine,
-# Java >= 21 and Chromium (.ci/run provides them).
+# npm test: every test. First what needs nothing but Node (lint, format, types, the unit tests:
+# a broken change fails in a minute), then the build and the images, `npm start` with Ctrl-C
+# (scripts/start-stack.test.ts), the Firebase emulators (Auth, Functions, Firestore, Hosting) on
+# loopback, every test that needs Docker or the emulators in one node:test run (the browser tests
+# drive Debian's Chromium), and the sandbox suites again under gVisor (runsc) when the engine has
+# it; the emulators are stopped by PID at the end. Needs a Docker engine, Java >= 21 and Chromium
+# (.ci/run provides them). TEST_FILES="a.test.ts b.test.ts" runs only those (after the checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-node.sh
 
-if ! docker info >/dev/null 2>&1; then
-  echo "npm test: no Docker engine answers. Start one (or run .ci/run, which installs and starts it)." >&2
-  exit 1
-fi
-source scripts/emulator-env.sh
-source scripts/lib/emulators.sh
+source scripts/lib/test-files.sh
 
 echo "[test] lint and format check"
 npx eslint .
@@ -24,10 +21,28 @@ npx tsc -p contract/tsconfig.test.json
 npx tsc -p runner/tsconfig.test.json
 npx tsc -p functions/tsconfig.test.json
 npx tsc -p tsconfig.scripts.json
+if [ -z "${TEST_FILES:-}" ]; then
+  echo "[test] unit tests (no Docker, no emulators)"
+  # shellcheck disable=SC2046 # a list of paths
+  node --test --test-timeout=60000 $(unit_tests)
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "npm test: no Docker engine answers. Start one (or run .ci/run, which installs and starts it); npm run test:unit needs none." >&2
+  exit 1
+fi
+source scripts/emulator-env.sh
+source scripts/lib/emulators.sh
 echo "[test] build"
 npm run build --silent
 echo "[test] images"
 bash scripts/images.sh
+
+status=0
+if [ -z "${TEST_FILES:-}" ]; then
+  echo "[test] npm start, then Ctrl-C"
+  node --test --test-timeout=600000 scripts/start-stack.test.ts || status=$?
+fi
 
 # The functions' integration tests own a runner on this port; the emulated functions find it
 # through functions/.env.local.
@@ -45,15 +60,14 @@ RUN_TIMEOUT_MS=30000"
 
 # The sandbox suites run a second time under gVisor (runsc) when the engine has it (.ci/run
 # registers it). With TEST_FILES set, only those files run, under runc.
-SANDBOX_SUITES="runner/test/hardening.test.ts runner/test/hostile.test.ts runner/test/lifecycle.test.ts runner/test/warm.test.ts runner/test/streaming.test.ts runner/test/stalled-engine.test.ts runner/test/engine-restart.test.ts runner/test/model-gateway.test.ts runner/test/workspace-store.test.ts runner/test/files.test.ts"
 has_runsc=0
 if [ -z "${TEST_FILES:-}" ] && docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
   has_runsc=1
 fi
 
 echo "[test] tests"
-status=0
-node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-contract/test/*.test.ts runner/test/*.test.ts functions/test/*.test.ts scripts/*.test.ts web/test/*.test.ts} || status=$?
+# shellcheck disable=SC2046 # a list of paths
+node --test --test-concurrency=1 --test-timeout=300000 ${TEST_FILES:-$(stack_tests)} || status=$?
 if [ "$has_runsc" = 1 ]; then
   echo "[test] sandbox suites under gVisor (runsc)"
   SANDBOX_TEST_RUNTIME=runsc node --test --test-concurrency=1 --test-timeout=300000 $SANDBOX_SUITES || status=$?
