@@ -12,29 +12,42 @@ import {
   replaceSection,
   runnerTable,
   settingRows,
+  type SettingDoc,
 } from './config-docs.ts';
 
 const table = z.object({
-  PORT: envInt(0, 65535).default(8081).describe('TCP port.'),
-  SANDBOX_MEMORY_BYTES: envInt(64 * 1024 * 1024, 1024 ** 4)
-    .default(512 * 1024 * 1024)
-    .describe('Memory.'),
-  RUN_TIMEOUT_MS: envInt(1_000, 600_000).default(30_000).describe('Run cap.'),
-  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1).describe('CPUs.'),
-  TOKEN: z.string().min(16).optional().describe('A secret.'),
-  MAX_RUNS: envInt(1, 1024).optional().meta({ description: 'Runs at once.', defaultText: '2 per core' }),
-  STORE: z.enum(['volume', 'gcs']).default('volume').describe('Where.'),
-  LOG: envBool.default(true).describe('Log.'),
-  ALLOW: envList.default([]).describe('Allowed.'),
-  ORIGINS: envList.default(['http://a', 'http://b']).describe('Origins.'),
+  PORT: envInt(0, 65535).default(8081),
+  SANDBOX_MEMORY_BYTES: envInt(64 * 1024 * 1024, 1024 ** 4).default(512 * 1024 * 1024),
+  RUN_TIMEOUT_MS: envInt(1_000, 600_000).default(30_000),
+  SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
+  TOKEN: z.string().min(16).optional(),
+  MAX_RUNS: envInt(1, 1024).optional(),
+  STORE: z.enum(['volume', 'gcs']).default('volume'),
+  LOG: envBool.default(true),
+  ALLOW: envList.default([]),
+  ORIGINS: envList.default(['http://a', 'http://b']),
   ID: z
     .string()
     .regex(/^(a|b)$/)
-    .default('a')
-    .describe('Id.'),
-  URL_SETTING: z.url().optional().describe('A URL.'),
-  NAME: z.string().default('').describe('A name.'),
+    .default('a'),
+  URL_SETTING: z.url().optional(),
+  NAME: z.string().default(''),
 });
+const docs: Record<keyof typeof table.shape, SettingDoc> = {
+  PORT: 'TCP port.',
+  SANDBOX_MEMORY_BYTES: 'Memory.',
+  RUN_TIMEOUT_MS: 'Run cap.',
+  SANDBOX_CPUS: 'CPUs.',
+  TOKEN: 'A secret.',
+  MAX_RUNS: { description: 'Runs at once.', defaultText: '2 per core' },
+  STORE: 'Where.',
+  LOG: 'Log.',
+  ALLOW: 'Allowed.',
+  ORIGINS: 'Origins.',
+  ID: 'Id.',
+  URL_SETTING: 'A URL.',
+  NAME: 'A name.',
+};
 
 test('humanize: the largest unit that divides a value, by the unit in the name', () => {
   assert.equal(humanize('X_BYTES', 512 * 1024 * 1024), '512 MiB');
@@ -52,7 +65,7 @@ test('humanize: the largest unit that divides a value, by the unit in the name',
 });
 
 test('settingRows: default, accepted values and description of each setting, in table order', () => {
-  const rows = Object.fromEntries(settingRows(table).map((r) => [r.name, r]));
+  const rows = Object.fromEntries(settingRows(table, docs).map((r) => [r.name, r]));
   assert.deepEqual(Object.keys(rows), Object.keys(table.shape));
   assert.deepEqual(rows.PORT, {
     name: 'PORT',
@@ -81,27 +94,28 @@ test('settingRows: default, accepted values and description of each setting, in 
   assert.equal(rows.NAME!.accepts, 'text');
 });
 
-test('settingRows: a setting without a description is refused, naming it', () => {
-  const bare = z.object({
-    A: envInt(0, 1).default(0),
-    B: z.string().describe('B.'),
-    C: z.string().optional(),
-  });
+test('settingRows: a setting without a description, or a description without a setting, is refused', () => {
+  const bare = z.object({ A: envInt(0, 1).default(0), B: z.string(), C: z.string().optional() });
   assert.throws(
-    () => settingRows(bare),
+    () => settingRows(bare, { B: 'B.', C: { description: '', defaultText: 'x' }, D: 'Gone.' }),
     (e: unknown) =>
-      e instanceof ConfigDocsError && e.problems.length === 2 && /^A: no description/.test(e.problems[0]!),
+      e instanceof ConfigDocsError &&
+      e.problems.length === 3 &&
+      /^A: no description/.test(e.problems[0]!) &&
+      /^C: no description/.test(e.problems[1]!) &&
+      e.problems[2] === 'D: described, but not in the table',
   );
 });
 
 test('functionsRows: table settings marked as params or environment, params outside the table appended', () => {
   const fnTable = z.object({
-    RUNNER_URL: z.string().default('').describe('Runner.'),
-    ORIGINS: envList.default(['http://a', 'http://b']).describe('Origins.'),
-    ENFORCE: envBool.default(false).describe('Enforce.'),
-    RUNNER_TOKEN: z.string().default('').describe('Secret.'),
+    RUNNER_URL: z.string().default(''),
+    ORIGINS: envList.default(['http://a', 'http://b']),
+    ENFORCE: envBool.default(false),
+    RUNNER_TOKEN: z.string().default(''),
   });
-  const rows = functionsRows(fnTable, [
+  const fnDocs = { RUNNER_URL: 'Runner.', ORIGINS: 'Origins.', ENFORCE: 'Enforce.', RUNNER_TOKEN: 'Secret.' };
+  const rows = functionsRows(fnTable, fnDocs, [
     { name: 'RUNNER_URL', options: { default: '' } },
     { name: 'ORIGINS', options: { default: 'http://a,http://b' } },
     { name: 'ENFORCE', options: { default: false } },
@@ -121,10 +135,10 @@ test('functionsRows: table settings marked as params or environment, params outs
 });
 
 test('functionsRows: a param whose default differs from the table, or one without a description, is refused', () => {
-  const fnTable = z.object({ LIMIT: envInt(1, 100).default(20).describe('Limit.') });
+  const fnTable = z.object({ LIMIT: envInt(1, 100).default(20) });
   assert.throws(
     () =>
-      functionsRows(fnTable, [
+      functionsRows(fnTable, { LIMIT: 'Limit.' }, [
         { name: 'LIMIT', options: { default: 30 } },
         { name: 'OTHER', options: { default: '' } },
       ]),
@@ -152,7 +166,7 @@ test('replaceSection: only the part between the markers changes, and rendering i
   );
   assert.equal(replaceSection(once, 'runner', 'new table'), once);
   assert.throws(() => replaceSection(doc, 'functions', 'x'), ConfigDocsError);
-  const sections = { runner: runnerTable(settingRows(table)) };
+  const sections = { runner: runnerTable(settingRows(table, docs)) };
   const rendered = renderConfigDoc(doc, sections);
   assert.equal(renderConfigDoc(rendered, sections), rendered);
 });

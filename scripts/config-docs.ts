@@ -1,7 +1,7 @@
 /**
  * `npm run docs`: rewrites the generated tables of docs/configuration.md from the configuration
- * tables themselves (the runner's env schema in runner/src/config.ts, the functions' env schema in
- * functions/src/config.ts and their params in functions/src/params.ts), so the reference cannot
+ * tables themselves (the env schema and its envDocs in runner/src/config.ts and in
+ * functions/src/config.ts, and the functions' params in functions/src/params.ts), so the reference cannot
  * drift from what the code accepts. `npm run docs -- --check` writes nothing and exits 1 when the
  * checked-in file is stale (scripts/test.sh runs it after the lint step).
  *
@@ -11,9 +11,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { envSchema as functionsEnvSchema } from '../functions/src/config.ts';
+import { envDocs as functionsEnvDocs, envSchema as functionsEnvSchema } from '../functions/src/config.ts';
 import * as functionsParams from '../functions/src/params.ts';
-import { envSchema as runnerEnvSchema } from '../runner/src/config.ts';
+import { envDocs as runnerEnvDocs, envSchema as runnerEnvSchema } from '../runner/src/config.ts';
 
 export const CONFIG_DOC_PATH = fileURLToPath(new URL('../docs/configuration.md', import.meta.url));
 
@@ -30,13 +30,10 @@ export interface SettingRow {
 }
 
 /**
- * What a table entry may carry besides its zod description: the text of a default that is not a
- * constant (sized from the host, or derived from other settings), set with `.meta({defaultText})`.
+ * What a config module says of one setting (its envDocs entry): a description, and the default in
+ * words where it is not a constant (sized from the host, or derived from other settings).
  */
-interface SettingMeta {
-  description?: string;
-  defaultText?: string;
-}
+export type SettingDoc = string | { description: string; defaultText: string };
 
 /** A firebase-functions param as params.ts exports it (StringParam, IntParam, BooleanParam). */
 export interface ParamLike {
@@ -135,18 +132,25 @@ function formatAccepts(name: string, field: z.ZodType): string {
   return 'text';
 }
 
-/** One row per setting of an env table, in the table's order; throws when one has no description. */
-export function settingRows(schema: z.ZodObject): SettingRow[] {
+/**
+ * One row per setting of an env table, in the table's order; throws when a setting has no
+ * description, or a description names no setting.
+ */
+export function settingRows(schema: z.ZodObject, docs: Readonly<Record<string, SettingDoc>>): SettingRow[] {
   const problems: string[] = [];
   const rows = Object.entries(schema.shape).map(([name, field]): SettingRow => {
-    const meta = (field.meta() ?? {}) as SettingMeta;
-    if (!meta.description) problems.push(`${name}: no description (add .describe() to its table entry)`);
+    const entry = docs[name];
+    const doc = typeof entry === 'string' ? { description: entry, defaultText: undefined } : entry;
+    if (!doc?.description) problems.push(`${name}: no description (add one to the envDocs beside its table)`);
     const defaultText =
       field instanceof z.ZodDefault
         ? formatDefault(name, field.def.defaultValue)
-        : (meta.defaultText ?? 'unset');
-    return { name, defaultText, accepts: formatAccepts(name, field), description: meta.description ?? '' };
+        : (doc?.defaultText ?? 'unset');
+    return { name, defaultText, accepts: formatAccepts(name, field), description: doc?.description ?? '' };
   });
+  for (const name of Object.keys(docs)) {
+    if (!(name in schema.shape)) problems.push(`${name}: described, but not in the table`);
+  }
   if (problems.length > 0) throw new ConfigDocsError(problems);
   return rows;
 }
@@ -156,10 +160,14 @@ export function settingRows(schema: z.ZodObject): SettingRow[] {
  * those firebase-tools reads only at deploy. A param's default must equal its table entry's
  * (both are applied, by firebase deploy and by loadConfig), else the docs could name only one.
  */
-export function functionsRows(schema: z.ZodObject, params: readonly ParamLike[]): SettingRow[] {
+export function functionsRows(
+  schema: z.ZodObject,
+  docs: Readonly<Record<string, SettingDoc>>,
+  params: readonly ParamLike[],
+): SettingRow[] {
   const problems: string[] = [];
   const byName = new Map(params.map((p) => [p.name, p]));
-  const rows = settingRows(schema).map((row): SettingRow => {
+  const rows = settingRows(schema, docs).map((row): SettingRow => {
     const param = byName.get(row.name);
     if (!param) return { ...row, source: 'environment' };
     const field = schema.shape[row.name];
@@ -227,8 +235,8 @@ export function replaceSection(doc: string, name: string, body: string): string 
 export function generatedSections(): Record<string, string> {
   const params = Object.values(functionsParams) as unknown as ParamLike[];
   return {
-    runner: runnerTable(settingRows(runnerEnvSchema)),
-    functions: functionsTable(functionsRows(functionsEnvSchema, params)),
+    runner: runnerTable(settingRows(runnerEnvSchema, runnerEnvDocs)),
+    functions: functionsTable(functionsRows(functionsEnvSchema, functionsEnvDocs, params)),
   };
 }
 

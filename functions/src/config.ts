@@ -57,66 +57,50 @@ const origins = z
     'must be a comma-separated list of origins like https://app.example.com (scheme, host, port; no path)',
   );
 
-/** Each setting's validator, default and one-line description (`npm run docs` shows them in docs/configuration.md). */
+/** Each setting's validator and default; envDocs below describes each (npm run docs). */
 export const envSchema = z.object({
-  RUNNER_URL: httpUrl
-    .default('')
-    .describe("Base URL of the runner (an http(s) URL); empty: RUNNER_SERVICE's."),
-  RUNNER_SERVICE: z
-    .string()
-    .default('')
-    .describe(
-      'Instead of RUNNER_URL: a Cloud Run service name (projects/P/locations/R/services/S) whose URL is looked up once per instance.',
-    ),
-  RUNNER_AUDIENCE: z
-    .string()
-    .default('')
-    .describe('Audience of the Google ID tokens sent to the runner; empty: the runner URL.'),
-  RUN_TIMEOUT_MS: int(1_000, RUN_TIMEOUT_MAX_MS)
-    .default(RUN_TIMEOUT_DEFAULT_MS)
-    .describe(
-      "The run cap asked of the runner (its timeoutMs), at most the runner's own; every wait derives from it; one whose budget exceeds the function timeout is refused.",
-    ),
-  MESSAGES_PER_MINUTE: int(1, 10_000)
-    .default(20)
-    .describe('Messages one user may send per minute (then resource-exhausted).'),
-  IP_MESSAGES_PER_MINUTE: int(1, 1_000_000)
-    .default(120)
-    .describe(
-      'Messages from one client address (all its accounts) per minute; the address is the last X-Forwarded-For entry, stored only hashed.',
-    ),
-  MAX_CONCURRENT_PER_USER: int(1, 100)
-    .default(2)
-    .describe('Messages of one user being answered at once (more: resource-exhausted).'),
-  MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX)
-    .default(TOKENS_PER_RUN_DEFAULT)
-    .describe(
-      "Tokens (input + output) one message's model calls may use; the runner's MODEL_TOKENS_PER_RUN caps it too.",
-    ),
-  MODEL_TOKENS_PER_USER_PER_DAY: int(0, TOKEN_BUDGET_MAX)
-    .default(TOKENS_PER_USER_PER_DAY_DEFAULT)
-    .describe("Tokens one user's model calls may use per UTC day (users/{uid}.tokensPerDay overrides)."),
-  WORKSPACE_IDLE_DAYS: int(1, 3650)
-    .default(30)
-    .describe("A user's workspace is deleted after this many days without a message or warm-up."),
-  MAX_MESSAGE_CHARS: int(1, FUNCTIONS_MESSAGE_CHARS_MAX)
-    .default(FUNCTIONS_MESSAGE_CHARS_DEFAULT)
-    .describe('Longest message in characters.'),
-  ENFORCE_APP_CHECK: bool
-    .default(false)
-    .describe('Reject callables and REST calls without a valid App Check token (applied at deploy).'),
-  CORS_ORIGINS: origins
-    .default(['http://127.0.0.1:5000', 'http://localhost:5000'])
-    .describe('Comma-separated web origins the REST API allows (default: the local Hosting emulator).'),
-  RUNNER_TOKEN: z
-    .string()
-    .default('')
-    .describe('Shared secret for the runner, used only under the emulators (not a param); never echoed.'),
-  FUNCTIONS_EMULATOR: z
-    .string()
-    .default('')
-    .describe('Set to "true" by the Functions emulator (not a param).'),
+  RUNNER_URL: httpUrl.default(''),
+  RUNNER_SERVICE: z.string().default(''),
+  RUNNER_AUDIENCE: z.string().default(''),
+  RUN_TIMEOUT_MS: int(1_000, RUN_TIMEOUT_MAX_MS).default(RUN_TIMEOUT_DEFAULT_MS),
+  MESSAGES_PER_MINUTE: int(1, 10_000).default(20),
+  IP_MESSAGES_PER_MINUTE: int(1, 1_000_000).default(120),
+  MAX_CONCURRENT_PER_USER: int(1, 100).default(2),
+  MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
+  MODEL_TOKENS_PER_USER_PER_DAY: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_USER_PER_DAY_DEFAULT),
+  WORKSPACE_IDLE_DAYS: int(1, 3650).default(30),
+  MAX_MESSAGE_CHARS: int(1, FUNCTIONS_MESSAGE_CHARS_MAX).default(FUNCTIONS_MESSAGE_CHARS_DEFAULT),
+  ENFORCE_APP_CHECK: bool.default(false),
+  CORS_ORIGINS: origins.default(['http://127.0.0.1:5000', 'http://localhost:5000']),
+  RUNNER_TOKEN: z.string().default(''),
+  FUNCTIONS_EMULATOR: z.string().default(''),
 });
+
+type SettingDoc = string | { description: string; defaultText: string };
+
+/** What docs/configuration.md says of each setting (`npm run docs` generates it from these lines). */
+export const envDocs: Record<keyof typeof envSchema.shape, SettingDoc> = {
+  RUNNER_URL: "Base URL of the runner (an http(s) URL); empty: RUNNER_SERVICE's.",
+  RUNNER_SERVICE:
+    'Instead of RUNNER_URL: a Cloud Run service (projects/P/locations/R/services/S) whose URL is used.',
+  RUNNER_AUDIENCE: 'Audience of the Google ID tokens sent to the runner; empty: the runner URL.',
+  RUN_TIMEOUT_MS:
+    "The run cap asked of the runner (its timeoutMs), at most the runner's own; every wait derives from it.",
+  MESSAGES_PER_MINUTE: 'Messages one user may send per minute (then resource-exhausted).',
+  IP_MESSAGES_PER_MINUTE:
+    'Messages from one client address (all its accounts) per minute; the address is stored hashed.',
+  MAX_CONCURRENT_PER_USER: 'Messages of one user being answered at once (more: resource-exhausted).',
+  MODEL_TOKENS_PER_RUN:
+    "Tokens (input + output) one message's model calls may use; the runner's cap applies too.",
+  MODEL_TOKENS_PER_USER_PER_DAY:
+    "Tokens one user's model calls may use per UTC day (users/{uid}.tokensPerDay overrides).",
+  WORKSPACE_IDLE_DAYS: "A user's workspace is deleted after this many days without a message or warm-up.",
+  MAX_MESSAGE_CHARS: 'Longest message in characters.',
+  ENFORCE_APP_CHECK: 'Reject callables and REST calls without a valid App Check token (applied at deploy).',
+  CORS_ORIGINS: 'Comma-separated web origins the REST API allows (default: the local Hosting emulator).',
+  RUNNER_TOKEN: 'Shared secret for the runner, used only under the emulators (not a param); never echoed.',
+  FUNCTIONS_EMULATOR: 'Set to "true" by the Functions emulator (not a param).',
+};
 
 /** Settings whose values a problem report must not echo. */
 const HIDDEN = ['RUNNER_TOKEN'] as const;
