@@ -1,9 +1,9 @@
 /**
  * `npm run docs`: rewrites the generated tables of docs/configuration.md from the configuration
  * tables themselves (the env schema and its envDocs in runner/src/config.ts and in
- * functions/src/config.ts, and the functions' params in functions/src/params.ts), so the reference cannot
- * drift from what the code accepts. `npm run docs -- --check` writes nothing and exits 1 when the
- * checked-in file is stale (scripts/test.sh runs it after the lint step).
+ * functions/src/config.ts, and the functions' params in functions/src/params.ts), so the
+ * reference cannot drift from what the code accepts. `npm run docs -- --check` writes nothing and
+ * exits 1 when the checked-in file is stale (scripts/test.sh runs it after the lint step).
  *
  * The prose of docs/configuration.md is written by hand; each generated table sits between
  * `<!-- config-docs:NAME -->` and `<!-- /config-docs:NAME -->`, and only that part is replaced.
