@@ -15,6 +15,7 @@ source scripts/lib/test-files.sh
 echo "[test] lint and format check"
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+npm run docs --silent -- --check # docs/configuration.md matches the config tables
 echo "[test] type-check (sources and tests)"
 npx tsc -b contract # the others type-check against its declarations
 npx tsc -p contract/tsconfig.test.json

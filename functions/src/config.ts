@@ -57,38 +57,50 @@ const origins = z
     'must be a comma-separated list of origins like https://app.example.com (scheme, host, port; no path)',
   );
 
-const envSchema = z.object({
-  /** Base URL of the runner. Default: empty (then RUNNER_SERVICE). */
+/** Each setting's validator and default; envDocs below describes each (npm run docs). */
+export const envSchema = z.object({
   RUNNER_URL: httpUrl.default(''),
-  /** Cloud Run service name whose URL is the runner's. Default: empty. */
   RUNNER_SERVICE: z.string().default(''),
-  /** Audience of the ID tokens sent to the runner. Default: empty, meaning the runner URL. */
   RUNNER_AUDIENCE: z.string().default(''),
-  /** The run cap asked of the runner (its timeoutMs); every wait derives from it. Default 30000. */
   RUN_TIMEOUT_MS: int(1_000, RUN_TIMEOUT_MAX_MS).default(RUN_TIMEOUT_DEFAULT_MS),
-  /** Messages one user may send per minute. Default 20. */
   MESSAGES_PER_MINUTE: int(1, 10_000).default(20),
-  /** Messages from one client address (all its accounts) per minute. Default 120. */
   IP_MESSAGES_PER_MINUTE: int(1, 1_000_000).default(120),
-  /** Messages of one user being answered at once (more: resource-exhausted). Default 2. */
   MAX_CONCURRENT_PER_USER: int(1, 100).default(2),
-  /** Tokens (input + output) one message's model calls may use. Default 100000. */
   MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
-  /** Tokens one user's model calls may use per UTC day (users/{uid}.tokensPerDay overrides). Default 1000000. */
   MODEL_TOKENS_PER_USER_PER_DAY: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_USER_PER_DAY_DEFAULT),
-  /** A user's workspace is deleted after this many days without a message. Default 30. */
   WORKSPACE_IDLE_DAYS: int(1, 3650).default(30),
-  /** Longest message in characters. Default 8000. */
   MAX_MESSAGE_CHARS: int(1, FUNCTIONS_MESSAGE_CHARS_MAX).default(FUNCTIONS_MESSAGE_CHARS_DEFAULT),
-  /** Reject callables without a valid App Check token (applied at deploy). Default false. */
   ENFORCE_APP_CHECK: bool.default(false),
-  /** Web origins the REST API allows. Default: the local Hosting emulator. */
   CORS_ORIGINS: origins.default(['http://127.0.0.1:5000', 'http://localhost:5000']),
-  /** Shared secret for the runner, used only under the emulators (not a param). Default: empty. */
   RUNNER_TOKEN: z.string().default(''),
-  /** Set to "true" by the Functions emulator (not a param). */
   FUNCTIONS_EMULATOR: z.string().default(''),
 });
+
+type SettingDoc = string | { description: string; defaultText: string };
+
+/** What docs/configuration.md says of each setting (`npm run docs` generates it from these lines). */
+export const envDocs: Record<keyof typeof envSchema.shape, SettingDoc> = {
+  RUNNER_URL: "Base URL of the runner (an http(s) URL); empty: RUNNER_SERVICE's.",
+  RUNNER_SERVICE:
+    'Instead of RUNNER_URL: a Cloud Run service (projects/P/locations/R/services/S) whose URL is used.',
+  RUNNER_AUDIENCE: 'Audience of the Google ID tokens sent to the runner; empty: the runner URL.',
+  RUN_TIMEOUT_MS:
+    "The run cap asked of the runner (its timeoutMs), at most the runner's own; every wait derives from it.",
+  MESSAGES_PER_MINUTE: 'Messages one user may send per minute (then resource-exhausted).',
+  IP_MESSAGES_PER_MINUTE:
+    'Messages from one client address (all its accounts) per minute; the address is stored hashed.',
+  MAX_CONCURRENT_PER_USER: 'Messages of one user being answered at once (more: resource-exhausted).',
+  MODEL_TOKENS_PER_RUN:
+    "Tokens (input + output) one message's model calls may use; the runner's cap applies too.",
+  MODEL_TOKENS_PER_USER_PER_DAY:
+    "Tokens one user's model calls may use per UTC day (users/{uid}.tokensPerDay overrides).",
+  WORKSPACE_IDLE_DAYS: "A user's workspace is deleted after this many days without a message or warm-up.",
+  MAX_MESSAGE_CHARS: 'Longest message in characters.',
+  ENFORCE_APP_CHECK: 'Reject callables and REST calls without a valid App Check token (applied at deploy).',
+  CORS_ORIGINS: 'Comma-separated web origins the REST API allows (default: the local Hosting emulator).',
+  RUNNER_TOKEN: 'Shared secret for the runner, used only under the emulators (not a param); never echoed.',
+  FUNCTIONS_EMULATOR: 'Set to "true" by the Functions emulator (not a param).',
+};
 
 /** Settings whose values a problem report must not echo. */
 const HIDDEN = ['RUNNER_TOKEN'] as const;

@@ -23,7 +23,11 @@ export const RUNNER_SERVICE = defineString('RUNNER_SERVICE', { default: '' });
  * through (`npm run deploy -- --runners`), e.g. agent-functions. Only private ranges go through
  * it. Default: empty, meaning no VPC egress (one runner, reached at its public HTTPS address).
  */
-export const RUNNER_VPC_CONNECTOR = defineString('RUNNER_VPC_CONNECTOR', { default: '' });
+export const RUNNER_VPC_CONNECTOR = defineString('RUNNER_VPC_CONNECTOR', {
+  default: '',
+  description:
+    "Serverless VPC Access connector to a runner fleet's internal load balancer (private ranges only); empty: no VPC egress.",
+});
 /** Audience of the ID tokens sent to the runner. Default: empty, meaning the runner URL. */
 export const RUNNER_AUDIENCE = defineString('RUNNER_AUDIENCE', { default: '' });
 /** The run cap asked of the runner; every wait of a message derives from it. Default 30000. */

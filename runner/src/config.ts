@@ -30,145 +30,152 @@ const list = envList;
 const bool = envBool;
 
 /**
- * Every runner setting: env variable name, default and validator. The README's configuration
- * table mirrors this object; keep them together.
+ * Every runner setting: env variable name, default and validator; envDocs below describes each
+ * (docs/configuration.md is generated from both: npm run docs).
  */
-const envSchema = z.object({
-  /** TCP port (0 picks a free one). Default 8081. */
+export const envSchema = z.object({
   PORT: int(0, 65535).default(8081),
-  /** Address to bind. Default 0.0.0.0 (in a container); npm start binds 127.0.0.1. */
   HOST: z.string().min(1).default('0.0.0.0'),
-  /** Image every sandbox runs. Default agent-platform/agent-default:latest. */
   AGENT_IMAGE: z.string().min(1).default('agent-platform/agent-default:latest'),
-  /** Shared secret for local development (>= 16 chars). Default: unset. */
   RUNNER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Expected `aud` of Google-signed ID tokens (usually the runner's URL). Default: unset. */
   RUNNER_AUDIENCE: z.string().min(1).optional(),
-  /** Comma-separated service-account emails allowed to call. Default: empty. */
   RUNNER_ALLOWED_INVOKERS: list.default([]),
-  /** Where Google's token-signing certificates are fetched (PEM JSON). */
   RUNNER_OIDC_CERTS_URL: z.url().default('https://www.googleapis.com/oauth2/v1/certs'),
-  /** Label value that scopes this runner's containers (and its reaper). Default "default". */
   RUNNER_ID: z
     .string()
     .regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'must be 1-64 of [a-zA-Z0-9_.-]')
     .default('default'),
-  /** Wall-clock cap of one run, killed from the host. Default 30000 (30 s). */
   RUN_TIMEOUT_MS: int(RUN_CAP_MIN_MS, RUN_TIMEOUT_MAX_MS).default(RUN_TIMEOUT_DEFAULT_MS),
-  /** Sandbox memory (swap is set equal, so no swap). Default 512 MiB. */
   SANDBOX_MEMORY_BYTES: int(64 * MiB, 64 * 1024 * MiB).default(512 * MiB),
-  /** CPUs per sandbox. Default 1. */
   SANDBOX_CPUS: z.coerce.number().positive().max(64).default(1),
-  /** Max processes/threads per sandbox. Default 128. */
   SANDBOX_PIDS_LIMIT: int(8, 100_000).default(128),
-  /** Size of the sandbox's /tmp tmpfs. Default 32 MiB. */
   SANDBOX_TMP_BYTES: int(1 * MiB, 4096 * MiB).default(32 * MiB),
-  /** Largest file a sandbox may write (RLIMIT_FSIZE). Default 32 MiB. */
   SANDBOX_FILE_SIZE_BYTES: int(1 * MiB, 4096 * MiB).default(32 * MiB),
-  /** Open files per process (RLIMIT_NOFILE). Default 256. */
   SANDBOX_NOFILE: int(16, 65_536).default(256),
-  /**
-   * Container runtime: `auto` (gVisor's runsc when the engine has it, else runc; the choice is
-   * logged at start), or a runtime name the engine has (runc, runsc). Default auto.
-   */
   SANDBOX_RUNTIME: z
     .string()
     .regex(/^[a-z0-9_.-]+$/)
     .default('auto'),
-  /** Bytes a user's /workspace may hold. Default 64 MiB. */
   WORKSPACE_BYTES: int(1 * MiB, 16_384 * MiB).default(64 * MiB),
-  /** Files and directories a user's /workspace may hold. Default 8192. */
   WORKSPACE_INODES: int(64, 1_000_000).default(8192),
-  /**
-   * Disk this runner's workspace volumes may take: it holds at most this over the largest
-   * snapshot (WORKSPACE_BYTES + 1 KiB per inode + 1 MiB) workspaces, then refuses new users (507
-   * workspaces_full) before the disk fills. Default 21474836480 (20 GiB).
-   */
   WORKSPACES_DISK_BYTES: int(1 * MiB, 64 * 1024 * 1024 * MiB).default(20 * 1024 * MiB),
-  /**
-   * Where users' workspace snapshots live: `volume` (a Docker volume per user on this host) or
-   * `gcs` (WORKSPACE_BUCKET in Cloud Storage, shared by a fleet of runners). Default volume.
-   */
   WORKSPACE_STORE: z.enum(['volume', 'gcs']).default('volume'),
-  /** WORKSPACE_STORE=gcs: the bucket. */
   WORKSPACE_BUCKET: z
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'must be a Cloud Storage bucket name')
     .optional(),
-  /** WORKSPACE_STORE=gcs: the Cloud Storage API endpoint (tests: a local stand-in). Default Google's. */
   WORKSPACE_STORE_ENDPOINT: z.url().optional(),
-  /** Cap on the agent's stdout (NDJSON) per run; a reply appears twice (deltas and result). Default 4 MiB. */
   OUTPUT_LIMIT_BYTES: int(4096, 64 * MiB).default(OUTPUT_LIMIT_BYTES_DEFAULT),
-  /**
-   * Sandboxes running at once, all users. Default: 2 per CPU core of the host, at most 64 and at
-   * most what three quarters of the host's memory holds at SANDBOX_MEMORY_BYTES each.
-   */
   MAX_CONCURRENT_RUNS: int(1, 1024).optional(),
-  /** Requests waiting for a slot, all users. Default 32. */
   MAX_QUEUED_RUNS: int(0, 10_000).default(32),
-  /** Requests of one user waiting behind that user's running one. Default 2. */
   MAX_QUEUED_PER_USER: int(0, 100).default(2),
-  /** Largest JSON body accepted. Default 262144 (256 KiB). */
   MAX_BODY_BYTES: int(1024, 16 * MiB).default(RUNNER_BODY_BYTES_DEFAULT),
-  /** Longest `message`, in characters. Default 32000. */
   MAX_MESSAGE_CHARS: int(1, MESSAGE_MAX_CHARS).default(RUNNER_MESSAGE_CHARS_DEFAULT),
-  /** How long a user's sandbox stays warm after a run; 0 disables warm reuse. Default 300000 (5 min). */
   WARM_IDLE_TTL_MS: int(0, 86_400_000).default(300_000),
-  /**
-   * Warm (idle) sandboxes kept at most, all users; the least recently used is evicted. Default:
-   * a quarter of the host's memory at 64 MiB a sandbox (an idle one measured 11 MiB under runc),
-   * between 4 and 1024.
-   */
   WARM_MAX_SANDBOXES: int(0, 10_000).optional(),
-  /** An idle sandbox is frozen (docker pause) after this long; 0: at once. Default 2000. */
   WARM_FREEZE_AFTER_MS: int(0, 86_400_000).default(2_000),
-  /**
-   * Idle sandboxes are removed while the host's available memory (MemAvailable) is below this.
-   * Default: MAX_CONCURRENT_RUNS x SANDBOX_MEMORY_BYTES + 512 MiB, so running sandboxes can
-   * always reach their limit.
-   */
   HOST_MEMORY_RESERVE_BYTES: int(0, 64 * 1024 * 1024 * MiB).optional(),
-  /** How long one sandbox may live however active its user (then it is replaced). Default 3600000 (1 h). */
   WARM_MAX_LIFETIME_MS: int(1_000, 7 * 86_400_000).default(3_600_000),
-  /** How often the reaper looks for orphaned containers. Default 60000 (60 s). */
   REAPER_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
-  /** Sandboxes younger than this are never reaped (their create call may be in flight). Default 30000. */
   REAPER_MIN_AGE_MS: int(0, 86_400_000).default(30_000),
-  /**
-   * `openai`: any OpenAI-compatible provider at MODEL_BASE_URL with MODEL_API_KEY; `vertex`: Vertex
-   * AI with the VM's service account (VERTEX_PROJECT, VERTEX_LOCATION; no key). Default openai.
-   */
   MODEL_PROVIDER: z.enum(['openai', 'vertex']).default('openai'),
-  /**
-   * OpenAI-compatible provider for the model gateway, e.g. https://api.openai.com/v1 (with
-   * MODEL_PROVIDER=vertex: default Vertex AI's endpoint for the project). Default: none.
-   */
   MODEL_BASE_URL: z.url().optional(),
-  /** MODEL_PROVIDER=vertex: the Google Cloud project whose Vertex AI serves the models. */
   VERTEX_PROJECT: z
     .string()
     .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a Google Cloud project id')
     .optional(),
-  /** MODEL_PROVIDER=vertex: the Vertex AI location. Default us-central1. */
   VERTEX_LOCATION: z
     .string()
     .regex(/^[a-z0-9-]{1,40}$/, 'must be a location such as us-central1 or global')
     .default('us-central1'),
-  /** The provider's key; never enters a sandbox, a log or an answer. Default: unset. */
   MODEL_API_KEY: z.string().min(1).optional(),
-  /** Comma-separated models a sandbox may use; empty: any. Default: empty. */
   MODEL_ALLOWLIST: list.default([]),
-  /** Model used when a request names none. Default: unset. */
   MODEL_DEFAULT: z.string().min(1).max(200).optional(),
-  /** Model calls one run may make. Default 20. */
   MODEL_CALLS_PER_RUN: int(1, 10_000).default(20),
-  /** Tokens (input + output) one run may use; a run request may ask for fewer. Default 100000. */
   MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
-  /** How long one provider call may take, its answer included. Default 120000 (2 min). */
   MODEL_CALL_TIMEOUT_MS: int(1_000, 3_600_000).default(120_000),
-  /** Emit one JSON log line per request. Default true. */
   LOG_REQUESTS: bool.default(true),
 });
+
+type SettingDoc = string | { description: string; defaultText: string };
+
+/**
+ * What docs/configuration.md says of each setting (`npm run docs` generates it from this table and
+ * these lines): a one-line description, and the default in words where it is not a constant.
+ */
+export const envDocs: Record<keyof typeof envSchema.shape, SettingDoc> = {
+  PORT: 'TCP port to listen on; 0 picks a free one.',
+  HOST: 'Address to bind (npm start binds 127.0.0.1).',
+  AGENT_IMAGE: 'Image every sandbox runs.',
+  RUNNER_TOKEN: 'Shared secret callers send as a Bearer token, for local development; never logged.',
+  RUNNER_AUDIENCE: "Expected aud of Google-signed ID tokens (usually the runner's URL).",
+  RUNNER_ALLOWED_INVOKERS: 'Comma-separated emails of the service accounts allowed to call.',
+  RUNNER_OIDC_CERTS_URL: "Where Google's token-signing certificates come from (tests use a stand-in).",
+  RUNNER_ID: "Label value that scopes this runner's containers, volumes and reaper.",
+  RUN_TIMEOUT_MS: "Wall-clock cap of one run, killed from the host; a request's timeoutMs may only lower it.",
+  SANDBOX_MEMORY_BYTES: 'Memory of a sandbox, its tmpfs included; swap is set equal (no swap).',
+  SANDBOX_CPUS: "CPUs per sandbox (at most the host's).",
+  SANDBOX_PIDS_LIMIT:
+    "Processes and threads per sandbox (under runsc 512 more for gVisor's own host threads).",
+  SANDBOX_TMP_BYTES: "Size of the sandbox's /tmp (tmpfs, noexec).",
+  SANDBOX_FILE_SIZE_BYTES: 'Largest file a sandbox may write (RLIMIT_FSIZE).',
+  SANDBOX_NOFILE: 'Open files per process (RLIMIT_NOFILE).',
+  SANDBOX_RUNTIME: 'Container runtime: auto (runsc if the engine has it, else runc) or one the engine has.',
+  WORKSPACE_BYTES: "Bytes a user's /workspace may hold.",
+  WORKSPACE_INODES: "Files and directories a user's /workspace may hold.",
+  WORKSPACES_DISK_BYTES:
+    'Disk for all workspaces, each counted at its largest snapshot; then new users get 507.',
+  WORKSPACE_STORE: 'volume: a Docker volume per user on this host; gcs: WORKSPACE_BUCKET, shared by a fleet.',
+  WORKSPACE_BUCKET:
+    "WORKSPACE_STORE=gcs: the bucket; the runner's account needs object read, create, delete.",
+  WORKSPACE_STORE_ENDPOINT: {
+    description: 'WORKSPACE_STORE=gcs: the Cloud Storage API endpoint (tests use a local stand-in).',
+    defaultText: "Google's",
+  },
+  OUTPUT_LIMIT_BYTES:
+    "The agent's stdout per run, then output_limit; a reply counts twice (deltas and result).",
+  MAX_CONCURRENT_RUNS: {
+    description: 'Sandboxes running at once, all users.',
+    defaultText: "2 per core, at most 64 and what 3/4 of the host's memory holds at SANDBOX_MEMORY_BYTES",
+  },
+  MAX_QUEUED_RUNS: 'Requests waiting for a slot, all users (then 429).',
+  MAX_QUEUED_PER_USER: "Requests of one user waiting behind that user's running one (then 429).",
+  MAX_BODY_BYTES: 'Largest JSON request body (then 413).',
+  MAX_MESSAGE_CHARS: 'Longest message of a run request, in characters.',
+  WARM_IDLE_TTL_MS: "How long a user's sandbox stays warm after a run; 0 disables warm reuse.",
+  WARM_MAX_SANDBOXES: {
+    description: 'Warm (idle) sandboxes kept at most, all users; the least recently used is evicted.',
+    // An idle sandbox measured 11 MiB under runc; 64 MiB leaves room for what its tmpfs hold.
+    defaultText: "a quarter of the host's memory at 64 MiB a sandbox, between 4 and 1024",
+  },
+  WARM_FREEZE_AFTER_MS: 'An idle sandbox is frozen (docker pause) after this long; 0: at once.',
+  HOST_MEMORY_RESERVE_BYTES: {
+    description: "Idle sandboxes are removed, LRU first, while the host's MemAvailable is below this.",
+    defaultText: 'MAX_CONCURRENT_RUNS x SANDBOX_MEMORY_BYTES + 512 MiB',
+  },
+  WARM_MAX_LIFETIME_MS:
+    'How long one sandbox may live however active its user; after a run past it, it is replaced.',
+  REAPER_INTERVAL_MS: 'How often the reaper looks for orphaned containers.',
+  REAPER_MIN_AGE_MS: 'Sandboxes younger than this are never reaped (their create call may be in flight).',
+  MODEL_PROVIDER:
+    "openai: MODEL_BASE_URL with MODEL_API_KEY; vertex: Vertex AI with the VM's service account.",
+  MODEL_BASE_URL: {
+    description: 'OpenAI-compatible provider, e.g. https://api.openai.com/v1 (unset: the agent is offline).',
+    defaultText: "unset (vertex: Vertex AI's endpoint for the project and location)",
+  },
+  VERTEX_PROJECT: 'MODEL_PROVIDER=vertex: the project whose Vertex AI serves the models (required then).',
+  VERTEX_LOCATION: 'MODEL_PROVIDER=vertex: the Vertex AI location (global too).',
+  MODEL_API_KEY: "The provider's key; never enters a sandbox, a log or an answer (refused with vertex).",
+  MODEL_ALLOWLIST: 'Comma-separated models a sandbox may use (listed by its /v1/models); empty: any.',
+  MODEL_DEFAULT: 'Model used when a request names none.',
+  MODEL_CALLS_PER_RUN:
+    "Model calls one run may make, the LLM agent's own included (then 429 in the sandbox).",
+  MODEL_TOKENS_PER_RUN:
+    "Tokens (input + output) one run may use; a run request's tokenBudget may ask for fewer.",
+  MODEL_CALL_TIMEOUT_MS:
+    'How long one provider call may take, its answer included (then 504 in the sandbox).',
+  LOG_REQUESTS: 'Emit one JSON log line per request.',
+};
 
 export type RunnerEnv = z.infer<typeof envSchema>;
 
@@ -228,7 +235,7 @@ export function hostFacts(): HostFacts {
 }
 
 /**
- * Host-sized defaults (documented in the env table above and the README): 2 runs per core, but
+ * Host-sized defaults (envDocs above states them): 2 runs per core, but
  * no more than three quarters of the host's memory holds at SANDBOX_MEMORY_BYTES each.
  */
 export function hostDefaults(
