@@ -50,10 +50,12 @@ export function newRequestId(): string {
   return crypto.randomUUID().replaceAll('-', '');
 }
 
+/** A send is on its way (no other may start). */
 export function inFlight(state: SendState): state is Extract<SendState, { phase: 'sending' | 'streaming' }> {
   return state.phase === 'sending' || state.phase === 'streaming';
 }
 
+/** A send has ended; its state stays until the next send, a dismiss or a reset. */
 export function settled(state: SendState): state is SettledSend {
   return state.phase === 'done' || state.phase === 'failed';
 }

@@ -5,7 +5,7 @@
  */
 import type { SendResult } from '@agent-platform/contract';
 import type { Message } from '../documents.ts';
-import type { SendState } from './send-machine.ts';
+import { settled, type SendState } from './send-machine.ts';
 
 /** The reply before its document: still working, its text so far, or the callable's result. */
 export type ReplyDraft =
@@ -48,6 +48,5 @@ function draft(state: Extract<SendState, { phase: 'sending' | 'streaming' | 'don
  * conversation loads. A first message moving to the conversation it created is not leaving.
  */
 export function leavesSettledSend(state: SendState, fromId: string | null, toId: string | null): boolean {
-  if (state.phase !== 'done' && state.phase !== 'failed') return false;
-  return !(fromId === null && state.send.conversationId === toId);
+  return settled(state) && !(fromId === null && state.send.conversationId === toId);
 }
