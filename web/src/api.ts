@@ -1,14 +1,13 @@
-/** Firebase set-up (emulators on loopback), the callables, and the shapes of stored documents. */
+/** Firebase set-up (emulators on loopback) and the callables. */
 import { initializeApp } from 'firebase/app';
 import { CustomProvider, ReCaptchaEnterpriseProvider, initializeAppCheck } from 'firebase/app-check';
 import { connectAuthEmulator, getAuth } from 'firebase/auth';
-import { connectFirestoreEmulator, getFirestore, Timestamp, type DocumentData } from 'firebase/firestore';
+import { connectFirestoreEmulator, getFirestore } from 'firebase/firestore';
 import { connectFunctionsEmulator, getFunctions, httpsCallable } from 'firebase/functions';
 import {
   CALLABLES,
   EMULATOR_APP_ID,
   emulatorAppCheckToken,
-  leaseExpired,
   RUN_TIMEOUT_DEFAULT_MS,
   timeoutBudget,
   type AgentOutput,
@@ -19,15 +18,13 @@ import {
   type FilesList,
   type UploadFileOutput,
   type ListModelsOutput,
-  type ModelUsage,
   type UpdateAgentInput,
   type UsageOutput,
-  type SendMessageInput,
   type SendResult,
   type TextChunk,
-  type MessageDoc,
   type WarmSandboxOutput,
 } from '@agent-platform/contract';
+import type { SendRequest } from './chat/send-machine.ts';
 
 const env = import.meta.env;
 const projectId = env.VITE_FIREBASE_PROJECT_ID || 'demo-agent-platform';
@@ -70,12 +67,8 @@ if (usingEmulators) {
   });
 }
 
-export type { RunStatus, SendResult } from '@agent-platform/contract';
 export type Agent = AgentView;
 export type StreamChunk = TextChunk;
-
-/** What the client sends (sendMessage's input; its requestId is always set: a retry reuses it). */
-export type SendRequest = SendMessageInput & { requestId: string };
 
 export const callables = {
   sendMessage: httpsCallable<SendRequest, SendResult, TextChunk>(functions, CALLABLES.sendMessage, {
@@ -102,79 +95,3 @@ export const callables = {
   deleteFile: httpsCallable<{ path: string }, DeletedOutput>(functions, CALLABLES.deleteFile),
   warmSandbox: httpsCallable<undefined, WarmSandboxOutput>(functions, CALLABLES.warmSandbox),
 };
-
-/** users/{uid}/conversations/{id} */
-export interface Conversation {
-  id: string;
-  title: string;
-  preview: string;
-  updatedAt: Date | null;
-}
-
-/** users/{uid}/conversations/{cid}/messages/{id} (MessageDoc in the contract), as shown. */
-export interface Message {
-  id: string;
-  seq: number;
-  role: MessageDoc['role'];
-  text: string;
-  /** user: pending | done | failed; agent: a RunStatus */
-  status: string;
-  component: unknown;
-  requestId: string | null;
-  /** Why a user message failed (a callable error code), when it did. */
-  error: string | null;
-  /** A pending user message: when its function's lease ends (then it was not answered). */
-  leaseExpiresAtMs: number | null;
-  /** An agent message: what its run's model calls used (null: none recorded). */
-  usage: ModelUsage | null;
-}
-
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-export function toConversation(id: string, d: DocumentData): Conversation {
-  return {
-    id,
-    title: str(d.title) || 'Untitled',
-    preview: str(d.lastMessagePreview),
-    updatedAt: d.updatedAt instanceof Timestamp ? d.updatedAt.toDate() : null,
-  };
-}
-
-export function toMessage(id: string, d: DocumentData): Message {
-  return {
-    id,
-    seq: typeof d.seq === 'number' ? d.seq : 0,
-    role: d.role === 'user' ? 'user' : 'agent',
-    text: str(d.text),
-    status: str(d.status),
-    component: d.component ?? null,
-    requestId: str(d.requestId) || null,
-    error: str(d.error) || null,
-    leaseExpiresAtMs: d.leaseExpiresAt instanceof Timestamp ? d.leaseExpiresAt.toMillis() : null,
-    usage: toUsage(d.usage),
-  };
-}
-
-const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-
-export function toUsage(v: unknown): ModelUsage | null {
-  if (typeof v !== 'object' || v === null) return null;
-  const u = v as Record<string, unknown>;
-  return {
-    model: typeof u.model === 'string' ? u.model : null,
-    calls: count(u.calls),
-    inputTokens: count(u.inputTokens),
-    outputTokens: count(u.outputTokens),
-    exhausted: u.exhausted === 'tokens' || u.exhausted === 'calls' ? u.exhausted : null,
-  };
-}
-
-/** A pending message whose function is gone (its lease ended): it will not be answered. */
-export function notAnswered(m: Message, nowMs: number): boolean {
-  return m.status === 'failed' || leaseExpired(m.status, m.leaseExpiresAtMs, nowMs);
-}
-
-/** A fresh idempotency key for one send: 32 of [0-9a-f] (requestIdSchema: 8-128 of [A-Za-z0-9_-]). */
-export function newRequestId(): string {
-  return crypto.randomUUID().replaceAll('-', '');
-}

@@ -5,7 +5,7 @@ import { onAuthStateChanged, signOut, type User } from 'firebase/auth';
 import { auth } from './api.ts';
 import { setUpAuthView } from './auth-view.ts';
 import { AgentEditor } from './agent-editor.ts';
-import { Chat } from './chat.ts';
+import { ConversationView } from './chat/conversation-view.ts';
 import { FilesView } from './files-view.ts';
 import { byId } from './dom.ts';
 import { Sidebar } from './sidebar.ts';
@@ -36,7 +36,7 @@ function route(): void {
   sidebar.setCurrent(id);
 }
 
-const chat = new Chat({
+const chat = new ConversationView({
   navigate,
   async agentCreated(agentId) {
     const agents = await sidebar.loadAgents();

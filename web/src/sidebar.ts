@@ -1,7 +1,8 @@
 /** The sidebar: the user's conversations (live from Firestore) and agents (listAgents). */
 import { COLLECTIONS } from '@agent-platform/contract';
 import { collection, limit, onSnapshot, orderBy, query, type Unsubscribe } from 'firebase/firestore';
-import { callables, db, toConversation, type Agent, type Conversation } from './api.ts';
+import { callables, db, type Agent } from './api.ts';
+import { toConversation, type Conversation } from './documents.ts';
 import { byId, h } from './dom.ts';
 import { callableErrorMessage } from './errors.ts';
 
