@@ -1,7 +1,7 @@
 /**
  * One send and its reply, as the client lives through them:
  * idle -> sending -> streaming -> done | failed. No DOM and no Firebase set-up: the callable comes
- * in, every state goes out to one listener, so this runs in Node (web/test/send.test.ts)
+ * in, every state goes out to one listener, so this runs in Node (web/test/send.unit.test.ts)
  * and can move into a client SDK as it is. What the page shows of a send is not decided here:
  * the stored documents win over it (unstored.ts).
  */
