@@ -77,11 +77,6 @@ STEPS=(
   "firebase deploy (functions, Firestore rules, Hosting)"
   "verify and summary"
 )
-# Every param of functions/src/params.ts. firebase deploy runs non-interactively, and then every
-# param needs a value in a .env file (defaults are only offered at a prompt).
-PARAM_NAMES=(RUNNER_URL RUNNER_SERVICE RUNNER_AUDIENCE RUNNER_VPC_CONNECTOR RUN_TIMEOUT_MS MESSAGES_PER_MINUTE
-  IP_MESSAGES_PER_MINUTE MAX_CONCURRENT_PER_USER WORKSPACE_IDLE_DAYS MAX_MESSAGE_CHARS ENFORCE_APP_CHECK
-  CORS_ORIGINS MODEL_TOKENS_PER_RUN MODEL_TOKENS_PER_USER_PER_DAY)
 
 # This script uses only bash builtins until it runs a command for real, so that --dry-run needs
 # nothing on PATH. Keep it that way (the test runs it with an empty PATH).
@@ -89,6 +84,18 @@ src="${BASH_SOURCE[0]}"
 if [[ $src == */* ]]; then ROOT="${src%/*}/.."; else ROOT=..; fi
 cd "$ROOT"
 ROOT="$PWD"
+
+# Every param of functions/src/params.ts and its default, from scripts/deploy/param-defaults.env
+# (generated from params.ts by param-defaults.ts). firebase deploy runs non-interactively, and then
+# every param needs a value in a .env file (defaults are only offered at a prompt).
+PARAM_NAMES=()
+declare -A PARAM_DEFAULT=()
+while IFS= read -r line || [[ -n $line ]]; do
+  if [[ $line =~ ^([A-Z][A-Z0-9_]*)=(.*)$ ]]; then
+    PARAM_NAMES+=("${BASH_REMATCH[1]}")
+    PARAM_DEFAULT[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}"
+  fi
+done <scripts/deploy/param-defaults.env
 
 usage() {
   printf '%s\n' \
@@ -590,16 +597,19 @@ else
     "defined (see the deployment notes in README.md). Step 12 checks the deployed service account."
 fi
 
-# Every param in functions/src/params.ts must be known here (non-interactive deploys need values).
+# Every param in functions/src/params.ts must have a default here (non-interactive deploys need
+# values), and param-defaults.env must name no other.
 define_re="define[A-Za-z]+\\([\"']([A-Z0-9_]+)[\"']"
-declare -A KNOWN_PARAM=()
-for p in "${PARAM_NAMES[@]}"; do KNOWN_PARAM[$p]=1; done
+declare -A DEFINED_PARAM=()
 while IFS= read -r line || [[ -n $line ]]; do
-  if [[ $line =~ $define_re ]] && ! [[ -v KNOWN_PARAM[${BASH_REMATCH[1]}] ]]; then
-    STEP_HINT="  - Add the param's production value to scripts/deploy.sh: PARAM_NAMES and param_default"
-    fail "functions/src/params.ts defines the param ${BASH_REMATCH[1]}, which scripts/deploy.sh does not know"
-  fi
+  if [[ $line =~ $define_re ]]; then DEFINED_PARAM[${BASH_REMATCH[1]}]=1; fi
 done <functions/src/params.ts
+for p in "${!DEFINED_PARAM[@]}" "${PARAM_NAMES[@]}"; do
+  if ! [[ -v DEFINED_PARAM[$p] && -v PARAM_DEFAULT[$p] ]]; then
+    STEP_HINT="  - Regenerate the defaults: node scripts/deploy/param-defaults.ts (then commit scripts/deploy/param-defaults.env)"
+    fail "functions/src/params.ts and scripts/deploy/param-defaults.env disagree on the param $p"
+  fi
+done
 
 capture PROJECT_NUMBER PROJECT_NUMBER gcloud projects describe "$PROJECT" --format='value(projectNumber)'
 if ((!SKIP_RUNNER)); then run docker info --format '{{.ServerVersion}}'; fi
@@ -1081,18 +1091,10 @@ param_default() { # param_default NAME: the production value of a param without 
     RUNNER_SERVICE) printf '' ;;
     # A fleet's functions reach its internal balancer through the VPC connector; one runner needs none.
     RUNNER_VPC_CONNECTOR) if ((FLEET)); then printf '%s' "$CONNECTOR"; fi ;;
-    RUN_TIMEOUT_MS) printf '30000' ;; # must not exceed the runner's RUN_TIMEOUT_MS (30000 unless set)
-    MESSAGES_PER_MINUTE) printf '20' ;;
-    IP_MESSAGES_PER_MINUTE) printf '120' ;;
-    MAX_CONCURRENT_PER_USER) printf '2' ;;
-    MODEL_TOKENS_PER_RUN) printf '100000' ;;
-    MODEL_TOKENS_PER_USER_PER_DAY) printf '1000000' ;;
-    WORKSPACE_IDLE_DAYS) printf '30' ;;
-    MAX_MESSAGE_CHARS) printf '8000' ;;
-    ENFORCE_APP_CHECK) printf 'false' ;;
     # The REST API refuses requests whose Origin is not listed; browsers send Origin on POST.
     CORS_ORIGINS) printf 'https://%s.web.app,https://%s.firebaseapp.com' "$PROJECT" "$PROJECT" ;;
-    *) return 1 ;;
+    # params.ts's own default (its CORS_ORIGINS default is the emulators').
+    *) printf '%s' "${PARAM_DEFAULT[$1]}" ;;
   esac
 }
 if ((SKIP_FIREBASE)); then skip_step 10 "--skip-firebase"; else

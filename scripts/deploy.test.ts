@@ -15,6 +15,13 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as functionsParams from '../functions/src/params.ts';
+import {
+  currentParamDefaultsEnv,
+  PARAM_DEFAULTS_PATH,
+  paramDefaultsEnv,
+  type ParamLike,
+} from './deploy/param-defaults.ts';
 
 /**
  * scripts/deploy.sh, without deploying anything: --dry-run runs with a PATH that holds no gcloud
@@ -1415,5 +1422,53 @@ describe('deploy.sh --runners for real, against stand-in tools', () => {
     } finally {
       rmSync(envFile, { force: true });
     }
+  });
+});
+
+describe("the functions' param defaults come from functions/src/params.ts", () => {
+  test('scripts/deploy/param-defaults.env is what param-defaults.ts generates from params.ts now', () => {
+    assert.equal(
+      readFileSync(PARAM_DEFAULTS_PATH, 'utf8'),
+      currentParamDefaultsEnv(),
+      'stale: run node scripts/deploy/param-defaults.ts',
+    );
+  });
+
+  test('a default that is not a plain dotenv value, or none, is refused', () => {
+    assert.throws(
+      () => paramDefaultsEnv([{ name: 'A', options: { default: 'two words' } }]),
+      /not a plain dotenv value/,
+    );
+    assert.throws(
+      () => paramDefaultsEnv([{ name: 'A', options: { default: 'a#b' } }]),
+      /not a plain dotenv value/,
+    );
+    assert.throws(() => paramDefaultsEnv([{ name: 'A', options: {} }]), /must be a literal/);
+    assert.deepEqual(
+      paramDefaultsEnv([
+        { name: 'B', options: { default: false } },
+        { name: 'A', options: { default: 30_000 } },
+      ])
+        .split('\n')
+        .filter((l) => !l.startsWith('#')),
+      ['A=30000', 'B=false', ''],
+    );
+  });
+
+  test("a deploy writes params.ts's own default for every param it does not decide itself", () => {
+    const env = shownEnv(runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN, '--dry-run']).stdout);
+    const decided = new Set([
+      'RUNNER_URL',
+      'RUNNER_AUDIENCE',
+      'RUNNER_SERVICE',
+      'RUNNER_VPC_CONNECTOR',
+      'CORS_ORIGINS',
+    ]);
+    const params = Object.values(functionsParams) as ParamLike[];
+    assert.equal(params.length, paramNames().length);
+    for (const p of params) {
+      if (!decided.has(p.name)) assert.equal(env.get(p.name), String(p.options.default), p.name);
+    }
+    assert.equal(env.get('RUNNER_SERVICE'), '');
   });
 });
