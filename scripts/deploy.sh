@@ -84,6 +84,10 @@ src="${BASH_SOURCE[0]}"
 if [[ $src == */* ]]; then ROOT="${src%/*}/.."; else ROOT=..; fi
 cd "$ROOT"
 ROOT="$PWD"
+# The VM's scripts and the backend service are templates in scripts/deploy/, rendered by render.sh.
+DEPLOY_DIR="$ROOT/scripts/deploy"
+source "$DEPLOY_DIR/render.sh"
+source "$DEPLOY_DIR/host-scripts.sh"
 
 # Every param of functions/src/params.ts and its default, from scripts/deploy/param-defaults.env
 # (generated from params.ts by param-defaults.ts). firebase deploy runs non-interactively, and then
@@ -392,14 +396,12 @@ PROJECT_NUMBER="" ARCH="" RUNNER_IP="" DEPLOYED_SA=""
 say() { printf '[deploy] %s\n' "$*"; }
 warn() { printf '[deploy] warning: %s\n' "$*" >&2; }
 
-SAFE_WORD_RE='^[-A-Za-z0-9_./:=,@%+^]+$'
 # Formats a command for display, quoting only what needs it. Sets CMD_TEXT.
 fmt_cmd() {
   local a out=""
   for a in "$@"; do
-    if [[ $a =~ $SAFE_WORD_RE ]]; then out+="${out:+ }$a"; else
-      out+="${out:+ }'${a//\'/\'\\\'\'}'"
-    fi
+    shell_quote "$a"
+    out+="${out:+ }$REPLY"
   done
   CMD_TEXT="$out"
 }
@@ -813,6 +815,13 @@ write_script() {
   show_file "$2 ($__path, outside the repository)" "${lines[@]}"
   printf -v "$1" '%s' "$__path"
 }
+# render_script VAR LABEL NAME TEMPLATE VALUES: renders TEMPLATE (render.sh) and writes it with
+# write_script; a refused template or value stops the deploy at the current step.
+render_script() {
+  local __text
+  render_template "$4" "$5" __text || fail "scripts/deploy/${4##*/} could not be rendered (message above)"
+  write_script "$1" "$2" "$3" "$__text"
+}
 if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
   if ((FLEET)); then
     step 9 "Your account needs roles/compute.instanceAdmin.v1, roles/compute.loadBalancerAdmin, roles/storage.admin and roles/iam.serviceAccountUser on $RUNNER_SA" \
@@ -825,13 +834,7 @@ if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
       "Zone $ZONE must offer $MACHINE_TYPE (try another --zone)" \
       "The VM's boot log: gcloud compute instances get-serial-port-output $VM_NAME --zone=$ZONE --project=$PROJECT"
   fi
-  capture GVISOR_SUM "SHA512  runsc" curl -fsSL "$GVISOR_URL/runsc.sha512"
-  if ((DRY_RUN)); then
-    GVISOR_SHA512=SHA512
-  else
-    [[ $GVISOR_SUM =~ ^([0-9a-f]{128}) ]] || fail "$GVISOR_URL/runsc.sha512 is not a SHA-512 checksum"
-    GVISOR_SHA512="${BASH_REMATCH[1]}"
-  fi
+  fetch_gvisor_checksum
   if ((FLEET)); then
     # The workspaces: written and read by the runners' service account only, no public access,
     # no soft delete (a workspace is rewritten after every run that changed it; soft-deleted
@@ -843,114 +846,8 @@ if ((SKIP_RUNNER)); then skip_step 9 "--skip-runner"; else
     run_retry gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT" \
       --member="serviceAccount:$RUNNER_SA" --role=roles/storage.objectUser --format=none
   fi
-  # Runs as root at every boot of Container-Optimized OS (whose root filesystem is read-only,
-  # hence HOME for docker-credential-gcr). gVisor's runsc lives in /var/lib/docker: COS mounts
-  # /home, /var and /tmp noexec, and of the few writable paths that allow executables
-  # (/var/lib/{docker,google,toolbox}; /etc, /var/lib/cloud and /mnt/disks are tmpfs) it is the
-  # engine's own and keeps the binary across reboots, so a boot only re-checks it (COS's "Disks and
-  # file system" page; the Go playground's sandbox/cloud-init.yaml runs gVisor on COS from there
-  # too). /etc is writable but reset at boot, so daemon.json is amended at every boot. The runner
-  # container has the shape tested in runner/test/runner-image.test.ts: host socket mounted, the
-  # socket's group only, no capabilities.
-  # The runner's options, one continued line each (an empty line would end the command early).
-  RUNNER_OPTS=""
-  runner_opt() { RUNNER_OPTS+="  $* \\"$'\n'; }
+  write_host_scripts
   if ((FLEET)); then
-    # The balancer's proxies reach the runner on the VM's address; the firewall admits only them
-    # and the health checkers. Its name is the VM's. `docker stop` (the shutdown script) drains.
-    runner_opt "-p 8081:8081 --stop-timeout $STOP_TIMEOUT_S"
-    runner_opt "-e RUNNER_ID=\"\$(hostname)\""
-    runner_opt "-e WORKSPACE_STORE=gcs -e WORKSPACE_BUCKET=$BUCKET"
-  else
-    runner_opt "-p 127.0.0.1:8081:8081"
-  fi
-  # The runner's model settings; the key (if any) is read from Secret Manager at boot into a file
-  # on tmpfs only root reads, and given to the runner container with --env-file.
-  MODEL_KEY_FETCH=""
-  if [[ $MODEL_PROVIDER == openai && -n $MODEL_API_KEY ]]; then
-    runner_opt "--env-file /run/agent-platform/runner.env"
-  fi
-  case "$MODEL_PROVIDER" in
-    openai) runner_opt "-e MODEL_PROVIDER=openai -e MODEL_BASE_URL=$MODEL_BASE_URL" ;;
-    vertex) runner_opt "-e MODEL_PROVIDER=vertex -e VERTEX_PROJECT=$PROJECT -e VERTEX_LOCATION=$VERTEX_LOCATION" ;;
-  esac
-  if [[ -n $MODEL_ALLOWLIST ]]; then runner_opt "-e MODEL_ALLOWLIST=$MODEL_ALLOWLIST"; fi
-  if [[ -n $MODEL_DEFAULT ]]; then runner_opt "-e MODEL_DEFAULT=$MODEL_DEFAULT"; fi
-  runner_opt "-v /var/run/docker.sock:/var/run/docker.sock --group-add \"\$(stat -c %g /var/run/docker.sock)\""
-  runner_opt "--cap-drop ALL --security-opt no-new-privileges:true --read-only"
-  runner_opt "-e AGENT_IMAGE=$AGENT_PIN"
-  runner_opt "-e SANDBOX_RUNTIME=auto"
-  runner_opt "-e RUNNER_AUDIENCE=$RUNNER_AUDIENCE"
-  runner_opt "-e RUNNER_ALLOWED_INVOKERS=$FUNCTIONS_SA"
-  if [[ $MODEL_PROVIDER == openai && -n $MODEL_API_KEY ]]; then
-    IFS= read -r -d '' MODEL_KEY_FETCH <<FETCH || true
-# The model provider's key: Secret Manager, read with the VM's token (headers in files, never on a
-# command line), into /run (tmpfs) for the runner container's --env-file.
-( umask 077; mkdir -p /run/agent-platform
-  curl -fsS --retry 5 -H 'Metadata-Flavor: Google' \\
-    http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token |
-    sed -n -E 's/.*"access_token" *: *"([^"]+)".*/Authorization: Bearer \\1/p' > /run/agent-platform/auth
-  curl -fsS --retry 5 -H @/run/agent-platform/auth \\
-    https://secretmanager.googleapis.com/v1/projects/$PROJECT/secrets/$MODEL_SECRET/versions/latest:access |
-    sed -n -E 's/.*"data" *: *"([^"]+)".*/\\1/p' | base64 -d | sed 's/^/MODEL_API_KEY=/' > /run/agent-platform/runner.env
-  rm -f /run/agent-platform/auth
-  grep -q '^MODEL_API_KEY=.' /run/agent-platform/runner.env )
-FETCH
-  fi
-  # One runner: Caddy in front of it for HTTPS on its domain.
-  CADDY_PULL="" CADDY_RUN="" STARTED="runner started"
-  if ((!FLEET)); then
-    CADDY_PULL="docker pull $CADDY_PIN"$'\n'
-    CADDY_RUN="docker run -d --name agent-caddy --restart unless-stopped --network agent-platform \\
-  -p 80:80 -p 443:443 -v agent-caddy-data:/data -v agent-caddy-config:/config \\
-  $CADDY_PIN caddy reverse-proxy --from $RUNNER_HOST --to agent-runner:8081"$'\n'
-    STARTED="runner and caddy started"
-  fi
-  IFS= read -r -d '' STARTUP_SCRIPT <<STARTUP || true
-#!/bin/bash
-# Agent platform runner host. Generated by scripts/deploy.sh (deploy $DEPLOY_TAG); runs at every boot.
-set -euo pipefail
-export HOME=/home/agent-platform
-mkdir -p "\$HOME"
-docker-credential-gcr configure-docker --registries=$REGISTRY_HOST
-# gVisor $GVISOR_RELEASE, checked against the SHA-512 fetched at deploy time.
-RUNSC=/var/lib/docker/runsc
-if ! echo "$GVISOR_SHA512  \$RUNSC" | sha512sum -c --status 2>/dev/null; then
-  curl -fsSL --retry 5 -o "\$RUNSC.new" $GVISOR_URL/runsc
-  echo "$GVISOR_SHA512  \$RUNSC.new" | sha512sum -c --status
-  chmod 0755 "\$RUNSC.new"
-  mv "\$RUNSC.new" "\$RUNSC"
-fi
-DAEMON=/etc/docker/daemon.json
-RUNTIME='"runsc":{"path":"/var/lib/docker/runsc","runtimeArgs":["--network=none"]}'
-if ! grep -q '"runsc"' "\$DAEMON" 2>/dev/null; then
-  if [ ! -s "\$DAEMON" ] || [ "\$(tr -d ' \\n\\t' < "\$DAEMON")" = '{}' ]; then
-    echo "{\"runtimes\":{\$RUNTIME}}" > "\$DAEMON"
-  else
-    sed -i "0,/{/s|{|{\"runtimes\":{\$RUNTIME},|" "\$DAEMON"
-  fi
-  systemctl restart docker
-fi
-docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'
-docker pull $AGENT_PIN
-docker pull $RUNNER_PIN
-${CADDY_PULL}docker network inspect agent-platform >/dev/null 2>&1 || docker network create agent-platform
-docker rm -f agent-runner agent-caddy >/dev/null 2>&1 || true
-${MODEL_KEY_FETCH}docker run -d --name agent-runner --restart unless-stopped --network agent-platform \\
-${RUNNER_OPTS}  $RUNNER_PIN
-${CADDY_RUN}echo "agent-platform: $STARTED"
-STARTUP
-  write_script STARTUP_FILE "VM startup script" startup "$STARTUP_SCRIPT"
-
-  if ((FLEET)); then
-    # Scale-in, a rolling update, autohealing, a stop: the runner drains on SIGTERM (/readyz 503, no
-    # new runs, the runs in flight finish, warm workspaces are saved to the bucket), then exits.
-    IFS= read -r -d '' SHUTDOWN_SCRIPT <<SHUTDOWN || true
-#!/bin/bash
-# Agent platform runner host. Generated by scripts/deploy.sh (deploy $DEPLOY_TAG); runs at shutdown.
-docker stop -t $STOP_TIMEOUT_S agent-runner || true
-SHUTDOWN
-    write_script SHUTDOWN_FILE "VM shutdown script" shutdown "$SHUTDOWN_SCRIPT"
     # Instance templates cannot change: one per deploy, named by its tag.
     TEMPLATE="agent-runner-$DEPLOY_TAG"
     run gcloud compute instance-templates create "$TEMPLATE" --project="$PROJECT" \
@@ -1006,31 +903,11 @@ SHUTDOWN
       --scale-in-control=max-scaled-in-replicas=1,time-window=600
     # The backend service: a ring hash on the user header sends each user to one runner, and a
     # runner added or removed moves about 1/N of the users. gcloud has no flags for the header
-    # hash, so the whole service is imported (created or replaced) from this description.
-    BACKEND_SERVICE_LINES=(
-      "name: $FLEET_NAME"
-      "description: Agent platform runners; each user's requests reach one runner"
-      "loadBalancingScheme: INTERNAL_MANAGED"
-      "protocol: HTTP"
-      "portName: http"
-      "timeoutSec: 120"
-      "healthChecks:"
-      "- $COMPUTE_API/$REGION_PATH/healthChecks/$FLEET_HC_LB"
-      "localityLbPolicy: RING_HASH"
-      "sessionAffinity: HEADER_FIELD"
-      "consistentHash:"
-      "  httpHeaderName: $RUNNER_HEADER"
-      "  minimumRingSize: 1024"
-      "connectionDraining:"
-      "  drainingTimeoutSec: $STOP_TIMEOUT_S"
-      "backends:"
-      "- group: $COMPUTE_API/$REGION_PATH/instanceGroups/$FLEET_NAME"
-      "  balancingMode: UTILIZATION"
-      "  maxUtilization: 0.8"
-      "  capacityScaler: 1.0"
-    )
-    printf -v BACKEND_SERVICE '%s\n' "${BACKEND_SERVICE_LINES[@]}"
-    write_script BACKEND_SERVICE_FILE "backend service" backend-service.yaml "$BACKEND_SERVICE"
+    # hash, so the whole service is imported (created or replaced) from backend-service.yaml.tmpl.
+    declare -A BACKEND_SERVICE=([FLEET_NAME]="$FLEET_NAME" [RUNNER_HEADER]="$RUNNER_HEADER" [STOP_TIMEOUT_S]="$STOP_TIMEOUT_S"
+      [HEALTH_CHECK]="$COMPUTE_API/$REGION_PATH/healthChecks/$FLEET_HC_LB"
+      [INSTANCE_GROUP]="$COMPUTE_API/$REGION_PATH/instanceGroups/$FLEET_NAME")
+    render_script BACKEND_SERVICE_FILE "backend service" backend-service.yaml "$DEPLOY_DIR/backend-service.yaml.tmpl" BACKEND_SERVICE
     run gcloud compute backend-services import "$FLEET_NAME" --region="$REGION" --project="$PROJECT" \
       --source="$BACKEND_SERVICE_FILE" --quiet
     if ! exists gcloud compute url-maps describe "$FLEET_NAME" --region="$REGION" --project="$PROJECT"; then

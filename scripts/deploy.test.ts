@@ -1472,3 +1472,256 @@ describe("the functions' param defaults come from functions/src/params.ts", () =
     assert.equal(env.get('RUNNER_SERVICE'), '');
   });
 });
+
+/** Runs bash with scripts/deploy/render.sh sourced: `script` gets the arguments after it as "$@". */
+function withRenderer(script: string, args: string[] = []): Result {
+  const res = spawnSync(bash, ['-c', `source scripts/deploy/render.sh\n${script}`, 'render-test', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', HOME: join(work, 'home'), LANG: 'C' },
+    timeout: 30_000,
+  });
+  if (res.error) throw res.error;
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+describe('the template renderer (scripts/deploy/render.sh)', () => {
+  let dir: string;
+  let n = 0;
+  before(() => {
+    dir = mkdtempSync(join(work, 'render-'));
+  });
+
+  /** Renders `template` with `values`; the rendered text on stdout. */
+  function render(template: string, values: Record<string, string>): Result {
+    const file = join(dir, `t-${++n}.tmpl`);
+    writeFileSync(file, template);
+    return withRenderer(
+      'file="$1"; shift; declare -A v=(); while (($# > 0)); do v[$1]="$2"; shift 2; done\n' +
+        'render_template "$file" v out && printf %s "$out"',
+      [file, ...Object.entries(values).flat()],
+    );
+  }
+
+  /** Runs rendered text under bash in a directory that holds files (so that a glob would expand). */
+  function runRendered(text: string): Result {
+    const cwd = mkdtempSync(join(dir, 'run-'));
+    writeFileSync(join(cwd, 'a'), '');
+    writeFileSync(join(cwd, 'b'), '');
+    const res = spawnSync(bash, ['-c', text], {
+      cwd,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: join(work, 'home'), LANG: 'C' },
+    });
+    assert.ok(!existsSync(join(cwd, 'pwned')), `a value ran a command: ${text}`);
+    return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+  }
+
+  const hostile = [
+    'two words',
+    " leading and trailing space's ",
+    "it's",
+    "'",
+    "''",
+    '"double"',
+    '$HOME',
+    '${PATH}',
+    '`touch pwned`',
+    '$(touch pwned)',
+    'a;touch pwned',
+    'a|touch pwned',
+    'a&&touch pwned',
+    '*',
+    '?',
+    '[ab]',
+    '~',
+    '~root/x',
+    '{a,b}',
+    'a\\b',
+    '\\',
+    '!x',
+    '#not a comment',
+    'a&b', // `&` in a bash 5.2 pattern replacement would be the match
+    '-n',
+    '',
+    'x@V@', // a value is not rendered again
+    'ünïcode',
+  ];
+  test('a value lands as exactly one shell word, whatever it holds', () => {
+    for (const value of hostile) {
+      const out = render("printf '<%s>\\n' @V@\n", { V: value });
+      assert.equal(out.status, 0, `${JSON.stringify(value)}: ${out.stderr}`);
+      const ran = runRendered(out.stdout);
+      assert.equal(ran.status, 0, ran.stderr);
+      assert.equal(ran.stdout, `<${value}>\n`, `${JSON.stringify(value)} rendered as ${out.stdout}`);
+    }
+  });
+
+  test('a plain word stays as it is (what the deploy tests read), anything else is single-quoted', () => {
+    const out = render('docker pull @IMAGE@ -e A=@A@ @B@\n', {
+      IMAGE: 'us-central1-docker.pkg.dev/p/agent-platform/runner@sha256:0a1b',
+      A: 'gpt-4o-mini,gpt-4o',
+      B: "it's",
+    });
+    assert.equal(
+      out.stdout,
+      "docker pull us-central1-docker.pkg.dev/p/agent-platform/runner@sha256:0a1b -e A=gpt-4o-mini,gpt-4o 'it'\\''s'\n",
+    );
+  });
+
+  test('a newline or another control character in a value is refused', () => {
+    for (const value of ['two\nlines', 'tab\there', 'cr\r', 'esc\x1b[31m']) {
+      const out = render('echo @V@\n', { V: value });
+      assert.equal(out.status, 1, JSON.stringify(value));
+      assert.match(out.stderr, /line 1: the value of V holds a newline or another control character/);
+      assert.equal(out.stdout, '');
+    }
+  });
+
+  test('@NAME:bare@ takes a plain word only (inside "..." or YAML, where quotes would be wrong)', () => {
+    assert.equal(render('echo "@V:bare@  x"\n', { V: 'sha256:0a1b' }).stdout, 'echo "sha256:0a1b  x"\n');
+    for (const value of ['two words', '$(touch pwned)', '"', "'", '']) {
+      const out = render('echo "@V:bare@"\n', { V: value });
+      assert.equal(out.status, 1, JSON.stringify(value));
+      assert.match(out.stderr, /the value of V must be a plain word here/);
+    }
+  });
+
+  test('#@if, #@else and #@end keep or drop whole lines, nested', () => {
+    const template = [
+      'start',
+      '#@if A',
+      'a',
+      '#@if B',
+      'a and b',
+      '#@else',
+      'a, not b',
+      '#@end',
+      '#@else',
+      'not a',
+      '#@if B',
+      'not a, b',
+      '#@else',
+      'not a, not b',
+      '#@end',
+      '#@end',
+      'end',
+      '',
+    ].join('\n');
+    assert.equal(render(template, { A: '1', B: 'yes' }).stdout, 'start\na\na and b\nend\n');
+    assert.equal(render(template, { A: 'x', B: '0' }).stdout, 'start\na\na, not b\nend\n');
+    assert.equal(render(template, { A: '', B: '1' }).stdout, 'start\nnot a\nnot a, b\nend\n');
+    assert.equal(render(template, { A: '0', B: '' }).stdout, 'start\nnot a\nnot a, not b\nend\n');
+  });
+
+  test("#@# lines are for the template's reader: not written, not rendered, even in a continued command", () => {
+    const template = 'docker run \\\n#@# why the option below: @NOT_A_VALUE@\n  image\n';
+    assert.equal(render(template, {}).stdout, 'docker run \\\n  image\n');
+  });
+
+  test('what is not a placeholder stays: Go templates, curl -H @file, lowercase @words@', () => {
+    const text = "docker info --format '{{json .Runtimes}}'\ncurl -H @/run/auth x@example.com @lower@ @ @@\n";
+    assert.equal(render(text, {}).stdout, text);
+  });
+
+  const refused: Array<{ name: string; template: string; values?: Record<string, string>; message: RegExp }> =
+    [
+      {
+        name: 'a placeholder without a value',
+        template: 'a\necho @MISSING@\n',
+        message: /line 2: @MISSING@ has no value/,
+      },
+      {
+        name: 'a placeholder without a value in a branch not taken',
+        template: '#@if OFF\necho @MISSING@\n#@end\n',
+        values: { OFF: '' },
+        message: /line 2: @MISSING@ has no value/,
+      },
+      {
+        name: 'a condition without a value',
+        template: '#@if NOPE\nx\n#@end\n',
+        message: /#@if NOPE: NOPE has no value/,
+      },
+      {
+        name: 'an unknown directive',
+        template: '#@if A\nx\n#@fi\n',
+        values: { A: '1' },
+        message: /unknown directive '#@fi'/,
+      },
+      { name: '#@else without #@if', template: 'x\n#@else\n', message: /line 2: #@else without #@if/ },
+      {
+        name: 'a second #@else',
+        template: '#@if A\n#@else\n#@else\n#@end\n',
+        values: { A: '1' },
+        message: /line 3: #@else without #@if/,
+      },
+      { name: '#@end without #@if', template: 'x\n#@end\n', message: /line 2: #@end without #@if/ },
+      {
+        name: '#@if without #@end',
+        template: '#@if A\nx\n',
+        values: { A: '1' },
+        message: /#@if without #@end/,
+      },
+      {
+        name: 'a continued line followed by an empty line',
+        template: 'docker run -d \\\n  --name x \\\n\n  image\n',
+        message: /line 2 of the output: a line continued with \\ is followed by an empty line or nothing/,
+      },
+      {
+        name: 'a continued line followed by an empty value line',
+        template: 'docker run -d \\\n@EMPTY_LINE:bare@\n  image\n',
+        values: { EMPTY_LINE: '' },
+        message: /must be a plain word here/,
+      },
+      {
+        name: 'a continued line at the end (its last option dropped by a condition)',
+        template: 'docker run -d \\\n#@if A\n  image\n#@end\n',
+        values: { A: '' },
+        message: /a line continued with \\ is followed by an empty line or nothing/,
+      },
+    ];
+  for (const c of refused) {
+    test(`refused: ${c.name}`, () => {
+      const out = render(c.template, c.values ?? {});
+      assert.equal(out.status, 1, out.stdout);
+      assert.match(out.stderr, /^deploy: template \S+, line /);
+      assert.match(out.stderr, c.message);
+      assert.equal(out.stdout, '');
+    });
+  }
+
+  test('every template renders, for every combination of its conditions, to bash (or YAML) that parses', () => {
+    for (const name of readdirSync(join(ROOT, 'scripts/deploy')).filter((f) => f.endsWith('.tmpl'))) {
+      const text = readFileSync(join(ROOT, 'scripts/deploy', name), 'utf8');
+      const conditions = [
+        ...new Set([...text.matchAll(/^#@if ([A-Za-z_][A-Za-z0-9_]*)$/gm)].map((m) => m[1]!)),
+      ];
+      const names = [...new Set([...text.matchAll(/@([A-Z][A-Z0-9_]*)(?::bare)?@/g)].map((m) => m[1]!))];
+      assert.ok(names.length > 0, name);
+      // One bash process renders every combination, and one `bash -n` parses them all (each
+      // the body of a function).
+      const res = withRenderer(
+        [
+          'file="$1" sh="$4" all="" failed=0',
+          'read -ra conditions <<<"$2"; read -ra names <<<"$3"',
+          'for ((mask = 0; mask < 1 << ${#conditions[@]}; mask++)); do',
+          '  declare -A v=()',
+          '  for n in "${names[@]}"; do v[$n]="sample-$n"; done',
+          '  for i in "${!conditions[@]}"; do if ((mask >> i & 1)); then v[${conditions[i]}]=1; else v[${conditions[i]}]=; fi; done',
+          '  if render_template "$file" v out; then all+="combination_$mask() {"$\'\\n\'"$out}"$\'\\n\'; else echo "combination $mask" >&2; failed=1; fi',
+          '  unset v',
+          'done',
+          'if ((sh)) && ! bash -n <<<"$all"; then failed=1; fi',
+          'exit $failed',
+        ].join('\n'),
+        [
+          join(ROOT, 'scripts/deploy', name),
+          conditions.join(' '),
+          names.filter((n) => !conditions.includes(n)).join(' '),
+          name.endsWith('.sh.tmpl') ? '1' : '0',
+        ],
+      );
+      assert.equal(res.status, 0, `${name}: ${res.stderr}`);
+    }
+  });
+});
