@@ -101,220 +101,15 @@ while IFS= read -r line || [[ -n $line ]]; do
   fi
 done <scripts/deploy/param-defaults.env
 
-usage() {
-  printf '%s\n' \
-    "Usage: scripts/deploy.sh --project PROJECT [--region us-central1] [--zone us-central1-a]" \
-    "                         [--runner-domain runner.example.com | --runners MIN..MAX]" \
-    "                         [--dry-run] [--skip-runner] [--skip-firebase]" \
-    "" \
-    "Deploys the runner (Compute Engine VM with Docker, behind Caddy for HTTPS) or a fleet of them" \
-    "(--runners), their images (Artifact Registry), the service accounts, and Cloud Functions +" \
-    "Firestore rules + Hosting." \
-    "" \
-    "  --project ID             Google Cloud / Firebase project id (required; not a demo- project)" \
-    "  --region REGION          Artifact Registry, VM and static address region (default us-central1)" \
-    "  --zone ZONE              VM zone (default us-central1-a; REGION-b for other regions)" \
-    "  --runner-domain DOMAIN   The runner's public name; RUNNER_URL and the ID-token audience are" \
-    "                           https://DOMAIN. Required unless --skip-runner and functions/.env.PROJECT" \
-    "                           already has RUNNER_URL. You create its DNS A record (printed at the end)." \
-    "  --machine-type TYPE      VM machine type (default e2-standard-2)" \
-    "  --firestore-location LOC Location of a new Firestore database (default: REGION; permanent)" \
-    "  --model-provider P       openai: any OpenAI-compatible provider at --model-base-url, its key" \
-    "                           read from the MODEL_API_KEY environment variable (never an argument)" \
-    "                           and kept in Secret Manager; vertex: Vertex AI with the VM's service" \
-    "                           account (no key). Default: none (the agent answers offline)" \
-    "  --model-base-url URL     openai: the provider's base URL, e.g. https://api.openai.com/v1" \
-    "  --model-allowlist LIST   Comma-separated models runs may use (default: any)" \
-    "  --model-default MODEL    The model of runs that name none" \
-    "  --vertex-location LOC    vertex: the Vertex AI location (default: REGION)" \
-    "  --runners MIN..MAX       A fleet of MIN to MAX runner VMs (autoscaled; N alone means N..N) behind" \
-    "                           an internal load balancer, workspaces in Cloud Storage, the functions on" \
-    "                           a VPC connector. Replaces --runner-domain. Default: one VM, no fleet" \
-    "  --bucket NAME            The fleet's workspace bucket (default: PROJECT-agent-workspaces)" \
-    "  --proxy-subnet-range R   The balancer's proxy-only subnet, if REGION has none (default 10.127.0.0/23)" \
-    "  --connector-range R      The VPC connector's /28 (default 10.8.0.0/28)" \
-    "  --skip-runner            Skip images, registry, VM or fleet, network (steps 4-6, 8, 9)" \
-    "  --skip-firebase          Skip Firestore database, functions params and firebase deploy (3, 10, 11)" \
-    "  --dry-run                Print every command and file content; run nothing, write nothing" \
-    "  -h, --help               This help" \
-    "" \
-    "Exit codes: 0 done, 1 a step failed (the message names it and what to check), 2 bad arguments."
-}
-
-usage_error() {
-  printf 'deploy.sh: %s\n' "$1" >&2
-  printf 'Run scripts/deploy.sh --help for usage.\n' >&2
-  exit 2
-}
-
-# --- arguments ----------------------------------------------------------------------------------
-PROJECT=""
-REGION=us-central1
-ZONE=""
-RUNNER_DOMAIN=""
-MACHINE_TYPE=e2-standard-2
-FIRESTORE_LOCATION=""
-DRY_RUN=0
-SKIP_RUNNER=0
-SKIP_FIREBASE=0
-MODEL_PROVIDER=""
-MODEL_BASE_URL=""
-MODEL_ALLOWLIST=""
-MODEL_DEFAULT=""
-VERTEX_LOCATION=""
-# The provider's key comes from the environment only: an argument would show in `ps` and history.
-MODEL_API_KEY="${MODEL_API_KEY:-}"
+# The command line: one table of options (options.sh) drives the parser, the format checks, the
+# help and the plan's options line; validate.sh adds derived defaults and cross-option rules.
 MODEL_SECRET=agent-model-api-key
-RUNNERS=""
-FLEET=0
-FLEET_MIN=1 FLEET_MAX=1
-BUCKET=""
-PROXY_SUBNET_RANGE=""
-CONNECTOR_RANGE=""
+source "$DEPLOY_DIR/options.sh"
+source "$DEPLOY_DIR/validate.sh"
+init_options
+parse_options "$@"
+validate_options
 
-need_value() { # need_value OPTION ARGC
-  if (($2 < 2)); then usage_error "$1 needs a value"; fi
-}
-while (($# > 0)); do
-  case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --dry-run) DRY_RUN=1 ;;
-    --skip-runner) SKIP_RUNNER=1 ;;
-    --skip-firebase) SKIP_FIREBASE=1 ;;
-    --project | --region | --zone | --runner-domain | --machine-type | --firestore-location | \
-      --model-provider | --model-base-url | --model-allowlist | --model-default | --vertex-location | \
-      --runners | --bucket | --proxy-subnet-range | --connector-range)
-      need_value "$1" $#
-      case "$1" in
-        --runners) RUNNERS="$2" ;;
-        --bucket) BUCKET="$2" ;;
-        --proxy-subnet-range) PROXY_SUBNET_RANGE="$2" ;;
-        --connector-range) CONNECTOR_RANGE="$2" ;;
-        --model-provider) MODEL_PROVIDER="$2" ;;
-        --model-base-url) MODEL_BASE_URL="$2" ;;
-        --model-allowlist) MODEL_ALLOWLIST="$2" ;;
-        --model-default) MODEL_DEFAULT="$2" ;;
-        --vertex-location) VERTEX_LOCATION="$2" ;;
-        --project) PROJECT="$2" ;;
-        --region) REGION="$2" ;;
-        --zone) ZONE="$2" ;;
-        --runner-domain) RUNNER_DOMAIN="$2" ;;
-        --machine-type) MACHINE_TYPE="$2" ;;
-        --firestore-location) FIRESTORE_LOCATION="$2" ;;
-      esac
-      shift
-      ;;
-    --project=* | --region=* | --zone=* | --runner-domain=* | --machine-type=* | --firestore-location=* | \
-      --model-provider=* | --model-base-url=* | --model-allowlist=* | --model-default=* | --vertex-location=* | \
-      --runners=* | --bucket=* | --proxy-subnet-range=* | --connector-range=*)
-      opt="${1%%=*}"
-      val="${1#*=}"
-      set -- "$opt" "$val" "${@:2}"
-      continue
-      ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-  shift
-done
-
-if [[ -z $PROJECT ]]; then usage_error "--project is required (the Google Cloud / Firebase project id)"; fi
-if [[ $PROJECT == demo-* ]]; then
-  usage_error "project '$PROJECT' is a demo- project: those exist only in the Firebase emulators and cannot be deployed to. Use a real project id."
-fi
-if ! [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]]; then
-  usage_error "invalid project id '$PROJECT': 6-30 characters, lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
-fi
-if ! [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]]; then
-  usage_error "invalid region '$REGION' (expected something like us-central1)"
-fi
-ZONE_NOTE=""
-if [[ -z $ZONE ]]; then
-  if [[ $REGION == us-central1 ]]; then ZONE=us-central1-a; else
-    ZONE="$REGION-b"
-    ZONE_NOTE=" (derived from --region; pass --zone to choose)"
-  fi
-fi
-if ! [[ $ZONE =~ ^[a-z]+-[a-z]+[0-9]+-[a-z]$ ]]; then
-  usage_error "invalid zone '$ZONE' (expected something like us-central1-a)"
-fi
-if [[ ${ZONE%-*} != "$REGION" ]]; then
-  usage_error "zone '$ZONE' is not in region '$REGION'"
-fi
-if ! [[ $MACHINE_TYPE =~ ^[a-z0-9-]+$ ]]; then usage_error "invalid machine type '$MACHINE_TYPE'"; fi
-FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-$REGION}"
-if ! [[ $FIRESTORE_LOCATION =~ ^[a-z0-9-]+$ ]]; then
-  usage_error "invalid Firestore location '$FIRESTORE_LOCATION'"
-fi
-RUNNER_DOMAIN="${RUNNER_DOMAIN,,}"
-if [[ -n $RUNNER_DOMAIN ]] &&
-  ! [[ $RUNNER_DOMAIN =~ ^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]]; then
-  usage_error "invalid --runner-domain '$RUNNER_DOMAIN' (a DNS name like runner.example.com, without https://)"
-fi
-
-CIDR_RE='^(([0-9]{1,3})\.){3}[0-9]{1,3}/([0-9]{1,2})$'
-if [[ -n $RUNNERS ]]; then
-  FLEET=1
-  if [[ $RUNNERS =~ ^([0-9]{1,3})\.\.([0-9]{1,3})$ ]]; then
-    FLEET_MIN=$((10#${BASH_REMATCH[1]})) FLEET_MAX=$((10#${BASH_REMATCH[2]}))
-  elif [[ $RUNNERS =~ ^[0-9]{1,3}$ ]]; then
-    FLEET_MIN=$((10#$RUNNERS)) FLEET_MAX=$FLEET_MIN
-  else
-    usage_error "invalid --runners '$RUNNERS' (MIN..MAX, e.g. 2..10, or N)"
-  fi
-  if ((FLEET_MIN < 1 || FLEET_MAX > 100 || FLEET_MIN > FLEET_MAX)); then
-    usage_error "invalid --runners '$RUNNERS': need 1 <= MIN <= MAX <= 100"
-  fi
-  if [[ -n $RUNNER_DOMAIN ]]; then
-    usage_error "--runner-domain is for the one runner behind Caddy; a fleet is reached at its internal load balancer's address (drop --runner-domain)"
-  fi
-  if ((SKIP_RUNNER)); then
-    usage_error "--runners sets up the runner fleet and cannot go with --skip-runner (to deploy only the functions of a fleet, use --skip-runner alone)"
-  fi
-  BUCKET="${BUCKET:-$PROJECT-agent-workspaces}"
-  PROXY_SUBNET_RANGE="${PROXY_SUBNET_RANGE:-10.127.0.0/23}"
-  CONNECTOR_RANGE="${CONNECTOR_RANGE:-10.8.0.0/28}"
-  if ! [[ $BUCKET =~ ^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$ ]] || [[ $BUCKET == goog* ]]; then
-    usage_error "invalid --bucket '$BUCKET' (3-63 lowercase letters, digits, - and _; not starting with goog)"
-  fi
-  for range in "$PROXY_SUBNET_RANGE" "$CONNECTOR_RANGE"; do
-    [[ $range =~ $CIDR_RE ]] || usage_error "invalid range '$range' (expected a CIDR like 10.127.0.0/23)"
-  done
-  [[ ${CONNECTOR_RANGE#*/} == 28 ]] || usage_error "--connector-range must be a /28 (a VPC connector's size)"
-  prefix="${PROXY_SUBNET_RANGE#*/}"
-  ((10#$prefix <= 26)) || usage_error "--proxy-subnet-range must be a /26 or larger (Google's minimum)"
-elif [[ -n $BUCKET$PROXY_SUBNET_RANGE$CONNECTOR_RANGE ]]; then
-  usage_error "--bucket, --proxy-subnet-range and --connector-range are for a fleet (--runners)"
-fi
-
-MODEL_WORD_RE='^[A-Za-z0-9._:/@-]+$'
-case "$MODEL_PROVIDER" in
-  "")
-    if [[ -n $MODEL_BASE_URL$MODEL_ALLOWLIST$MODEL_DEFAULT$VERTEX_LOCATION ]]; then
-      usage_error "--model-base-url, --model-allowlist, --model-default and --vertex-location need --model-provider"
-    fi
-    ;;
-  openai)
-    if ! [[ $MODEL_BASE_URL =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$ ]]; then
-      usage_error "--model-provider openai needs --model-base-url https://... (e.g. https://api.openai.com/v1)"
-    fi
-    if [[ -n $VERTEX_LOCATION ]]; then usage_error "--vertex-location is for --model-provider vertex"; fi
-    ;;
-  vertex)
-    if [[ -n $MODEL_BASE_URL ]]; then usage_error "--model-base-url is for --model-provider openai"; fi
-    if [[ -n $MODEL_API_KEY ]]; then
-      usage_error "MODEL_API_KEY is set, but Vertex AI uses the VM's service account, not a key: unset it"
-    fi
-    VERTEX_LOCATION="${VERTEX_LOCATION:-$REGION}"
-    if ! [[ $VERTEX_LOCATION =~ ^[a-z0-9-]+$ ]]; then usage_error "invalid --vertex-location '$VERTEX_LOCATION'"; fi
-    ;;
-  *) usage_error "invalid --model-provider '$MODEL_PROVIDER' (openai or vertex)" ;;
-esac
-if [[ -n $MODEL_ALLOWLIST ]] && ! [[ $MODEL_ALLOWLIST =~ ^[A-Za-z0-9._:/@-]+(,[A-Za-z0-9._:/@-]+)*$ ]]; then
-  usage_error "invalid model name in --model-allowlist '$MODEL_ALLOWLIST' (comma-separated names)"
-fi
-if [[ -n $MODEL_DEFAULT ]] && ! [[ $MODEL_DEFAULT =~ $MODEL_WORD_RE ]]; then
-  usage_error "invalid model name '$MODEL_DEFAULT'"
-fi
 # With a model provider the VM's token needs the cloud-platform scope (Secret Manager and Vertex AI
 # accept no narrower one); its service account's IAM roles then bound it: read one secret, or
 # call Vertex AI, plus what it had (pull images, write logs and metrics).
@@ -548,6 +343,8 @@ say "runner VM SA:     $RUNNER_SA"
 say "images:           $RUNNER_IMAGE"
 say "                  $AGENT_IMAGE"
 say "functions region: $FUNCTIONS_REGION (set by the functions source and firebase.json)"
+options_line
+say "options:          $REPLY"
 if ((DRY_RUN)); then say "DRY RUN: commands are printed, nothing is run and no file is written."; fi
 
 # --- 1. tools and access ------------------------------------------------------------------------

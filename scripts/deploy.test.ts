@@ -1725,3 +1725,109 @@ describe('the template renderer (scripts/deploy/render.sh)', () => {
     }
   });
 });
+
+/** The option table of scripts/deploy/options.sh: flag, variable, and its METAVAR ('' for a switch). */
+function optionTable(): Array<{ flag: string; variable: string; arg: string }> {
+  const res = spawnSync(
+    bash,
+    [
+      '-c',
+      'source scripts/deploy/options.sh\nfor f in "${OPTION_FLAGS[@]}"; do printf "%s\\t%s\\t%s\\n" "$f" "${OPTION_VAR[$f]}" "${OPTION_ARG[$f]}"; done',
+    ],
+    { cwd: ROOT, encoding: 'utf8', env: { PATH: '', HOME: join(work, 'home'), LANG: 'C' } },
+  );
+  assert.equal(res.status, 0, res.stderr);
+  return res.stdout
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [flag, variable, arg] = l.split('\t');
+      return { flag: flag!, variable: variable!, arg: arg ?? '' };
+    });
+}
+
+describe('deploy.sh options: one table for the parser, the checks, the help and the plan', () => {
+  test('every option of the table is in the help, with its value name, and the help names no other', () => {
+    const table = optionTable();
+    assert.ok(table.length >= 19, table.map((o) => o.flag).join(' '));
+    const help = runDeploy(['--help']);
+    assert.equal(help.status, 0);
+    const described = help.stdout
+      .split('\n')
+      .map((l) => /^ {2}(?:-h, )?(--[a-z-]+)( [A-Z][A-Z.]*)? +\S/.exec(l))
+      .filter((m) => m !== null);
+    assert.deepEqual(
+      described.map((m) => `${m[1]}${m[2] ?? ''}`),
+      table.map((o) => `${o.flag}${o.arg ? ` ${o.arg}` : ''}`),
+    );
+    const known = new Set(table.map((o) => o.flag));
+    for (const flag of help.stdout.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(known.has(flag), flag);
+  });
+
+  test('the parser takes every option of the table, as --flag VALUE and as --flag=VALUE', () => {
+    const table = optionTable();
+    const args = table.flatMap((o) =>
+      o.flag === '--help' ? [] : o.arg ? [o.flag, `v ${o.variable}`] : [o.flag],
+    );
+    const eqArgs = table.flatMap((o) =>
+      o.flag === '--help' ? [] : o.arg ? [`${o.flag}=v=${o.variable}`] : [o.flag],
+    );
+    for (const [form, argv] of [
+      ['--flag VALUE', args],
+      ['--flag=VALUE', eqArgs],
+    ] as const) {
+      const res = spawnSync(
+        bash,
+        [
+          '-c',
+          'source scripts/deploy/options.sh\ninit_options\nparse_options "$@"\nfor f in "${OPTION_FLAGS[@]}"; do v="${OPTION_VAR[$f]}"; printf "%s=%s\\n" "$v" "${!v}"; done',
+          'options-test',
+          ...argv,
+        ],
+        { cwd: ROOT, encoding: 'utf8', env: { PATH: '', HOME: join(work, 'home'), LANG: 'C' } },
+      );
+      assert.equal(res.status, 0, `${form}: ${res.stderr}`);
+      const expected = table.map((o) =>
+        o.flag === '--help'
+          ? `${o.variable}=0`
+          : `${o.variable}=${o.arg ? `v${form === '--flag VALUE' ? ' ' : '='}${o.variable}` : '1'}`,
+      );
+      assert.deepEqual(res.stdout.trim().split('\n'), expected, form);
+    }
+  });
+
+  const refused: Array<{ args: string[]; message: RegExp }> = [
+    { args: ['--projects', PROJECT], message: /unknown argument: --projects/ },
+    { args: ['-p', PROJECT], message: /unknown argument: -p/ },
+    { args: [PROJECT], message: new RegExp(`unknown argument: ${PROJECT}`) },
+    { args: ['--project', PROJECT, '--dry-run=yes'], message: /--dry-run takes no value/ },
+    { args: ['--project', PROJECT, '--region'], message: /--region needs a value/ },
+    { args: ['--project', PROJECT, '--region=Europe'], message: /invalid region 'Europe'/ },
+  ];
+  for (const c of refused) {
+    test(`refused: ${c.args.join(' ')}`, () => {
+      const res = runDeploy(['--dry-run', ...c.args]);
+      assert.equal(res.status, 2, res.stdout + res.stderr);
+      assert.match(res.stderr, c.message);
+      assert.match(res.stderr, /Run scripts\/deploy\.sh --help for usage/);
+    });
+  }
+
+  test('the plan prints the options in effect, derived defaults filled in, as a command line', () => {
+    const res = runDeploy([
+      `--project=${PROJECT}`,
+      '--region',
+      'europe-west1',
+      '--runners',
+      '2..3',
+      '--model-provider=vertex',
+      '--dry-run',
+    ]);
+    assert.equal(res.status, 0, res.stderr);
+    const line = res.stdout.split('\n').find((l) => l.startsWith('[deploy] options: '));
+    assert.equal(
+      line,
+      `[deploy] options:          --project ${PROJECT} --region europe-west1 --zone europe-west1-b --machine-type e2-standard-2 --firestore-location europe-west1 --model-provider vertex --vertex-location europe-west1 --runners 2..3 --bucket ${PROJECT}-agent-workspaces --proxy-subnet-range 10.127.0.0/23 --connector-range 10.8.0.0/28 --dry-run`,
+    );
+  });
+});
