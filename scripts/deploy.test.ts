@@ -15,6 +15,13 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as functionsParams from '../functions/src/params.ts';
+import {
+  currentParamDefaultsEnv,
+  PARAM_DEFAULTS_PATH,
+  paramDefaultsEnv,
+  type ParamLike,
+} from './deploy/param-defaults.ts';
 
 /**
  * scripts/deploy.sh, without deploying anything: --dry-run runs with a PATH that holds no gcloud
@@ -1415,5 +1422,412 @@ describe('deploy.sh --runners for real, against stand-in tools', () => {
     } finally {
       rmSync(envFile, { force: true });
     }
+  });
+});
+
+describe("the functions' param defaults come from functions/src/params.ts", () => {
+  test('scripts/deploy/param-defaults.env is what param-defaults.ts generates from params.ts now', () => {
+    assert.equal(
+      readFileSync(PARAM_DEFAULTS_PATH, 'utf8'),
+      currentParamDefaultsEnv(),
+      'stale: run node scripts/deploy/param-defaults.ts',
+    );
+  });
+
+  test('a default that is not a plain dotenv value, or none, is refused', () => {
+    assert.throws(
+      () => paramDefaultsEnv([{ name: 'A', options: { default: 'two words' } }]),
+      /not a plain dotenv value/,
+    );
+    assert.throws(
+      () => paramDefaultsEnv([{ name: 'A', options: { default: 'a#b' } }]),
+      /not a plain dotenv value/,
+    );
+    assert.throws(() => paramDefaultsEnv([{ name: 'A', options: {} }]), /must be a literal/);
+    assert.deepEqual(
+      paramDefaultsEnv([
+        { name: 'B', options: { default: false } },
+        { name: 'A', options: { default: 30_000 } },
+      ])
+        .split('\n')
+        .filter((l) => !l.startsWith('#')),
+      ['A=30000', 'B=false', ''],
+    );
+  });
+
+  test("a deploy writes params.ts's own default for every param it does not decide itself", () => {
+    const env = shownEnv(runDeploy(['--project', PROJECT, '--runner-domain', DOMAIN, '--dry-run']).stdout);
+    const decided = new Set([
+      'RUNNER_URL',
+      'RUNNER_AUDIENCE',
+      'RUNNER_SERVICE',
+      'RUNNER_VPC_CONNECTOR',
+      'CORS_ORIGINS',
+    ]);
+    const params = Object.values(functionsParams) as ParamLike[];
+    assert.equal(params.length, paramNames().length);
+    for (const p of params) {
+      if (!decided.has(p.name)) assert.equal(env.get(p.name), String(p.options.default), p.name);
+    }
+    assert.equal(env.get('RUNNER_SERVICE'), '');
+  });
+});
+
+/** Runs bash with scripts/deploy/render.sh sourced: `script` gets the arguments after it as "$@". */
+function withRenderer(script: string, args: string[] = []): Result {
+  const res = spawnSync(bash, ['-c', `source scripts/deploy/render.sh\n${script}`, 'render-test', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', HOME: join(work, 'home'), LANG: 'C' },
+    timeout: 30_000,
+  });
+  if (res.error) throw res.error;
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+describe('the template renderer (scripts/deploy/render.sh)', () => {
+  let dir: string;
+  let n = 0;
+  before(() => {
+    dir = mkdtempSync(join(work, 'render-'));
+  });
+
+  /** Renders `template` with `values`; the rendered text on stdout. */
+  function render(template: string, values: Record<string, string>): Result {
+    const file = join(dir, `t-${++n}.tmpl`);
+    writeFileSync(file, template);
+    return withRenderer(
+      'file="$1"; shift; declare -A v=(); while (($# > 0)); do v[$1]="$2"; shift 2; done\n' +
+        'render_template "$file" v out && printf %s "$out"',
+      [file, ...Object.entries(values).flat()],
+    );
+  }
+
+  /** Runs rendered text under bash in a directory that holds files (so that a glob would expand). */
+  function runRendered(text: string): Result {
+    const cwd = mkdtempSync(join(dir, 'run-'));
+    writeFileSync(join(cwd, 'a'), '');
+    writeFileSync(join(cwd, 'b'), '');
+    const res = spawnSync(bash, ['-c', text], {
+      cwd,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: join(work, 'home'), LANG: 'C' },
+    });
+    assert.ok(!existsSync(join(cwd, 'pwned')), `a value ran a command: ${text}`);
+    return { status: res.status, stdout: res.stdout, stderr: res.stderr };
+  }
+
+  const hostile = [
+    'two words',
+    " leading and trailing space's ",
+    "it's",
+    "'",
+    "''",
+    '"double"',
+    '$HOME',
+    '${PATH}',
+    '`touch pwned`',
+    '$(touch pwned)',
+    'a;touch pwned',
+    'a|touch pwned',
+    'a&&touch pwned',
+    '*',
+    '?',
+    '[ab]',
+    '~',
+    '~root/x',
+    '{a,b}',
+    'a\\b',
+    '\\',
+    '!x',
+    '#not a comment',
+    'a&b', // `&` in a bash 5.2 pattern replacement would be the match
+    '-n',
+    '',
+    'x@V@', // a value is not rendered again
+    'ünïcode',
+  ];
+  test('a value lands as exactly one shell word, whatever it holds', () => {
+    for (const value of hostile) {
+      const out = render("printf '<%s>\\n' @V@\n", { V: value });
+      assert.equal(out.status, 0, `${JSON.stringify(value)}: ${out.stderr}`);
+      const ran = runRendered(out.stdout);
+      assert.equal(ran.status, 0, ran.stderr);
+      assert.equal(ran.stdout, `<${value}>\n`, `${JSON.stringify(value)} rendered as ${out.stdout}`);
+    }
+  });
+
+  test('a plain word stays as it is (what the deploy tests read), anything else is single-quoted', () => {
+    const out = render('docker pull @IMAGE@ -e A=@A@ @B@\n', {
+      IMAGE: 'us-central1-docker.pkg.dev/p/agent-platform/runner@sha256:0a1b',
+      A: 'gpt-4o-mini,gpt-4o',
+      B: "it's",
+    });
+    assert.equal(
+      out.stdout,
+      "docker pull us-central1-docker.pkg.dev/p/agent-platform/runner@sha256:0a1b -e A=gpt-4o-mini,gpt-4o 'it'\\''s'\n",
+    );
+  });
+
+  test('a newline or another control character in a value is refused', () => {
+    for (const value of ['two\nlines', 'tab\there', 'cr\r', 'esc\x1b[31m']) {
+      const out = render('echo @V@\n', { V: value });
+      assert.equal(out.status, 1, JSON.stringify(value));
+      assert.match(out.stderr, /line 1: the value of V holds a newline or another control character/);
+      assert.equal(out.stdout, '');
+    }
+  });
+
+  test('@NAME:bare@ takes a plain word only (inside "..." or YAML, where quotes would be wrong)', () => {
+    assert.equal(render('echo "@V:bare@  x"\n', { V: 'sha256:0a1b' }).stdout, 'echo "sha256:0a1b  x"\n');
+    for (const value of ['two words', '$(touch pwned)', '"', "'", '']) {
+      const out = render('echo "@V:bare@"\n', { V: value });
+      assert.equal(out.status, 1, JSON.stringify(value));
+      assert.match(out.stderr, /the value of V must be a plain word here/);
+    }
+  });
+
+  test('#@if, #@else and #@end keep or drop whole lines, nested', () => {
+    const template = [
+      'start',
+      '#@if A',
+      'a',
+      '#@if B',
+      'a and b',
+      '#@else',
+      'a, not b',
+      '#@end',
+      '#@else',
+      'not a',
+      '#@if B',
+      'not a, b',
+      '#@else',
+      'not a, not b',
+      '#@end',
+      '#@end',
+      'end',
+      '',
+    ].join('\n');
+    assert.equal(render(template, { A: '1', B: 'yes' }).stdout, 'start\na\na and b\nend\n');
+    assert.equal(render(template, { A: 'x', B: '0' }).stdout, 'start\na\na, not b\nend\n');
+    assert.equal(render(template, { A: '', B: '1' }).stdout, 'start\nnot a\nnot a, b\nend\n');
+    assert.equal(render(template, { A: '0', B: '' }).stdout, 'start\nnot a\nnot a, not b\nend\n');
+  });
+
+  test("#@# lines are for the template's reader: not written, not rendered, even in a continued command", () => {
+    const template = 'docker run \\\n#@# why the option below: @NOT_A_VALUE@\n  image\n';
+    assert.equal(render(template, {}).stdout, 'docker run \\\n  image\n');
+  });
+
+  test('what is not a placeholder stays: Go templates, curl -H @file, lowercase @words@', () => {
+    const text = "docker info --format '{{json .Runtimes}}'\ncurl -H @/run/auth x@example.com @lower@ @ @@\n";
+    assert.equal(render(text, {}).stdout, text);
+  });
+
+  const refused: Array<{ name: string; template: string; values?: Record<string, string>; message: RegExp }> =
+    [
+      {
+        name: 'a placeholder without a value',
+        template: 'a\necho @MISSING@\n',
+        message: /line 2: @MISSING@ has no value/,
+      },
+      {
+        name: 'a placeholder without a value in a branch not taken',
+        template: '#@if OFF\necho @MISSING@\n#@end\n',
+        values: { OFF: '' },
+        message: /line 2: @MISSING@ has no value/,
+      },
+      {
+        name: 'a condition without a value',
+        template: '#@if NOPE\nx\n#@end\n',
+        message: /#@if NOPE: NOPE has no value/,
+      },
+      {
+        name: 'an unknown directive',
+        template: '#@if A\nx\n#@fi\n',
+        values: { A: '1' },
+        message: /unknown directive '#@fi'/,
+      },
+      { name: '#@else without #@if', template: 'x\n#@else\n', message: /line 2: #@else without #@if/ },
+      {
+        name: 'a second #@else',
+        template: '#@if A\n#@else\n#@else\n#@end\n',
+        values: { A: '1' },
+        message: /line 3: #@else without #@if/,
+      },
+      { name: '#@end without #@if', template: 'x\n#@end\n', message: /line 2: #@end without #@if/ },
+      {
+        name: '#@if without #@end',
+        template: '#@if A\nx\n',
+        values: { A: '1' },
+        message: /#@if without #@end/,
+      },
+      {
+        name: 'a continued line followed by an empty line',
+        template: 'docker run -d \\\n  --name x \\\n\n  image\n',
+        message: /line 2 of the output: a line continued with \\ is followed by an empty line or nothing/,
+      },
+      {
+        name: 'a continued line followed by an empty value line',
+        template: 'docker run -d \\\n@EMPTY_LINE:bare@\n  image\n',
+        values: { EMPTY_LINE: '' },
+        message: /must be a plain word here/,
+      },
+      {
+        name: 'a continued line at the end (its last option dropped by a condition)',
+        template: 'docker run -d \\\n#@if A\n  image\n#@end\n',
+        values: { A: '' },
+        message: /a line continued with \\ is followed by an empty line or nothing/,
+      },
+    ];
+  for (const c of refused) {
+    test(`refused: ${c.name}`, () => {
+      const out = render(c.template, c.values ?? {});
+      assert.equal(out.status, 1, out.stdout);
+      assert.match(out.stderr, /^deploy: template \S+, line /);
+      assert.match(out.stderr, c.message);
+      assert.equal(out.stdout, '');
+    });
+  }
+
+  test('every template renders, for every combination of its conditions, to bash (or YAML) that parses', () => {
+    for (const name of readdirSync(join(ROOT, 'scripts/deploy')).filter((f) => f.endsWith('.tmpl'))) {
+      const text = readFileSync(join(ROOT, 'scripts/deploy', name), 'utf8');
+      const conditions = [
+        ...new Set([...text.matchAll(/^#@if ([A-Za-z_][A-Za-z0-9_]*)$/gm)].map((m) => m[1]!)),
+      ];
+      const names = [...new Set([...text.matchAll(/@([A-Z][A-Z0-9_]*)(?::bare)?@/g)].map((m) => m[1]!))];
+      assert.ok(names.length > 0, name);
+      // One bash process renders every combination, and one `bash -n` parses them all (each
+      // the body of a function).
+      const res = withRenderer(
+        [
+          'file="$1" sh="$4" all="" failed=0',
+          'read -ra conditions <<<"$2"; read -ra names <<<"$3"',
+          'for ((mask = 0; mask < 1 << ${#conditions[@]}; mask++)); do',
+          '  declare -A v=()',
+          '  for n in "${names[@]}"; do v[$n]="sample-$n"; done',
+          '  for i in "${!conditions[@]}"; do if ((mask >> i & 1)); then v[${conditions[i]}]=1; else v[${conditions[i]}]=; fi; done',
+          '  if render_template "$file" v out; then all+="combination_$mask() {"$\'\\n\'"$out}"$\'\\n\'; else echo "combination $mask" >&2; failed=1; fi',
+          '  unset v',
+          'done',
+          'if ((sh)) && ! bash -n <<<"$all"; then failed=1; fi',
+          'exit $failed',
+        ].join('\n'),
+        [
+          join(ROOT, 'scripts/deploy', name),
+          conditions.join(' '),
+          names.filter((n) => !conditions.includes(n)).join(' '),
+          name.endsWith('.sh.tmpl') ? '1' : '0',
+        ],
+      );
+      assert.equal(res.status, 0, `${name}: ${res.stderr}`);
+    }
+  });
+});
+
+/** The option table of scripts/deploy/options.sh: flag, variable, and its METAVAR ('' for a switch). */
+function optionTable(): Array<{ flag: string; variable: string; arg: string }> {
+  const res = spawnSync(
+    bash,
+    [
+      '-c',
+      'source scripts/deploy/options.sh\nfor f in "${OPTION_FLAGS[@]}"; do printf "%s\\t%s\\t%s\\n" "$f" "${OPTION_VAR[$f]}" "${OPTION_ARG[$f]}"; done',
+    ],
+    { cwd: ROOT, encoding: 'utf8', env: { PATH: '', HOME: join(work, 'home'), LANG: 'C' } },
+  );
+  assert.equal(res.status, 0, res.stderr);
+  return res.stdout
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [flag, variable, arg] = l.split('\t');
+      return { flag: flag!, variable: variable!, arg: arg ?? '' };
+    });
+}
+
+describe('deploy.sh options: one table for the parser, the checks, the help and the plan', () => {
+  test('every option of the table is in the help, with its value name, and the help names no other', () => {
+    const table = optionTable();
+    assert.ok(table.length >= 19, table.map((o) => o.flag).join(' '));
+    const help = runDeploy(['--help']);
+    assert.equal(help.status, 0);
+    const described = help.stdout
+      .split('\n')
+      .map((l) => /^ {2}(?:-h, )?(--[a-z-]+)( [A-Z][A-Z.]*)? +\S/.exec(l))
+      .filter((m) => m !== null);
+    assert.deepEqual(
+      described.map((m) => `${m[1]}${m[2] ?? ''}`),
+      table.map((o) => `${o.flag}${o.arg ? ` ${o.arg}` : ''}`),
+    );
+    const known = new Set(table.map((o) => o.flag));
+    for (const flag of help.stdout.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(known.has(flag), flag);
+  });
+
+  test('the parser takes every option of the table, as --flag VALUE and as --flag=VALUE', () => {
+    const table = optionTable();
+    const args = table.flatMap((o) =>
+      o.flag === '--help' ? [] : o.arg ? [o.flag, `v ${o.variable}`] : [o.flag],
+    );
+    const eqArgs = table.flatMap((o) =>
+      o.flag === '--help' ? [] : o.arg ? [`${o.flag}=v=${o.variable}`] : [o.flag],
+    );
+    for (const [form, argv] of [
+      ['--flag VALUE', args],
+      ['--flag=VALUE', eqArgs],
+    ] as const) {
+      const res = spawnSync(
+        bash,
+        [
+          '-c',
+          'source scripts/deploy/options.sh\ninit_options\nparse_options "$@"\nfor f in "${OPTION_FLAGS[@]}"; do v="${OPTION_VAR[$f]}"; printf "%s=%s\\n" "$v" "${!v}"; done',
+          'options-test',
+          ...argv,
+        ],
+        { cwd: ROOT, encoding: 'utf8', env: { PATH: '', HOME: join(work, 'home'), LANG: 'C' } },
+      );
+      assert.equal(res.status, 0, `${form}: ${res.stderr}`);
+      const expected = table.map((o) =>
+        o.flag === '--help'
+          ? `${o.variable}=0`
+          : `${o.variable}=${o.arg ? `v${form === '--flag VALUE' ? ' ' : '='}${o.variable}` : '1'}`,
+      );
+      assert.deepEqual(res.stdout.trim().split('\n'), expected, form);
+    }
+  });
+
+  const refused: Array<{ args: string[]; message: RegExp }> = [
+    { args: ['--projects', PROJECT], message: /unknown argument: --projects/ },
+    { args: ['-p', PROJECT], message: /unknown argument: -p/ },
+    { args: [PROJECT], message: new RegExp(`unknown argument: ${PROJECT}`) },
+    { args: ['--project', PROJECT, '--dry-run=yes'], message: /--dry-run takes no value/ },
+    { args: ['--project', PROJECT, '--region'], message: /--region needs a value/ },
+    { args: ['--project', PROJECT, '--region=Europe'], message: /invalid region 'Europe'/ },
+  ];
+  for (const c of refused) {
+    test(`refused: ${c.args.join(' ')}`, () => {
+      const res = runDeploy(['--dry-run', ...c.args]);
+      assert.equal(res.status, 2, res.stdout + res.stderr);
+      assert.match(res.stderr, c.message);
+      assert.match(res.stderr, /Run scripts\/deploy\.sh --help for usage/);
+    });
+  }
+
+  test('the plan prints the options in effect, derived defaults filled in, as a command line', () => {
+    const res = runDeploy([
+      `--project=${PROJECT}`,
+      '--region',
+      'europe-west1',
+      '--runners',
+      '2..3',
+      '--model-provider=vertex',
+      '--dry-run',
+    ]);
+    assert.equal(res.status, 0, res.stderr);
+    const line = res.stdout.split('\n').find((l) => l.startsWith('[deploy] options: '));
+    assert.equal(
+      line,
+      `[deploy] options:          --project ${PROJECT} --region europe-west1 --zone europe-west1-b --machine-type e2-standard-2 --firestore-location europe-west1 --model-provider vertex --vertex-location europe-west1 --runners 2..3 --bucket ${PROJECT}-agent-workspaces --proxy-subnet-range 10.127.0.0/23 --connector-range 10.8.0.0/28 --dry-run`,
+    );
   });
 });
