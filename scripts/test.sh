@@ -16,6 +16,7 @@ echo "[test] lint and format check"
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
 npm run docs --silent -- --check # docs/configuration.md matches the config tables
+node scripts/deploy/param-defaults.ts --check # so do the deploy's copies of the params' defaults
 echo "[test] type-check (sources and tests)"
 npx tsc -b contract # the others type-check against its declarations
 npx tsc -p contract/tsconfig.test.json

@@ -10,8 +10,9 @@ import {
  * The functions' params, declared for `firebase deploy` (which stores their values in
  * functions/.env.<project> and sets them as environment variables). At run time they are read
  * and checked, with their bounds, by config.ts; ENFORCE_APP_CHECK (the callables' options) and
- * RUNNER_VPC_CONNECTOR (global-options.ts) are used directly, at deploy. scripts/deploy.sh knows
- * every one of them.
+ * RUNNER_VPC_CONNECTOR (global-options.ts) are used directly, at deploy. Their defaults reach
+ * scripts/deploy.sh through scripts/deploy/param-defaults.env, generated from this file
+ * (`node scripts/deploy/param-defaults.ts`; npm test checks it is current).
  */
 
 /** Base URL of the runner, e.g. https://runner.example.com. Default: empty (then RUNNER_SERVICE). */
