@@ -27,14 +27,15 @@ import {
 } from '@agent-platform/contract';
 import { parseInput } from '../src/http/parse-input.ts';
 import { toHttpError, toHttpsError } from '../src/http/translate.ts';
-import { createCallables, sendMessage } from '../src/http/callables.ts';
+import { sendMessage } from '../src/http/callables.ts';
+import { createCallables } from '../src/http/create-callables.ts';
 import { createApi } from '../src/http/api.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { instanceConfig } from '../src/instance-config.ts';
 import { Logger, userHash, type Severity } from '../src/logs.ts';
-import { takeOne } from '../src/conversations/rate-window.ts';
-import { readDoc } from '../src/conversations/read-doc.ts';
-import { boundedHistory, cutUtf8, storableReply } from '../src/conversations/storable.ts';
+import { takeOne } from '../src/admission/rate-window.ts';
+import { readDoc } from '../src/firestore/read-doc.ts';
+import { boundedHistory, cutUtf8, storableReply } from '../src/send/storable.ts';
 import { RunnerClient, type RunRequest, type RunResult } from '../src/runner/runner-client.ts';
 import { resolveRunner } from '../src/runner/runner-url.ts';
 
