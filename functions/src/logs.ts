@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { logger } from 'firebase-functions';
+import * as logger from 'firebase-functions/logger';
 
 /**
  * Every log line the functions write lives here (the runner's runner/src/logs.ts is the model), so

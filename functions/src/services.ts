@@ -1,13 +1,16 @@
 import type { Firestore } from 'firebase-admin/firestore';
-import { PENDING_LEASE_MS } from '@agent-platform/contract';
+import { COLLECTIONS, PENDING_LEASE_MS } from '@agent-platform/contract';
 import { AgentService } from './agents/agent-service.ts';
 import type { FunctionsConfig } from './config.ts';
 import { ConversationService } from './conversations/conversation-service.ts';
 import { FilesService } from './files/files-service.ts';
 import { DbSteps } from './firestore/db-steps.ts';
+import { userRef } from './firestore/refs.ts';
 import type { Logger } from './logs.ts';
 import type { RunnerClient } from './runner/runner-client.ts';
+import { recentMessages } from './send/history.ts';
 import { LeaseSweep } from './send/lease-sweep.ts';
+import { MessageLedger } from './send/message-ledger.ts';
 import { MessageSender } from './send/message-sender.ts';
 import type { ReserveLimits } from './send/reservation.ts';
 import { runnerTurn } from './send/run-turn.ts';
@@ -47,7 +50,20 @@ export function createServices(
 ): Services {
   const steps = new DbSteps(log);
   return {
-    send: new MessageSender(db, steps, log, limits, runnerTurn(runner, limits.runTimeoutMs)),
+    send: new MessageSender({
+      ledger: new MessageLedger(db, steps, log, limits),
+      runTurn: runnerTurn(runner, limits.runTimeoutMs),
+      recentMessages: (uid, conversationId) =>
+        steps.step(
+          recentMessages(
+            steps,
+            uid,
+            userRef(db, uid).collection(COLLECTIONS.conversations).doc(conversationId),
+          ),
+          'reading the history',
+        ),
+      log,
+    }),
     conversations: new ConversationService(db, steps),
     agents: new AgentService(db, runner, steps, limits),
     files: new FilesService(db, runner, steps),

@@ -1,14 +1,10 @@
-import type { Firestore } from 'firebase-admin/firestore';
-import { COLLECTIONS, type SendMessageInput, type SendResult } from '@agent-platform/contract';
+import type { SendMessageInput, SendResult } from '@agent-platform/contract';
 import { DatabaseUnavailableError, DomainError, RunnerUnavailableError } from '../errors.ts';
-import type { DbSteps } from '../firestore/db-steps.ts';
-import { userRef } from '../firestore/refs.ts';
 import type { Logger } from '../logs.ts';
 import type { RunResult } from '../runner/runner-client.ts';
-import { historyBefore, recentMessages, type SeqEntry } from './history.ts';
-import { MessageLedger, type Reservation } from './message-ledger.ts';
+import { historyBefore, type SeqEntry } from './history.ts';
+import type { MessageLedger, Reservation } from './message-ledger.ts';
 import { replay } from './replay.ts';
-import type { ReserveLimits } from './reservation.ts';
 import type { RunTurn } from './run-turn.ts';
 
 export type { SendResult };
@@ -28,23 +24,30 @@ interface Handled {
   replay: boolean;
 }
 
+/** What sendMessage is made of: every effect is one of these. */
+export interface SenderParts {
+  ledger: Pick<MessageLedger, 'reserve' | 'settle'>;
+  runTurn: RunTurn;
+  /** A conversation's recent messages (history.ts), for the history its next message runs with. */
+  recentMessages: (uid: string, conversationId: string) => Promise<SeqEntry[]>;
+  log: Logger;
+}
+
 /**
  * sendMessage: reserve the message (admission, idempotent replay), run its turn, settle the
  * outcome (message-ledger.ts), and log one line of what happened.
  */
 export class MessageSender {
-  readonly #db: Firestore;
-  readonly #steps: DbSteps;
-  readonly #log: Logger;
-  readonly #ledger: MessageLedger;
+  readonly #ledger: SenderParts['ledger'];
   readonly #runTurn: RunTurn;
+  readonly #recentMessages: SenderParts['recentMessages'];
+  readonly #log: Logger;
 
-  constructor(db: Firestore, steps: DbSteps, log: Logger, limits: ReserveLimits, runTurn: RunTurn) {
-    this.#db = db;
-    this.#steps = steps;
-    this.#log = log;
-    this.#ledger = new MessageLedger(db, steps, log, limits);
-    this.#runTurn = runTurn;
+  constructor(parts: SenderParts) {
+    this.#ledger = parts.ledger;
+    this.#runTurn = parts.runTurn;
+    this.#recentMessages = parts.recentMessages;
+    this.#log = parts.log;
   }
 
   /**
@@ -104,14 +107,7 @@ export class MessageSender {
     // The history read does not depend on the reservation: run both at once (saves a round trip,
     // ~17 ms on the emulator). Messages written meanwhile are left out by seq (history.ts).
     const history = input.conversationId
-      ? this.#steps.step(
-          recentMessages(
-            this.#steps,
-            uid,
-            userRef(this.#db, uid).collection(COLLECTIONS.conversations).doc(input.conversationId),
-          ),
-          'reading the history',
-        )
+      ? this.#recentMessages(uid, input.conversationId)
       : Promise.resolve([]);
     history.catch(() => undefined); // awaited in the turn; a failure must not go unhandled meanwhile
 
