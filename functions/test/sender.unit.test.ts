@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AgentDoc, SendResult } from '@agent-platform/contract';
-import { DomainError, RateLimitedError, RunnerUnavailableError } from '../src/errors.ts';
+import {
+  DatabaseUnavailableError,
+  DomainError,
+  RateLimitedError,
+  RunnerUnavailableError,
+} from '../src/errors.ts';
 import { Logger } from '../src/logs.ts';
 import type { RunResult } from '../src/runner/runner-client.ts';
 import type { SeqEntry } from '../src/send/history.ts';
@@ -201,6 +206,20 @@ describe('sendMessage: failures after the message was stored', () => {
     assert.equal(st.lines[0]!.status, 'unavailable');
     assert.equal(st.lines[0]!.detail, 'ECONNREFUSED');
     assert.equal(st.lines[0]!.messageId, 'm1');
+  });
+
+  test('a history that cannot be read fails the stored message as a failed run does', async () => {
+    // It used to be thrown before the run's try: the message stayed pending, counted against the
+    // user's messages in flight and "in progress" to retries, until its lease expired.
+    const failure = new DatabaseUnavailableError('reading the history: no answer in 5000 ms');
+    const st = stage({ history: failure });
+    const err = await st.sender
+      .sendMessage('u1', { message: 'hi', conversationId: 'c1' })
+      .catch((e: unknown) => e);
+    assert.equal(err, failure);
+    assert.equal((err as DomainError).conversationId, 'c1');
+    assert.deepEqual(st.calls, ['history', 'reserve', 'settle failed']);
+    assert.deepEqual(st.outcomes, [{ kind: 'failed', error: failure }]);
   });
 
   test('a reply that cannot be stored: the error is thrown, the log line still names the run', async () => {

@@ -134,16 +134,18 @@ export class MessageSender {
     seen: Handled,
     onText: ((delta: string) => void) | undefined,
   ): Promise<SendResult> {
-    const turn = {
-      uid: r.uid,
-      conversationId: r.conversationRef.id,
-      message,
-      history: historyBefore(await history, r.seq),
-      agent: r.agent,
-      tokenBudget: r.tokenBudget,
-    };
     let result: RunResult;
     try {
+      // The history is awaited inside the try: one that cannot be read fails the message as a
+      // failed run does, instead of leaving it pending (and counted in flight) until its lease ends.
+      const turn = {
+        uid: r.uid,
+        conversationId: r.conversationRef.id,
+        message,
+        history: historyBefore(await history, r.seq),
+        agent: r.agent,
+        tokenBudget: r.tokenBudget,
+      };
       result = await this.#runTurn(turn, onText);
     } catch (err) {
       await this.#ledger.settle(r, { kind: 'failed', error: err });
