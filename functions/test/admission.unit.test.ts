@@ -8,7 +8,8 @@ import {
   type AdmissionInput,
   type AdmissionLimits,
 } from '../src/admission/admission.ts';
-import { WINDOW_MS, countOne } from '../src/admission/rate-window.ts';
+import { WINDOW_MS, countOne, takeOne } from '../src/admission/rate-window.ts';
+import { RateLimitedError } from '../src/errors.ts';
 
 /** Pure: sendMessage's admission decided from the documents it read, no Firestore. */
 
@@ -211,5 +212,22 @@ describe('rate window', () => {
       message: 'at most 1 things per minute; try again in 1 s',
       retryAfterSeconds: 1,
     });
+  });
+});
+
+describe('rate windows', () => {
+  test('counts up to the limit in a minute, then refuses with the seconds to wait', () => {
+    let w = takeOne(null, 1_000, 2, 'things');
+    assert.deepEqual(w, { windowStartMs: 1_000, count: 1 });
+    w = takeOne(w, 2_000, 2, 'things');
+    assert.deepEqual(w, { windowStartMs: 1_000, count: 2 });
+    assert.throws(
+      () => takeOne(w, 31_000, 2, 'things'),
+      (err: unknown) =>
+        err instanceof RateLimitedError &&
+        err.retryAfterSeconds === 30 &&
+        err.message === 'at most 2 things per minute; try again in 30 s',
+    );
+    assert.deepEqual(takeOne(w, 61_000, 2, 'things'), { windowStartMs: 61_000, count: 1 }, 'a new window');
   });
 });
