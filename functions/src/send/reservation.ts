@@ -75,10 +75,7 @@ const USER_FIELDS_SENT = ['rate', 'activeRuns', 'lastActiveAt', 'workspaceActive
 type Written<T> = Omit<T, 'createdAt'> & { createdAt: FieldValue };
 
 /** One reservation being made: the request, the documents it touches, and how to read them. */
-interface Sending {
-  uid: string;
-  input: SendMessageInput;
-  nowMs: number;
+interface Sending extends Omit<ReserveRequest, 'ip'> {
   steps: DbSteps;
   limits: ReserveLimits;
   asked: Asked;
