@@ -5,8 +5,8 @@ import { ENV_DEFAULTS as DEFAULTS } from './config.ts';
  * The functions' params, declared for `firebase deploy` (which stores their values in
  * functions/.env.<project> and sets them as environment variables). At run time they are read
  * and checked, with their bounds, by config.ts; ENFORCE_APP_CHECK (the callables' options) and
- * RUNNER_VPC_CONNECTOR (global-options.ts) are used directly, at deploy. Their defaults are
- * config.ts's (ENV_DEFAULTS). scripts/deploy.sh knows every one of them.
+ * RUNNER_VPC_CONNECTOR (global-options.ts) are used directly, at deploy. scripts/deploy.sh knows
+ * every one of them.
  */
 
 /** Base URL of the runner, e.g. https://runner.example.com. Default: empty (then RUNNER_SERVICE). */
