@@ -165,3 +165,9 @@ export function loadConfig(env: Record<string, string | undefined>): FunctionsCo
     devRunnerToken: e.FUNCTIONS_EMULATOR === 'true' && e.RUNNER_TOKEN ? e.RUNNER_TOKEN : undefined,
   };
 }
+
+/**
+ * Every setting's default, as its environment variable's value parses: the one place they are
+ * stated (params.ts declares them for `firebase deploy` from here).
+ */
+export const ENV_DEFAULTS = envSchema.parse({});

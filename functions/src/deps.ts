@@ -3,19 +3,14 @@ import { getAppCheck, type AppCheck } from 'firebase-admin/app-check';
 import { getAuth, type Auth } from 'firebase-admin/auth';
 import { getFirestore } from 'firebase-admin/firestore';
 import type { FunctionsConfig } from './config.ts';
-import { AgentService } from './agents/agent-service.ts';
-import { ConversationService } from './conversations/conversation-service.ts';
-import { FilesService } from './files/files-service.ts';
 import { instanceConfig } from './instance-config.ts';
 import { log, type Logger } from './logs.ts';
 import { RunnerClient } from './runner/runner-client.ts';
 import { resolveRunner, type RunnerLocation } from './runner/runner-url.ts';
+import { createServices, serviceLimits, type Services } from './services.ts';
 
-export interface Deps {
+export interface Deps extends Services {
   config: FunctionsConfig;
-  service: ConversationService;
-  agents: AgentService;
-  files: FilesService;
   auth: Auth;
   appCheck: AppCheck;
   log: Logger;
@@ -49,21 +44,12 @@ export function deps(): Deps {
     timeoutMs: cfg.budget.runnerClientMs,
     devToken: cfg.devRunnerToken,
   });
-  const service = new ConversationService(
-    db,
-    runner,
-    {
-      messagesPerMinute: cfg.messagesPerMinute,
-      runTimeoutMs: cfg.runTimeoutMs,
-      ipMessagesPerMinute: cfg.ipMessagesPerMinute,
-      maxConcurrentPerUser: cfg.maxConcurrentPerUser,
-      tokensPerRun: cfg.tokensPerRun,
-      tokensPerUserPerDay: cfg.tokensPerUserPerDay,
-    },
+  cached = {
+    ...createServices(db, runner, serviceLimits(cfg), log),
+    config: cfg,
+    auth: getAuth(app),
+    appCheck: getAppCheck(app),
     log,
-  );
-  const agents = new AgentService(db, runner, { tokensPerUserPerDay: cfg.tokensPerUserPerDay }, log);
-  const files = new FilesService(db, runner);
-  cached = { config: cfg, service, agents, files, auth: getAuth(app), appCheck: getAppCheck(app), log };
+  };
   return cached;
 }

@@ -2,7 +2,7 @@ import type { FunctionsErrorCode } from '@agent-platform/contract';
 
 /**
  * The functions' domain errors. Translated exactly once at each boundary: to HttpsError in
- * http/callables.ts and to an HTTP status in http/api.ts (both through http/translate.ts).
+ * http/create-callables.ts and to an HTTP status in http/api.ts (both through http/translate.ts).
  * Messages are short, safe for clients, and say what to do.
  */
 export type DomainCode = FunctionsErrorCode;

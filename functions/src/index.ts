@@ -1,23 +1,6 @@
 /** Cloud Functions of the agent platform (v2, and one v1 Auth trigger). */
 import './global-options.ts';
-export {
-  sendMessage,
-  listConversations,
-  getConversation,
-  deleteConversation,
-  listAgents,
-  createAgent,
-  updateAgent,
-  deleteAgent,
-  listModels,
-  getUsage,
-  listFiles,
-  downloadFile,
-  uploadFile,
-  deleteFile,
-  warmSandbox,
-  deleteWorkspace,
-} from './http/callables.ts';
+export * from './http/callables.ts';
 export { api } from './http/api.ts';
 export { onUserDeleted } from './users/on-user-deleted.ts';
 export { sweepPendingMessages } from './scheduled/sweep-pending.ts';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { logger } from 'firebase-functions';
+import * as logger from 'firebase-functions/logger';
 
 /**
  * Every log line the functions write lives here (the runner's runner/src/logs.ts is the model), so
@@ -92,11 +92,11 @@ export class Logger {
       error: describe(err),
     });
   }
-  /** An agent's component outside the vocabulary (or malformed) was not stored. */
   /** A run created an agent past the user's cap (or the count failed): not stored. */
   agentNotCreated(uid: string, conversationId: string, runId: string, why: string): void {
     this.#sink.write('WARNING', 'agent not created', { user: userHash(uid), conversationId, runId, why });
   }
+  /** An agent's component outside the vocabulary (or malformed) was not stored. */
   componentDropped(uid: string, conversationId: string, runId: string, why: string): void {
     this.#sink.write('WARNING', 'component dropped', { user: userHash(uid), conversationId, runId, why });
   }

@@ -16,7 +16,8 @@ import { rejectsWith } from './helpers/callables.ts';
 import { pidsMatching, waitUntilReaped } from './helpers/processes.ts';
 import { randomBytes } from 'node:crypto';
 import { Timestamp } from 'firebase-admin/firestore';
-import { ConversationService, type ServiceLimits } from '../src/conversations/conversation-service.ts';
+import { loadConfig } from '../src/config.ts';
+import { createServices, serviceLimits, type ServiceLimits, type Services } from '../src/services.ts';
 import { RateLimitedError } from '../src/errors.ts';
 import { RunnerClient } from '../src/runner/runner-client.ts';
 import { Logger } from '../src/logs.ts';
@@ -774,16 +775,16 @@ describe('limits and failures', () => {
       createdAt: null,
       leaseExpiresAt: Timestamp.fromMillis(Date.now() - 1_000),
     });
-    const service = new ConversationService(
+    const { sweep } = createServices(
       db,
       new RunnerClient({
         location: () => Promise.reject(new Error('the sweep does not call the runner')),
         timeoutMs: 1_000,
       }),
-      { messagesPerMinute: 5, runTimeoutMs: 30_000 },
+      { ...serviceLimits(loadConfig({})), messagesPerMinute: 5, runTimeoutMs: 30_000 },
       new Logger(),
     );
-    const swept = await service.sweepExpiredLeases(Date.now());
+    const swept = await sweep.sweepExpiredLeases(Date.now());
     assert.ok(swept >= 1);
     assert.deepEqual(
       [(await expired.get()).get('status'), (await expired.get()).get('error')],
@@ -791,7 +792,7 @@ describe('limits and failures', () => {
     );
     assert.equal((await live.get()).get('status'), 'pending', 'a live lease is left alone');
     assert.equal((await request.get()).get('state'), 'failed');
-    assert.equal(await service.sweepExpiredLeases(Date.now()), 0, 'a second sweep finds nothing');
+    assert.equal(await sweep.sweepExpiredLeases(Date.now()), 0, 'a second sweep finds nothing');
   });
 
   test('the Firestore emulator stopped: callables answer unavailable within the database deadline, nothing is half-written', async () => {
@@ -854,16 +855,16 @@ describe('limits and failures', () => {
 });
 
 describe('fairness and workspace expiry', () => {
-  /** A ConversationService in this process, on the emulators' Firestore and the test runner. */
-  function localService(limits: Partial<ServiceLimits> = {}): ConversationService {
-    return new ConversationService(
+  /** The services in this process, on the emulators' Firestore and the test runner. */
+  function localServices(limits: Partial<ServiceLimits> = {}): Services {
+    return createServices(
       adminDb(),
       new RunnerClient({
         location: () => Promise.resolve({ url: `http://127.0.0.1:${PORT}`, audience: 'unused' }),
         timeoutMs: 60_000,
         devToken: TOKEN,
       }),
-      { messagesPerMinute: 5, runTimeoutMs: 30_000, ...limits },
+      { ...serviceLimits(loadConfig({})), messagesPerMinute: 5, runTimeoutMs: 30_000, ...limits },
       new Logger(),
     );
   }
@@ -892,7 +893,7 @@ describe('fairness and workspace expiry', () => {
   });
 
   test('a call that outlives its lease stores nothing once a retry took its message over', async () => {
-    const service = localService({ pendingLeaseMs: 1_500 });
+    const service = localServices({ pendingLeaseMs: 1_500 }).send;
     const u = await user();
     const requestId = randomBytes(16).toString('hex');
     const message = '```sh\nsleep 3; echo slow\n```';
@@ -921,7 +922,7 @@ describe('fairness and workspace expiry', () => {
   });
 
   test('messages from one address are limited across accounts (IP_MESSAGES_PER_MINUTE); another address is not', async () => {
-    const service = localService({ ipMessagesPerMinute: 2 });
+    const service = localServices({ ipMessagesPerMinute: 2 }).send;
     const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`; // TEST-NET-3: only a label here
     const [a, b, c] = [await user(), await user(), await user()];
     assert.equal((await service.sendMessage(a.uid, { message: 'one' }, undefined, { ip })).status, 'ok');
@@ -941,7 +942,7 @@ describe('fairness and workspace expiry', () => {
   });
 
   test('an idle workspace is deleted after WORKSPACE_IDLE_DAYS; an active one is kept; the user can go on', async () => {
-    const service = localService();
+    const service = localServices().workspaces;
     const idle = await user();
     const active = await user();
     const first = await send(idle, { message: '```sh\necho kept > f.txt\n```' });

@@ -2,7 +2,6 @@ import { FieldValue, type DocumentReference, type Firestore } from 'firebase-adm
 import {
   AGENTS_LIST_MAX,
   COLLECTIONS,
-  TOKENS_PER_USER_PER_DAY_DEFAULT,
   agentDocSchema,
   usageDocSchema,
   userDocSchema,
@@ -10,19 +9,16 @@ import {
   type AgentView,
   type CreateAgentInput,
   type ListModelsOutput,
-  type TimestampLike,
   type UpdateAgentInput,
   type UsageOutput,
 } from '@agent-platform/contract';
+import { dailyTokenBudget } from '../admission/admission.ts';
 import { AgentNotFoundError, InvalidInputError, RateLimitedError } from '../errors.ts';
-import type { Logger } from '../logs.ts';
-import { DbSteps } from '../conversations/db-steps.ts';
-import { usageDay } from '../conversations/conversation-service.ts';
+import type { DbSteps } from '../firestore/db-steps.ts';
+import { iso } from '../firestore/iso.ts';
+import { usageDay, userRef } from '../firestore/refs.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';
-
-function iso(v: TimestampLike | null | undefined): string | null {
-  return v ? v.toDate().toISOString() : null;
-}
+import { roomForAgent } from './agent-cap.ts';
 
 export function agentView(id: string, a: AgentDoc): AgentView {
   return {
@@ -41,29 +37,24 @@ export function agentView(id: string, a: AgentDoc): AgentView {
 /**
  * The agents a user creates (users/{uid}/agents/{aid}): name, description, instructions, model
  * (one the runner offers, or null for its default) and the tools it may use. A conversation
- * started with an agent runs every message with it (ConversationService.sendMessage). Also the
+ * started with an agent runs every message with it (MessageSender.sendMessage). Also the
  * user's model usage against their daily token budget.
  */
 export class AgentService {
   readonly #db: Firestore;
   readonly #runner: RunnerClient;
-  readonly #limits: { tokensPerUserPerDay?: number; firestoreCallMs?: number };
   readonly #steps: DbSteps;
+  readonly #limits: { tokensPerUserPerDay: number };
 
-  constructor(
-    db: Firestore,
-    runner: RunnerClient,
-    limits: { tokensPerUserPerDay?: number; firestoreCallMs?: number },
-    log: Logger,
-  ) {
+  constructor(db: Firestore, runner: RunnerClient, steps: DbSteps, limits: { tokensPerUserPerDay: number }) {
     this.#db = db;
     this.#runner = runner;
+    this.#steps = steps;
     this.#limits = limits;
-    this.#steps = new DbSteps(log, limits.firestoreCallMs);
   }
 
   #agents(uid: string) {
-    return this.#db.collection(COLLECTIONS.users).doc(uid).collection(COLLECTIONS.agents);
+    return userRef(this.#db, uid).collection(COLLECTIONS.agents);
   }
 
   /** Refuses a model the runner does not offer (asks the runner: its allowlist is the truth). */
@@ -95,8 +86,7 @@ export class AgentService {
 
   async createAgent(uid: string, input: CreateAgentInput): Promise<{ agent: AgentView }> {
     await this.#checkModel(input.model);
-    const count = await this.#steps.step(this.#agents(uid).count().get(), 'counting agents');
-    if (count.data().count >= AGENTS_LIST_MAX) {
+    if (!(await roomForAgent(this.#steps, this.#agents(uid)))) {
       throw new RateLimitedError(`a user may have at most ${AGENTS_LIST_MAX} agents; delete one first`, 60);
     }
     const ref = this.#agents(uid).doc();
@@ -148,7 +138,7 @@ export class AgentService {
 
   /** Today's (UTC) model usage and the user's daily budget. */
   async getUsage(uid: string, nowMs = Date.now()): Promise<UsageOutput> {
-    const user = this.#db.collection(COLLECTIONS.users).doc(uid);
+    const user = userRef(this.#db, uid);
     const day = usageDay(nowMs);
     const [userSnap, usageSnap] = await this.#steps.step(
       Promise.all([user.get(), user.collection(COLLECTIONS.usage).doc(day).get()]),
@@ -161,8 +151,7 @@ export class AgentService {
       calls: usage.calls,
       inputTokens: usage.inputTokens,
       outputTokens: usage.outputTokens,
-      tokensPerDay:
-        userDoc?.tokensPerDay ?? this.#limits.tokensPerUserPerDay ?? TOKENS_PER_USER_PER_DAY_DEFAULT,
+      tokensPerDay: dailyTokenBudget(userDoc, this.#limits.tokensPerUserPerDay),
     };
   }
 

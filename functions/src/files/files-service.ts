@@ -2,13 +2,12 @@ import type { Firestore } from 'firebase-admin/firestore';
 import {
   FILE_MAX_BYTES,
   FILE_OPS_PER_MINUTE,
-  FIRESTORE_CALL_TIMEOUT_MS,
   type DownloadFileOutput,
   type FilesList,
   type UploadFileOutput,
 } from '@agent-platform/contract';
-import { withDbDeadline } from '../conversations/db-steps.ts';
-import { takeUserWindow } from '../conversations/rate-window.ts';
+import { takeUserWindow } from '../admission/user-window.ts';
+import type { DbSteps } from '../firestore/db-steps.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';
 
@@ -21,17 +20,18 @@ import type { RunnerClient } from '../runner/runner-client.ts';
 export class FilesService {
   readonly #db: Firestore;
   readonly #runner: RunnerClient;
+  readonly #steps: DbSteps;
 
-  constructor(db: Firestore, runner: RunnerClient) {
+  constructor(db: Firestore, runner: RunnerClient, steps: DbSteps) {
     this.#db = db;
     this.#runner = runner;
+    this.#steps = steps;
   }
 
   async #take(uid: string): Promise<void> {
-    await withDbDeadline(
+    await this.#steps.step(
       takeUserWindow(this.#db, uid, 'fileOpsRate', FILE_OPS_PER_MINUTE, 'file operations'),
       'counting a file operation',
-      FIRESTORE_CALL_TIMEOUT_MS,
     );
   }
 

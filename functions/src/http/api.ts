@@ -123,7 +123,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
   // Input is validated before any client is built (deps()), so bad input is always invalid-argument.
   const send = (uid: string, req: Request, onText?: (delta: string) => void) => {
     const input = parseInput(sendMessageInputSchema(cfg().maxMessageChars), req.body);
-    return deps().service.sendMessage(uid, input, onText, { ip: clientIp(req) });
+    return deps().send.sendMessage(uid, input, onText, { ip: clientIp(req) });
   };
   const sendRoute = route('POST /api/conversation', (uid, req) => send(uid, req));
   app.post('/api/conversation', async (req, res) => {
@@ -163,7 +163,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
         ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
         ...(typeof req.query.cursor === 'string' ? { cursor: req.query.cursor } : {}),
       });
-      return deps().service.listConversations(uid, input.limit, input.cursor);
+      return deps().conversations.listConversations(uid, input.limit, input.cursor);
     }),
   );
   app.get(
@@ -174,7 +174,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
         ...(req.query.limit !== undefined ? { limit: Number(req.query.limit) } : {}),
         ...(typeof req.query.cursor === 'string' ? { cursor: req.query.cursor } : {}),
       });
-      return deps().service.getConversation(uid, input.conversationId, input.limit, input.cursor);
+      return deps().conversations.getConversation(uid, input.conversationId, input.limit, input.cursor);
     }),
   );
   app.delete(
@@ -183,7 +183,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
       const input = parseInput(conversationIdInputSchema, {
         conversationId: req.params.id,
       });
-      await deps().service.deleteConversation(uid, input.conversationId);
+      await deps().conversations.deleteConversation(uid, input.conversationId);
       return { deleted: true };
     }),
   );

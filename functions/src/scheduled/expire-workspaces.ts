@@ -11,7 +11,7 @@ const DAY_MS = 86_400_000;
 export const expireIdleWorkspaces = onSchedule(
   { schedule: 'every day 03:00', timeoutSeconds: 300 },
   async () => {
-    const { config, service } = deps();
-    await service.expireIdleWorkspaces(Date.now() - config.workspaceIdleDays * DAY_MS);
+    const { config, workspaces } = deps();
+    await workspaces.expireIdleWorkspaces(Date.now() - config.workspaceIdleDays * DAY_MS);
   },
 );

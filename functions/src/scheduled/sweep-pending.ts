@@ -11,6 +11,6 @@ import { deps } from '../deps.ts';
 export const sweepPendingMessages = onSchedule(
   { schedule: PENDING_SWEEP_SCHEDULE, timeoutSeconds: 120 },
   async () => {
-    await deps().service.sweepExpiredLeases(Date.now());
+    await deps().sweep.sweepExpiredLeases(Date.now());
   },
 );

@@ -25,6 +25,6 @@ export const onUserDeleted = v1
   })
   .auth.user()
   .onDelete(async (user) => {
-    const { service } = deps();
-    await service.deleteUserData(user.uid);
+    const { workspaces } = deps();
+    await workspaces.deleteUserData(user.uid);
   });

@@ -6,23 +6,11 @@ import type { Logger } from '../logs.ts';
 import { readDoc } from './read-doc.ts';
 
 /**
- * A Firestore step with a deadline: a database that does not answer makes the call `unavailable`
- * (DatabaseUnavailableError) instead of holding it until the function times out. The step may
- * still land later; each step is atomic, and a pending message it leaves has a lease.
+ * The services' Firestore steps: each with a deadline, documents read through their schema. A
+ * database that does not answer makes the call `unavailable` (DatabaseUnavailableError) instead of
+ * holding it until the function times out. The step may still land later; each step is atomic,
+ * and a pending message it leaves has a lease.
  */
-export function withDbDeadline<T>(
-  op: Promise<T>,
-  what: string,
-  ms: number = FIRESTORE_CALL_TIMEOUT_MS,
-): Promise<T> {
-  return withDeadline(
-    op,
-    AbortSignal.timeout(ms),
-    () => new DatabaseUnavailableError(`${what}: no answer in ${ms} ms`),
-  );
-}
-
-/** A service's Firestore steps: each with its deadline, documents read through their schema. */
 export class DbSteps {
   readonly #log: Logger;
   readonly #ms: number;
@@ -33,7 +21,11 @@ export class DbSteps {
   }
 
   step<T>(op: Promise<T>, what: string): Promise<T> {
-    return withDbDeadline(op, what, this.#ms);
+    return withDeadline(
+      op,
+      AbortSignal.timeout(this.#ms),
+      () => new DatabaseUnavailableError(`${what}: no answer in ${this.#ms} ms`),
+    );
   }
 
   /** The document through `schema`, or null (an invalid one is logged). */
