@@ -5,6 +5,7 @@ import {
   type ModelResponseLine,
   type ModelUsage,
 } from '@agent-platform/contract';
+import { listedModels, modelRefusal } from './model-allowlist.ts';
 
 /** The runner's model settings (config.ts). The key never leaves this process but to the provider. */
 export interface ModelSettings {
@@ -92,14 +93,17 @@ export class ModelGateway {
 
   /** The models a run may name (the allowlist, else the default alone). */
   models(): string[] {
-    const s = this.#settings;
-    return s.allowlist.length > 0 ? s.allowlist : s.defaultModel ? [s.defaultModel] : [];
+    return listedModels(this.#settings);
   }
 
   /** Whether a run may name this model. */
   allows(model: string): boolean {
-    const s = this.#settings;
-    return s.allowlist.length > 0 ? s.allowlist.includes(model) : true;
+    return modelRefusal(this.#settings, model) === null;
+  }
+
+  /** Why a run may not name this model (the message a sandbox gets too); null: it may. */
+  refusal(model: string): string | null {
+    return modelRefusal(this.#settings, model);
   }
 
   /** The model a run's agent should use (null: no provider, the agent answers offline). */
@@ -169,16 +173,8 @@ export class ModelGateway {
     }
     const model = typeof body.model === 'string' && body.model ? body.model : (run.model ?? s.defaultModel);
     if (!model) return send(errorLines(req.id, 400, 'invalid_request_error', 'name a model'));
-    if (!this.allows(model)) {
-      return send(
-        errorLines(
-          req.id,
-          400,
-          'invalid_request_error',
-          `model ${JSON.stringify(model).slice(0, 80)} is not allowed here; allowed: ${s.allowlist.join(', ')}`,
-        ),
-      );
-    }
+    const refusal = modelRefusal(s, model);
+    if (refusal) return send(errorLines(req.id, 400, 'invalid_request_error', refusal));
     // A cap the sandbox set is lowered to what is left of the budget (none is added: providers
     // differ on max_tokens and max_completion_tokens); one call may overshoot by its own answer.
     const left = run.tokenBudget - used;
