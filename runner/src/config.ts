@@ -164,6 +164,12 @@ const envSchema = z.object({
   MODEL_CALLS_PER_RUN: int(1, 10_000).default(20),
   /** Tokens (input + output) one run may use; a run request may ask for fewer. Default 100000. */
   MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
+  /**
+   * The `max_tokens` the gateway gives a model call that sets no cap (lowered to what is left of
+   * the run's budget, which each call reserves). Providers refuse a cap above their model's output
+   * limit: raise it for models that write (or reason) longer. Default 8192.
+   */
+  MODEL_DEFAULT_MAX_TOKENS: int(1, TOKEN_BUDGET_MAX).default(8_192),
   /** How long one provider call may take, its answer included. Default 120000 (2 min). */
   MODEL_CALL_TIMEOUT_MS: int(1_000, 3_600_000).default(120_000),
   /** Emit one JSON log line per request. Default true. */
@@ -363,6 +369,7 @@ export function loadConfig(
       defaultModel: e.MODEL_DEFAULT ?? null,
       callsPerRun: e.MODEL_CALLS_PER_RUN,
       tokensPerRun: e.MODEL_TOKENS_PER_RUN,
+      defaultMaxTokens: e.MODEL_DEFAULT_MAX_TOKENS,
       responseMaxBytes: MODEL_RESPONSE_MAX_BYTES,
       callTimeoutMs: e.MODEL_CALL_TIMEOUT_MS,
     },

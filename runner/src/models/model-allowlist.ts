@@ -1,4 +1,4 @@
-import type { ModelSettings } from './model-gateway.ts';
+import type { ModelSettings } from './model-settings.ts';
 
 /** The models a run may name: the allowlist, else the default alone (none: any, unlisted). */
 export function listedModels(settings: ModelSettings): string[] {
