@@ -93,6 +93,7 @@ export const envSchema = z.object({
   MODEL_DEFAULT: z.string().min(1).max(200).optional(),
   MODEL_CALLS_PER_RUN: int(1, 10_000).default(20),
   MODEL_TOKENS_PER_RUN: int(0, TOKEN_BUDGET_MAX).default(TOKENS_PER_RUN_DEFAULT),
+  MODEL_DEFAULT_MAX_TOKENS: int(1, TOKEN_BUDGET_MAX).default(8_192),
   MODEL_CALL_TIMEOUT_MS: int(1_000, 3_600_000).default(120_000),
   LOG_REQUESTS: bool.default(true),
 });
@@ -172,6 +173,8 @@ export const envDocs: Record<keyof typeof envSchema.shape, SettingDoc> = {
     "Model calls one run may make, the LLM agent's own included (then 429 in the sandbox).",
   MODEL_TOKENS_PER_RUN:
     "Tokens (input + output) one run may use; a run request's tokenBudget may ask for fewer.",
+  MODEL_DEFAULT_MAX_TOKENS:
+    "The max_tokens the gateway gives a model call that sets no cap (lowered to what is left of the run's budget); providers refuse a cap above their model's output limit, so raise it for models that write or reason longer.",
   MODEL_CALL_TIMEOUT_MS:
     'How long one provider call may take, its answer included (then 504 in the sandbox).',
   LOG_REQUESTS: 'Emit one JSON log line per request.',
@@ -370,6 +373,7 @@ export function loadConfig(
       defaultModel: e.MODEL_DEFAULT ?? null,
       callsPerRun: e.MODEL_CALLS_PER_RUN,
       tokensPerRun: e.MODEL_TOKENS_PER_RUN,
+      defaultMaxTokens: e.MODEL_DEFAULT_MAX_TOKENS,
       responseMaxBytes: MODEL_RESPONSE_MAX_BYTES,
       callTimeoutMs: e.MODEL_CALL_TIMEOUT_MS,
     },

@@ -74,6 +74,19 @@ export class Logger {
   oomWatchFailed(err: unknown): void {
     this.#emit('WARNING', 'cannot watch Docker oom events; retrying', { error: describe(err) });
   }
+  /**
+   * A provider reported more tokens for a call than the gateway held for it (its prompt estimated
+   * at 4 bytes a token, plus the cap it sent): the run may pass its budget by the difference.
+   */
+  modelOverReserved(fields: {
+    runId: string | null;
+    model: string;
+    reservedTokens: number;
+    inputTokens: number;
+    outputTokens: number;
+  }): void {
+    this.#emit('WARNING', 'model provider reported more tokens than reserved', fields);
+  }
   workspaceSaved(runId: string, containerId: string, bytes: number, ms: number): void {
     this.#emit('INFO', 'workspace saved', { runId, containerId, bytes, ms });
   }

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       memoryReserveBytes: config.hostMemoryReserveBytes,
       // MemAvailable of the host (libuv reads /proc/meminfo, which a container shares with its host).
       availableMemory: freemem,
-      models: new ModelGateway(config.models, providerAuth(config.models)),
+      models: new ModelGateway(config.models, providerAuth(config.models), log),
       reaperMinAgeMs: config.reaperMinAgeMs,
       outputLimitBytes: config.outputLimitBytes,
       memoryBytes: config.sandbox.memoryBytes,

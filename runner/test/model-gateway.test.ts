@@ -430,22 +430,28 @@ describe('the reference LLM agent', () => {
 
   test("the run's token budget: a call past it gets 429 in the sandbox, the result says why", async () => {
     const before = fake.requests.length;
-    // Each call reports 10 tokens; a budget of 15 admits two calls (the second overshoots).
-    fake.agentScript.push(
-      runCodeCall(
+    // Each call holds its prompt (4 bytes a token) and a cap before it is forwarded, so none can
+    // pass the budget (issue 18): of 2000 tokens the agent's call spends 1980, the code's first
+    // call may use the 20 left (9 of prompt, max_tokens 11) and does; the second finds none left.
+    fake.agentScript.push({
+      ...runCodeCall(
         'js',
         `(async () => {\n${CHAT}\nfor (let i = 1; i <= 2; i++) { const r = await chat({ messages: [] }); console.log(i, r.status, r.status === 200 ? 'ok' : (await r.json()).error.message); }\n})();`,
       ),
-    );
-    const r = await postRun(runner, { userId: uniqueId('u'), message: 'spend', tokenBudget: 15 });
+      usage: { input: 1_970, output: 10 },
+    });
+    fake.script.push({ text: 'brief', usage: { input: 9, output: 11 } });
+    const r = await postRun(runner, { userId: uniqueId('u'), message: 'spend', tokenBudget: 2_000 });
     assert.deepEqual(outputBlocks(r.body.text)[0]?.output.split('\n'), [
       '1 200 ok',
-      '2 429 the token budget of this run is spent (20 of 15 tokens); budgets are set per run and per user per day',
+      '2 429 the token budget of this run is spent (2000 of 2000 tokens); budgets are set per run and per user per day',
     ]);
     assert.equal(r.body.status, 'error');
     assert.equal(r.body.usage.exhausted, 'tokens');
-    assert.equal(r.body.usage.inputTokens + r.body.usage.outputTokens, 20);
+    assert.equal(r.body.usage.inputTokens + r.body.usage.outputTokens, 2_000);
     assert.equal(fake.requests.length - before, 2);
+    const code = fake.requests[before + 1]!.body as { max_tokens: number };
+    assert.equal(code.max_tokens, 11, 'the gateway capped the call to what was left');
   });
 
   test('a provider that fails, answers garbage or is slow gives a clear status; nothing is left pending', async () => {
@@ -499,7 +505,9 @@ describe('the reference LLM agent', () => {
   test('the step limit ends a runaway tool loop', async () => {
     const before = fake.requests.length;
     for (let i = 0; i < AGENT_MAX_STEPS + 2; i++) fake.agentScript.push(runCodeCall('sh', `echo step ${i}`));
-    const r = await postRun(runner, { userId: uniqueId('u'), message: 'loop', tokenBudget: 1_000 });
+    // Each call holds its prompt (500-900 tokens at 4 bytes a token, growing step by step) and a
+    // cap until it settles at the 10 tokens the stand-in reports: 2000 leaves room for all eight.
+    const r = await postRun(runner, { userId: uniqueId('u'), message: 'loop', tokenBudget: 2_000 });
     fake.agentScript.length = 0;
     assert.equal(r.body.status, 'ok');
     assert.match(

@@ -127,12 +127,8 @@ export function createApp(deps: AppDeps): express.Express {
     if (!parsed.success) throw fromZod(parsed.error);
     sameUser(req.headers[RUNNER_USER_HEADER], parsed.data.userId);
     const model = parsed.data.model;
-    if (model !== undefined && engine.models && !engine.models.allows(model)) {
-      throw new InvalidRequestError(
-        `model: ${JSON.stringify(model).slice(0, 80)} is not allowed here; allowed: ${engine.models.models().join(', ')}`,
-        'model',
-      );
-    }
+    const refusal = model === undefined ? null : (engine.models?.refusal(model) ?? null);
+    if (refusal) throw new InvalidRequestError(`model: ${refusal}`, 'model');
     const signal = clientSignal(res);
     // A missing image or runtime is a 503, not a run result.
     await requireReady();

@@ -1,6 +1,6 @@
 import { GoogleAuth } from 'google-auth-library';
 import { callWithDeadline } from '../sandbox/deadline.ts';
-import type { ModelSettings, ProviderAuth } from './model-gateway.ts';
+import type { ModelSettings, ProviderAuth } from './model-settings.ts';
 
 /** How long fetching a Google access token may take (the metadata server answers in ms). */
 const TOKEN_DEADLINE_MS = 5_000;

@@ -14,9 +14,12 @@ export type Scripted =
   | {
       text?: string;
       toolCalls?: Array<{ name: string; arguments: string }>;
+      /** This usage, reported as it is (even past the request's max_tokens: a provider over budget). */
       usage?: { input: number; output: number };
       /** Wait this long before answering (a slow provider). */
       delayMs?: number;
+      /** With `stream: true`, wait this long between the pieces of the stream. */
+      pieceDelayMs?: number;
     }
   /** A failure: this status and body. */
   | { status: number; body: string; contentType?: string };
@@ -33,8 +36,13 @@ export interface FakeModel {
    */
   agentScript: Scripted[];
   script: Scripted[];
-  /** The usage reported when a scripted answer names none. */
+  /**
+   * The usage reported when a scripted answer names none; its output at most the request's
+   * max_tokens (or max_completion_tokens), as a real provider counts it.
+   */
   usage: { input: number; output: number };
+  /** Requests whose connection closed before their answer was sent whole (the caller aborted). */
+  closedEarly: number;
   /** Answers only requests with this authorization (default: any). */
   requireAuthorization: string | null;
   close(): Promise<void>;
@@ -54,10 +62,14 @@ export async function startFakeModel(): Promise<FakeModel> {
     agentScript: [],
     script: [],
     usage: { input: 7, output: 3 },
+    closedEarly: 0,
     requireAuthorization: null,
     close: async () => undefined,
   };
   const server: Server = createServer((req, res) => {
+    res.on('close', () => {
+      if (!res.writableFinished) fake.closedEarly++;
+    });
     void (async () => {
       const text = await readBody(req);
       let body: unknown;
@@ -89,13 +101,26 @@ export async function startFakeModel(): Promise<FakeModel> {
         res.end(next.body);
         return;
       }
-      if (next.delayMs) await new Promise((r) => setTimeout(r, next.delayMs));
+      // Waits end early when the caller hangs up, as a provider stops generating then.
+      const pause = (ms: number) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          res.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      if (next.delayMs) await pause(next.delayMs);
+      if (res.destroyed) return;
       const b = (body ?? {}) as {
         model?: string;
         stream?: boolean;
         stream_options?: { include_usage?: boolean };
+        max_tokens?: number;
+        max_completion_tokens?: number;
       };
-      const usage = next.usage ?? fake.usage;
+      const cap = b.max_completion_tokens ?? b.max_tokens ?? Infinity;
+      const usage = next.usage ?? { ...fake.usage, output: Math.min(fake.usage.output, cap) };
       const providerUsage = {
         prompt_tokens: usage.input,
         completion_tokens: usage.output,
@@ -113,7 +138,10 @@ export async function startFakeModel(): Promise<FakeModel> {
         const chunk = (delta: object, finish: string | null) =>
           `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
         for (const piece of (next.text ?? '').split(/(?<= )/)) {
-          if (piece) res.write(chunk({ content: piece }, null));
+          if (!piece) continue;
+          res.write(chunk({ content: piece }, null));
+          if (next.pieceDelayMs) await pause(next.pieceDelayMs);
+          if (res.destroyed) return;
         }
         // Tool calls arrive as OpenAI streams them: name first, then the arguments in pieces.
         for (const c of toolCalls) {
