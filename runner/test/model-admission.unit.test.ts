@@ -1,7 +1,7 @@
 /**
  * The model gateway's pure parts (issue 17): admitting a call against its run's budget
  * (call-admission.ts), the run's reservations and finish (model-run.ts), and the usage meter
- * (usage-meter.ts). No network, no Docker; the gateway over real HTTP is model-budget.test.ts.
+ * (usage-meter.ts). No network, no Docker; the gateway over real HTTP is model-budget.unit.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
