@@ -21,6 +21,20 @@ export const runStatusSchema = z.enum(RUN_STATUSES);
 export type RunStatus = z.infer<typeof runStatusSchema>;
 
 /** The body of POST /v1/runs. The runner's limits come from its config; requests may only go lower. */
+/**
+ * Whom a run is for, as the runner's gate shares its slots out: the client's address as a hash
+ * (the functions' ipWindows key; null: unknown) and whether the account is anonymous. One address,
+ * and anonymous accounts together, may hold only a share of a runner's slots at once.
+ */
+export const runClientSchema = z.object({
+  addressKey: z
+    .string()
+    .regex(/^[0-9a-f]{8,64}$/, 'must be 8 to 64 lowercase hex digits')
+    .nullable(),
+  anonymous: z.boolean(),
+});
+export type RunClient = z.infer<typeof runClientSchema>;
+
 export function runRequestSchema(limits: { maxMessageChars: number; runTimeoutMs: number }) {
   return z.object({
     userId: idSchema,
@@ -53,6 +67,8 @@ export function runRequestSchema(limits: { maxMessageChars: number; runTimeoutMs
       .optional(),
     /** The user's agent the run speaks as (default: the platform's agent). */
     agent: runAgentSchema.optional(),
+    /** Whom the run is for, for the runner's fair shares of its run slots (default: unknown). */
+    client: runClientSchema.optional(),
   });
 }
 export type RunRequest = z.infer<ReturnType<typeof runRequestSchema>>;

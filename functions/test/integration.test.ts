@@ -925,17 +925,26 @@ describe('fairness and workspace expiry', () => {
     const service = localServices({ ipMessagesPerMinute: 2 }).send;
     const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`; // TEST-NET-3: only a label here
     const [a, b, c] = [await user(), await user(), await user()];
-    assert.equal((await service.sendMessage(a.uid, { message: 'one' }, undefined, { ip })).status, 'ok');
-    assert.equal((await service.sendMessage(b.uid, { message: 'two' }, undefined, { ip })).status, 'ok');
+    assert.equal(
+      (await service.sendMessage(a.uid, { message: 'one' }, undefined, { ip, anonymous: false })).status,
+      'ok',
+    );
+    assert.equal(
+      (await service.sendMessage(b.uid, { message: 'two' }, undefined, { ip, anonymous: false })).status,
+      'ok',
+    );
     await assert.rejects(
-      service.sendMessage(c.uid, { message: 'three' }, undefined, { ip }),
+      service.sendMessage(c.uid, { message: 'three' }, undefined, { ip, anonymous: false }),
       (err: unknown) => {
         assert.ok(err instanceof RateLimitedError);
         assert.match(err.message, /at most 2 messages from your network per minute/);
         return true;
       },
     );
-    const other = await service.sendMessage(c.uid, { message: 'three' }, undefined, { ip: '198.51.100.9' });
+    const other = await service.sendMessage(c.uid, { message: 'three' }, undefined, {
+      ip: '198.51.100.9',
+      anonymous: false,
+    });
     assert.equal(other.status, 'ok');
     const stored = (await adminDb().collection('ipWindows').get()).docs.map((d) => d.id);
     assert.ok(!stored.some((id) => id.includes('203.0.113')), 'only hashes of addresses are stored');

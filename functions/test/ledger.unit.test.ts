@@ -179,6 +179,7 @@ describe("a turn's run request", () => {
     history: [{ role: 'user', text: 'before' }],
     agent: null,
     tokenBudget: 500,
+    client: { addressKey: 'a1b2c3d4e5f60718', anonymous: true },
   };
 
   test("the runner's default agent: no agent and no model", () => {
@@ -189,6 +190,7 @@ describe("a turn's run request", () => {
       history: [{ role: 'user', text: 'before' }],
       timeoutMs: 30_000,
       tokenBudget: 500,
+      client: { addressKey: 'a1b2c3d4e5f60718', anonymous: true },
     });
   });
 

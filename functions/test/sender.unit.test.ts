@@ -7,6 +7,7 @@ import {
   RateLimitedError,
   RunnerUnavailableError,
 } from '../src/errors.ts';
+import { ipKey } from '../src/firestore/refs.ts';
 import { Logger } from '../src/logs.ts';
 import type { RunResult } from '../src/runner/runner-client.ts';
 import type { SeqEntry } from '../src/send/history.ts';
@@ -135,9 +136,17 @@ describe('sendMessage: a message answered', () => {
         ],
         agent: AGENT,
         tokenBudget: 700,
+        client: { addressKey: null, anonymous: false },
       },
     ]);
     assert.deepEqual(st.outcomes, [{ kind: 'replied', result: RUN }]);
+  });
+
+  test('the run names whom it is for: the address as its hash (never the address), and an anonymous account', async () => {
+    const st = stage();
+    await st.sender.sendMessage('u1', { message: 'hi' }, undefined, { ip: '203.0.113.7', anonymous: true });
+    assert.deepEqual(st.turns[0]!.client, { addressKey: ipKey('203.0.113.7'), anonymous: true });
+    assert.doesNotMatch(JSON.stringify(st.turns), /203\.0\.113\.7/);
   });
 
   test('a new conversation reads no history', async () => {

@@ -93,14 +93,16 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
     }
   };
 
-  const uidOf = async (req: Request, route: string): Promise<string> => {
+  /** The signed-in caller: their uid, and whether the account is anonymous. */
+  const callerOf = async (req: Request, route: string): Promise<Caller> => {
     const m = /^Bearer ([^\s]+)$/.exec(req.headers.authorization ?? '');
     if (!m?.[1]) throw new NotSignedInError();
     await requireAppCheck(req, route);
     try {
       // checkRevoked: a token of a disabled user or one whose sessions were revoked is refused
       // (one more Auth lookup per REST call).
-      return (await deps().auth.verifyIdToken(m[1], true)).uid;
+      const token = await deps().auth.verifyIdToken(m[1], true);
+      return { uid: token.uid, anonymous: token.firebase.sign_in_provider === 'anonymous' };
     } catch (err) {
       // The caller gets unauthenticated, whatever the reason; the reason's code goes to the log.
       log.tokenRejected(route, err);
@@ -109,11 +111,11 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
   };
 
   const route =
-    (name: string, handler: (uid: string, req: Request) => Promise<unknown>) =>
+    (name: string, handler: (uid: string, req: Request, caller: Caller) => Promise<unknown>) =>
     async (req: Request, res: Response) => {
       try {
-        const uid = await uidOf(req, name);
-        res.json(await handler(uid, req));
+        const caller = await callerOf(req, name);
+        res.json(await handler(caller.uid, req, caller));
       } catch (err) {
         const out = toHttpError(err, name);
         res.status(out.status).set(out.headers).json(out.body);
@@ -121,11 +123,14 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
     };
 
   // Input is validated before any client is built (deps()), so bad input is always invalid-argument.
-  const send = (uid: string, req: Request, onText?: (delta: string) => void) => {
+  const send = (caller: Caller, req: Request, onText?: (delta: string) => void) => {
     const input = parseInput(sendMessageInputSchema(cfg().maxMessageChars), req.body);
-    return deps().send.sendMessage(uid, input, onText, { ip: clientIp(req) });
+    return deps().send.sendMessage(caller.uid, input, onText, {
+      ip: clientIp(req),
+      anonymous: caller.anonymous,
+    });
   };
-  const sendRoute = route('POST /api/conversation', (uid, req) => send(uid, req));
+  const sendRoute = route('POST /api/conversation', (_uid, req, caller) => send(caller, req));
   app.post('/api/conversation', async (req, res) => {
     if (!wantsSse(req.headers.accept)) return sendRoute(req, res);
     // Server-Sent Events: `delta` events as the agent writes, then one `result` (or `error`).
@@ -142,8 +147,8 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
       res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     try {
-      const uid = await uidOf(req, 'POST /api/conversation (stream)');
-      const result = await send(uid, req, (delta) => event(SSE_EVENTS.delta, { delta }));
+      const caller = await callerOf(req, 'POST /api/conversation (stream)');
+      const result = await send(caller, req, (delta) => event(SSE_EVENTS.delta, { delta }));
       event(SSE_EVENTS.result, result);
       res.end();
     } catch (err) {
@@ -229,7 +234,7 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
   app.get('/api/files/content', async (req, res) => {
     try {
       const path = pathOf(req);
-      const uid = await uidOf(req, 'GET /api/files/content');
+      const { uid } = await callerOf(req, 'GET /api/files/content');
       const data = await deps().files.read(uid, path);
       res.set({ 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }).send(data);
     } catch (err) {
@@ -279,6 +284,12 @@ export function createApi(cfg: () => FunctionsConfig = config): express.Express 
 }
 
 /** True when the client asked for Server-Sent Events (Accept: text/event-stream). */
+/** A REST caller, as its ID token says. */
+interface Caller {
+  uid: string;
+  anonymous: boolean;
+}
+
 function wantsSse(accept: string | undefined): boolean {
   return (accept ?? '').split(',').some((t) => t.trim().toLowerCase().startsWith(SSE_MEDIA_TYPE));
 }

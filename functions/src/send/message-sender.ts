@@ -2,6 +2,7 @@ import type { SendMessageInput, SendResult } from '@agent-platform/contract';
 import { DatabaseUnavailableError, DomainError, RunnerUnavailableError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { RunResult } from '../runner/runner-client.ts';
+import { ipKey } from '../firestore/refs.ts';
 import { historyBefore, type SeqEntry } from './history.ts';
 import type { MessageLedger, Reservation } from './message-ledger.ts';
 import { replay } from './replay.ts';
@@ -9,9 +10,13 @@ import type { RunTurn } from './run-turn.ts';
 
 export type { SendResult };
 
-/** Where a call came from (the client address, when the transport knows it). */
+/**
+ * Where a call came from: the client's address (when the transport knows it) and whether the
+ * account is anonymous (the runner shares its slots out by both: run-gate.ts).
+ */
 export interface CallOrigin {
   ip: string | null;
+  anonymous: boolean;
 }
 
 /** What sendMessage learned, for its one log line. */
@@ -59,7 +64,7 @@ export class MessageSender {
     uid: string,
     input: SendMessageInput,
     onText?: (delta: string) => void,
-    origin: CallOrigin = { ip: null },
+    origin: CallOrigin = { ip: null, anonymous: false },
   ): Promise<SendResult> {
     const t0 = performance.now();
     const seen: Handled = {
@@ -119,7 +124,7 @@ export class MessageSender {
     const r = reserved.reservation;
     seen.conversationId = r.conversationRef.id;
     seen.messageId = r.messageRef.id;
-    return this.#turn(r, input.message, history, seen, onText);
+    return this.#turn(r, input.message, history, seen, onText, origin);
   }
 
   /**
@@ -133,6 +138,7 @@ export class MessageSender {
     history: Promise<SeqEntry[]>,
     seen: Handled,
     onText: ((delta: string) => void) | undefined,
+    origin: CallOrigin,
   ): Promise<SendResult> {
     let result: RunResult;
     try {
@@ -145,6 +151,7 @@ export class MessageSender {
         history: historyBefore(await history, r.seq),
         agent: r.agent,
         tokenBudget: r.tokenBudget,
+        client: { addressKey: origin.ip ? ipKey(origin.ip) : null, anonymous: origin.anonymous },
       };
       result = await this.#runTurn(turn, onText);
     } catch (err) {

@@ -1,4 +1,4 @@
-import type { AgentDoc, HistoryEntry } from '@agent-platform/contract';
+import type { AgentDoc, HistoryEntry, RunClient } from '@agent-platform/contract';
 import type { RunRequest, RunResult, RunnerClient } from '../runner/runner-client.ts';
 
 /** One turn of a conversation, as it is run: everything the run needs, and no Firestore handle. */
@@ -12,6 +12,8 @@ export interface Turn {
   agent: AgentDoc | null;
   /** Tokens the run's model calls may use (admission.ts). */
   tokenBudget: number;
+  /** Whom it is for, for the runner's fair shares of its slots. */
+  client: RunClient;
 }
 
 /** Runs a turn and gives its result; a failure of the run's machinery is thrown (a DomainError). */
@@ -27,6 +29,7 @@ export function runRequest(turn: Turn, runTimeoutMs: number): RunRequest {
     history: turn.history,
     timeoutMs: runTimeoutMs,
     tokenBudget: turn.tokenBudget,
+    client: turn.client,
     ...(agent
       ? {
           agent: { name: agent.name, instructions: agent.instructions, tools: agent.tools },
