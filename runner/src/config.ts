@@ -69,6 +69,8 @@ export const envSchema = z.object({
   MAX_CONCURRENT_RUNS: int(1, 1024).optional(),
   MAX_QUEUED_RUNS: int(0, 10_000).default(32),
   MAX_QUEUED_PER_USER: int(0, 100).default(2),
+  MAX_RUNS_PER_ADDRESS: int(1, 1024).optional(),
+  MAX_ANONYMOUS_RUNS: int(1, 1024).optional(),
   MAX_BODY_BYTES: int(1024, 16 * MiB).default(RUNNER_BODY_BYTES_DEFAULT),
   MAX_MESSAGE_CHARS: int(1, MESSAGE_MAX_CHARS).default(RUNNER_MESSAGE_CHARS_DEFAULT),
   WARM_IDLE_TTL_MS: int(0, 86_400_000).default(300_000),
@@ -141,6 +143,15 @@ export const envDocs: Record<keyof typeof envSchema.shape, SettingDoc> = {
   },
   MAX_QUEUED_RUNS: 'Requests waiting for a slot, all users (then 429).',
   MAX_QUEUED_PER_USER: "Requests of one user waiting behind that user's running one (then 429).",
+  MAX_RUNS_PER_ADDRESS: {
+    description:
+      'Runs of one client address (all its accounts, as the functions name it) running at once; more wait, then 429.',
+    defaultText: 'half of MAX_CONCURRENT_RUNS, rounded up',
+  },
+  MAX_ANONYMOUS_RUNS: {
+    description: 'Runs of anonymous accounts running at once, all of them together; more wait, then 429.',
+    defaultText: 'half of MAX_CONCURRENT_RUNS, rounded up',
+  },
   MAX_BODY_BYTES: 'Largest JSON request body (then 413).',
   MAX_MESSAGE_CHARS: 'Longest message of a run request, in characters.',
   WARM_IDLE_TTL_MS: "How long a user's sandbox stays warm after a run; 0 disables warm reuse.",
@@ -214,6 +225,10 @@ export interface RunnerConfig {
   maxConcurrentRuns: number;
   maxQueuedRuns: number;
   maxQueuedPerUser: number;
+  /** Runs of one client address at once (MAX_RUNS_PER_ADDRESS). */
+  maxRunsPerAddress: number;
+  /** Runs of anonymous accounts at once, together (MAX_ANONYMOUS_RUNS). */
+  maxAnonymousRuns: number;
   maxBodyBytes: number;
   maxMessageChars: number;
   reaperIntervalMs: number;
@@ -356,6 +371,10 @@ export function loadConfig(
     maxConcurrentRuns,
     maxQueuedRuns: e.MAX_QUEUED_RUNS,
     maxQueuedPerUser: e.MAX_QUEUED_PER_USER,
+    // Half the slots each: four accounts holding long runs from one address, or anonymous
+    // accounts from many, leave the other half to everyone else (issue 18).
+    maxRunsPerAddress: e.MAX_RUNS_PER_ADDRESS ?? Math.ceil(maxConcurrentRuns / 2),
+    maxAnonymousRuns: e.MAX_ANONYMOUS_RUNS ?? Math.ceil(maxConcurrentRuns / 2),
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     reaperIntervalMs: e.REAPER_INTERVAL_MS,
