@@ -11,6 +11,7 @@ import {
   AGENT_PROTOCOL_VERSION,
   AGENT_TOOLS,
   COMPONENT_MAX_JSON_BYTES,
+  MODEL_REQUEST_MAX_BYTES,
   REPLY_MAX_CHARS,
   TABLE_MAX_COLUMNS,
   TABLE_MAX_ROWS,
@@ -27,6 +28,7 @@ import {
   scanMessage,
   splitCsv,
 } from '../agents/default/src/message-syntax.ts';
+import { ModelGateway, type ResponseSink } from '../agents/default/src/model-gateway.ts';
 import { answerOffline } from '../agents/default/src/offline-agent.ts';
 import { inputLines, parseRequest } from '../agents/default/src/request.ts';
 import { CODE_OUTPUT_MAX_BYTES, runInterpreter } from '../agents/default/src/run-interpreter.ts';
@@ -356,6 +358,27 @@ describe('the tools as a model sees them (no code runs, no file is touched)', ()
     });
     assert.equal(result()?.workspaceChanged, false);
   });
+});
+
+test("the agent's own model requests: during a run only, and within the bound a model_request line may carry", () => {
+  const events: AgentEvent[] = [];
+  const gateway = new ModelGateway((e) => events.push(e));
+  const aborted: string[] = [];
+  const sink: ResponseSink = { head() {}, data() {}, end() {}, abort: (m) => aborted.push(m) };
+  gateway.request('POST', '/v1/chat/completions', '{}', sink);
+  gateway.begin();
+  gateway.request('POST', '/v1/chat/completions', 'x'.repeat(MODEL_REQUEST_MAX_BYTES + 1), sink);
+  gateway.request('POST', '/v1/chat/completions', 'x'.repeat(MODEL_REQUEST_MAX_BYTES), sink);
+  assert.deepEqual(aborted, [
+    'the model gateway answers during a run only',
+    `a model request may have at most ${MODEL_REQUEST_MAX_BYTES} bytes`,
+  ]);
+  assert.deepEqual(
+    events.map((e) => e.type === 'model_request' && e.body?.length),
+    [MODEL_REQUEST_MAX_BYTES],
+  );
+  gateway.end();
+  assert.equal(aborted.at(-1), 'the run ended before the model answered');
 });
 
 describe('running code (in a temporary directory, not /workspace)', () => {
