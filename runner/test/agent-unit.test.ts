@@ -2,7 +2,7 @@
 // component builder, the create-agent check, the offline message syntax, the turn, the request
 // checks and the model's view of the tools. The runner's Docker suites run the built image.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,7 +33,7 @@ import { answerOffline } from '../agents/default/src/offline-agent.ts';
 import { inputLines, parseRequest } from '../agents/default/src/request.ts';
 import { CODE_OUTPUT_MAX_BYTES, runInterpreter } from '../agents/default/src/run-interpreter.ts';
 import { Turn } from '../agents/default/src/turn.ts';
-import { workspacePath } from '../agents/default/src/workspace.ts';
+import { readStart, workspacePath } from '../agents/default/src/workspace.ts';
 
 /** A turn whose events are kept. */
 function recordedTurn(): { turn: Turn; events: AgentEvent[]; result: () => ResultEvent | undefined } {
@@ -381,11 +381,23 @@ test("the agent's own model requests: during a run only, and within the bound a 
   assert.equal(aborted.at(-1), 'the run ended before the model answered');
 });
 
-describe('running code (in a temporary directory, not /workspace)', () => {
+describe('code and files (in a temporary directory, not /workspace)', () => {
   let dir = '';
   before(async () => (dir = await mkdtemp(join(tmpdir(), 'agent-unit-'))));
   after(() => rm(dir, { recursive: true, force: true }));
   const sh = interpreterFor('sh')!;
+
+  test('the start of a file, and whether it has more; an endless file is no different', async () => {
+    const file = join(dir, 'ten');
+    await writeFile(file, '0123456789');
+    const start = async (path: string, maxBytes: number) => {
+      const { bytes, more } = await readStart(path, maxBytes);
+      return { text: bytes.toString(), more };
+    };
+    assert.deepEqual(await start(file, 4), { text: '0123', more: true });
+    assert.deepEqual(await start(file, 10), { text: '0123456789', more: false });
+    assert.deepEqual(await start('/dev/zero', 3), { text: '\0\0\0', more: true });
+  });
 
   test('output is passed on a line at a time; the status says how it ended', async () => {
     const pieces: string[] = [];

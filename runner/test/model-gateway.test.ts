@@ -533,6 +533,23 @@ describe('the reference LLM agent', () => {
     assert.equal(next.body.warm, true);
   });
 
+  test('read_file reads the start of a file that never ends', async () => {
+    const before = fake.requests.length;
+    fake.agentScript.push(
+      {
+        toolCalls: [
+          { name: 'run_code', arguments: JSON.stringify({ language: 'sh', code: 'ln -s /dev/zero zeros' }) },
+          { name: 'read_file', arguments: JSON.stringify({ path: 'zeros' }) },
+        ],
+      },
+      { text: 'read' },
+    );
+    const r = await postRun(runner, { userId: uniqueId('u'), message: 'read zeros' });
+    assert.equal(r.body.status, 'ok', r.body.text);
+    const [, read] = agentCalls(before)[1]!.messages.filter((m) => m.role === 'tool');
+    assert.match(read?.content ?? '', /^\0+\n\[cut: \d+ more characters\]$/);
+  });
+
   test('a flood of concurrent model calls and an oversized request are bounded', async () => {
     const before = fake.requests.length;
     fake.agentScript.push(

@@ -4,7 +4,7 @@
  * (llm-tools.ts). Each shows in the turn what the user should see and returns what went wrong as
  * data; the agent words it for its reader.
  */
-import { mkdir, readFile as readFileAt, writeFile as writeFileAt } from 'node:fs/promises';
+import { mkdir, writeFile as writeFileAt } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MODEL_REQUEST_MAX_BYTES, type CreatedAgent } from '@agent-platform/contract';
 import { buildComponent, type ComponentSpec } from './components.ts';
@@ -12,12 +12,15 @@ import { checkCreatedAgent } from './created-agent.ts';
 import { interpreterFor } from './languages.ts';
 import { runInterpreter, type CodeResult } from './run-interpreter.ts';
 import type { Turn } from './turn.ts';
-import { workspacePath } from './workspace.ts';
+import { readStart, workspacePath } from './workspace.ts';
 
 /** What a tool did (a short word for a model) or why it did nothing. */
 export type ToolOutcome = { result: string } | { error: string };
 
-/** Bytes of a file read_file gives, at most (what a model is given of them is bounded again, llm-tools.ts). */
+/**
+ * Bytes read_file reads of a file, at most (a bound on the agent's memory; what a model is given
+ * of them is bounded again, llm-tools.ts).
+ */
 export const READ_FILE_MAX_BYTES = 256 * 1024;
 /**
  * Bytes of a file write_file writes, at most: its content goes back to the model with every later
@@ -53,11 +56,9 @@ export async function readFile(turn: Turn, path: string): Promise<ToolOutcome> {
   if (!full) return { error: OUTSIDE_WORKSPACE };
   turn.say(`\n\n[read_file ${full}]`);
   try {
-    const data = await readFileAt(full);
-    const text = data.subarray(0, READ_FILE_MAX_BYTES).toString('utf8');
-    return {
-      result: data.length > READ_FILE_MAX_BYTES ? `${text}\n[cut at ${READ_FILE_MAX_BYTES} bytes]` : text,
-    };
+    const { bytes, more } = await readStart(full, READ_FILE_MAX_BYTES);
+    const text = bytes.toString('utf8');
+    return { result: more ? `${text}\n[cut at ${READ_FILE_MAX_BYTES} bytes]` : text };
   } catch (err) {
     return { error: (err as NodeJS.ErrnoException).code ?? 'cannot read' };
   }
