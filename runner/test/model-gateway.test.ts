@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { AGENT_MAX_STEPS, type RunResult } from '@agent-platform/contract';
+import { AGENT_MAX_STEPS, MODEL_REQUEST_MAX_BYTES, type RunResult } from '@agent-platform/contract';
 import { startFakeMetadata } from './helpers/fake-metadata.ts';
 import { startFakeModel, type FakeModel, type Scripted } from './helpers/fake-model.ts';
 import {
@@ -515,6 +515,47 @@ describe('the reference LLM agent', () => {
       new RegExp(`\\[stopped: the step limit of ${AGENT_MAX_STEPS} model calls was reached\\]$`),
     );
     assert.equal(agentCalls(before).length, AGENT_MAX_STEPS);
+  });
+
+  test("the agent's own model request over the bound ends the run with why; the sandbox stays warm", async () => {
+    const userId = uniqueId('u');
+    const before = fake.requests.length;
+    // A refused write still goes back to the model as the call's arguments: the next request
+    // would be larger than a model_request line may be (the runner ended such a run as malformed).
+    const content = 'x'.repeat(MODEL_REQUEST_MAX_BYTES + 1024);
+    fake.agentScript.push(
+      { toolCalls: [{ name: 'write_file', arguments: JSON.stringify({ path: 'big.txt', content }) }] },
+      { text: 'never' },
+    );
+    const r = await postRun(runner, { userId, message: 'write a lot' });
+    fake.agentScript.length = 0;
+    assert.equal(r.body.status, 'error', r.body.text);
+    assert.match(
+      r.body.text,
+      new RegExp(`a model request may have at most ${MODEL_REQUEST_MAX_BYTES} bytes$`),
+    );
+    assert.equal(agentCalls(before).length, 1, 'the oversized call was not made');
+    fake.agentScript.push({ text: 'fine' });
+    const next = await postRun(runner, { userId, message: 'hi' });
+    assert.equal(next.body.text, 'fine');
+    assert.equal(next.body.warm, true);
+  });
+
+  test('read_file reads the start of a file that never ends', async () => {
+    const before = fake.requests.length;
+    fake.agentScript.push(
+      {
+        toolCalls: [
+          { name: 'run_code', arguments: JSON.stringify({ language: 'sh', code: 'ln -s /dev/zero zeros' }) },
+          { name: 'read_file', arguments: JSON.stringify({ path: 'zeros' }) },
+        ],
+      },
+      { text: 'read' },
+    );
+    const r = await postRun(runner, { userId: uniqueId('u'), message: 'read zeros' });
+    assert.equal(r.body.status, 'ok', r.body.text);
+    const [, read] = agentCalls(before)[1]!.messages.filter((m) => m.role === 'tool');
+    assert.match(read?.content ?? '', /^\0+\n\[cut: \d+ more characters\]$/);
   });
 
   test('a flood of concurrent model calls and an oversized request are bounded', async () => {

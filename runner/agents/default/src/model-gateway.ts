@@ -17,6 +17,7 @@ import {
 } from '@agent-platform/contract';
 
 const RESPONSE_PREFIX = '{"type":"model_response"';
+const TOO_LARGE = `a model request may have at most ${MODEL_REQUEST_MAX_BYTES} bytes`;
 
 function answerError(res: ServerResponse, status: number, message: string): void {
   if (res.headersSent) {
@@ -83,6 +84,9 @@ export class ModelGateway {
    */
   request(method: 'GET' | 'POST', path: ModelPath, body: string | null, sink: ResponseSink): void {
     if (!this.#active) return sink.abort('the model gateway answers during a run only');
+    // The runner refuses a larger model_request line as a protocol error and ends the run; the
+    // agent's own requests grow with its tool loop, so they are held to the bound here too.
+    if (body !== null && Buffer.byteLength(body) > MODEL_REQUEST_MAX_BYTES) return sink.abort(TOO_LARGE);
     const id = (++this.#next).toString(36);
     this.#pending.set(id, sink);
     this.#emit({ type: 'model_request', id, method, path, body });
@@ -124,7 +128,7 @@ export class ModelGateway {
       size += chunk.length;
       if (size > MODEL_REQUEST_MAX_BYTES) {
         refused = true;
-        answerError(res, 413, `a model request may have at most ${MODEL_REQUEST_MAX_BYTES} bytes`);
+        answerError(res, 413, TOO_LARGE);
         return;
       }
       chunks.push(chunk);
