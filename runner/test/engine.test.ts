@@ -1,6 +1,7 @@
 /**
- * The sandbox engine and the gate against the in-memory backend: no Docker, fast and
- * deterministic (small TTLs; waits are polls bounded well under a second; behaviour, not timing).
+ * The sandbox engine, the run service and the gate against the in-memory backend: no Docker,
+ * fast and deterministic (small TTLs; waits are polls bounded well under a second; behaviour, not
+ * timing).
  */
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
