@@ -17,7 +17,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import type { ModelSettings } from './models/model-gateway.ts';
 import { vertexBaseUrl } from './models/provider-auth.ts';
-import { IDLE_SANDBOX_ESTIMATE_BYTES } from './sandbox/engine.ts';
+import { IDLE_SANDBOX_ESTIMATE_BYTES } from './sandbox/memory-relief.ts';
 import { SHM_BYTES } from './sandbox/sandbox-layout.ts';
 
 const MiB = 1024 * 1024;

@@ -39,6 +39,7 @@ async function main(): Promise<void> {
   }
   // dockerode reads DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, like the docker CLI.
   const metrics = new Metrics();
+  const models = new ModelGateway(config.models, providerAuth(config.models), log);
   const engine = new SandboxEngine(
     new DockerBackend(new Docker(), config, log, metrics),
     {
@@ -49,7 +50,6 @@ async function main(): Promise<void> {
       memoryReserveBytes: config.hostMemoryReserveBytes,
       // MemAvailable of the host (libuv reads /proc/meminfo, which a container shares with its host).
       availableMemory: freemem,
-      models: new ModelGateway(config.models, providerAuth(config.models), log),
       reaperMinAgeMs: config.reaperMinAgeMs,
       outputLimitBytes: config.outputLimitBytes,
       memoryBytes: config.sandbox.memoryBytes,
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     retryAfterSeconds: RETRY_AFTER_S,
     queueTimeoutMs: TIMEOUT_MARGINS.queueMs,
   });
-  const runs = new RunService(config, gate, engine, log, metrics);
+  const runs = new RunService({ config, gate, engine, models, log, metrics });
   metrics.watch({
     running: () => gate.running,
     waiting: () => gate.waiting,
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   await engine.start(config.reaperIntervalMs);
   // The first readiness check resolves SANDBOX_RUNTIME=auto and logs the runtime chosen.
   await engine.ready();
-  const app = createApp({ config, auth: createAuthenticator(config), runs, engine, log, metrics });
+  const app = createApp({ config, auth: createAuthenticator(config), runs, engine, models, log, metrics });
   const server = app.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;

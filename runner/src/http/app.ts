@@ -19,6 +19,7 @@ import type { RunnerConfig } from '../config.ts';
 import { ClientGoneError, InvalidRequestError, NotReadyError, RunnerError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { Metrics } from '../metrics.ts';
+import type { ModelGateway } from '../models/model-gateway.ts';
 import { requireAuth, type Authenticator } from '../auth/authenticate.ts';
 import { deleteFile, listFiles, readFile, writeFile } from '../runs/files.ts';
 import type { RunService } from '../runs/run-service.ts';
@@ -29,6 +30,8 @@ export interface AppDeps {
   auth: Authenticator;
   runs: RunService;
   engine: SandboxEngine;
+  /** The model gateway runs may use (null: none); checks a run's model and lists the models. */
+  models: ModelGateway | null;
   log: Logger;
   /** Served at GET /metrics (behind authentication) when given. */
   metrics?: Metrics;
@@ -56,7 +59,7 @@ function sameUser(header: string | string[] | undefined, userId: string): void {
 
 /** The runner's HTTP API. Errors are translated to status codes here and nowhere else. */
 export function createApp(deps: AppDeps): express.Express {
-  const { config, auth, runs, engine, log, metrics } = deps;
+  const { config, auth, runs, engine, models, log, metrics } = deps;
   /** Throws NotReadyError (503) unless the engine can serve runs. */
   const requireReady = async (): Promise<void> => {
     const r = await engine.ready();
@@ -127,7 +130,7 @@ export function createApp(deps: AppDeps): express.Express {
     if (!parsed.success) throw fromZod(parsed.error);
     sameUser(req.headers[RUNNER_USER_HEADER], parsed.data.userId);
     const model = parsed.data.model;
-    const refusal = model === undefined ? null : (engine.models?.refusal(model) ?? null);
+    const refusal = model === undefined ? null : (models?.refusal(model) ?? null);
     if (refusal) throw new InvalidRequestError(`model: ${refusal}`, 'model');
     const signal = clientSignal(res);
     // A missing image or runtime is a 503, not a run result.
@@ -215,11 +218,10 @@ export function createApp(deps: AppDeps): express.Express {
 
   // The models runs may name, for the functions' agent settings (no provider call).
   authed.get('/v1/models', (_req, res) => {
-    const g = engine.models;
     const body: ModelsResponse = {
-      configured: Boolean(g?.settings.baseUrl),
-      models: g?.models() ?? [],
-      default: g?.settings.defaultModel ?? null,
+      configured: Boolean(models?.settings.baseUrl),
+      models: models?.models() ?? [],
+      default: models?.settings.defaultModel ?? null,
     };
     res.json(body);
   });

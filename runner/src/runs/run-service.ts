@@ -1,29 +1,58 @@
 import { randomUUID } from 'node:crypto';
-import type { RunRequest, RunResult, WarmResponse } from '@agent-platform/contract';
+import {
+  AGENT_PROTOCOL_VERSION,
+  REPLY_MAX_CHARS,
+  type AgentRequest,
+  type RunRequest,
+  type RunResult,
+  type WarmResponse,
+} from '@agent-platform/contract';
 import type { RunnerConfig } from '../config.ts';
 import type { RunGate } from '../concurrency/run-gate.ts';
+import { DeadlineError, WorkspaceBusyError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { Metrics } from '../metrics.ts';
+import type { ModelGateway } from '../models/model-gateway.ts';
 import type { SandboxHandle } from '../sandbox/backend.ts';
 import type { SandboxEngine } from '../sandbox/engine.ts';
+import { runModels } from './run-models.ts';
 
 /** One files API operation, sandbox creation and save included, at most. */
 const FILE_OP_TIMEOUT_MS = 20_000;
 
-/** Admission (the gate) plus execution (the engine) plus the run's bookkeeping. */
+/** Added to the reply of a run whose workspace save lost to a newer one (WORKSPACE_STORE=gcs). */
+export const WORKSPACE_CONFLICT_NOTE =
+  '\n\n[workspace not saved: another runner saved a newer version of this workspace meanwhile]';
+
+export interface RunServiceDeps {
+  config: RunnerConfig;
+  gate: RunGate;
+  engine: SandboxEngine;
+  /** Serves the model requests of code in sandboxes (null: answered 503). */
+  models: ModelGateway | null;
+  log: Logger;
+  metrics?: Metrics | undefined;
+}
+
+/**
+ * Admission (the gate) plus execution (the engine) plus the run's bookkeeping: the request line
+ * for the agent, its use of the model gateway, and the answer.
+ */
 export class RunService {
   readonly #config: RunnerConfig;
   readonly #gate: RunGate;
   readonly #engine: SandboxEngine;
+  readonly #models: ModelGateway | null;
   readonly #log: Logger;
   readonly #metrics: Metrics | undefined;
 
-  constructor(config: RunnerConfig, gate: RunGate, engine: SandboxEngine, log: Logger, metrics?: Metrics) {
-    this.#config = config;
-    this.#gate = gate;
-    this.#engine = engine;
-    this.#log = log;
-    this.#metrics = metrics;
+  constructor(deps: RunServiceDeps) {
+    this.#config = deps.config;
+    this.#gate = deps.gate;
+    this.#engine = deps.engine;
+    this.#models = deps.models;
+    this.#log = deps.log;
+    this.#metrics = deps.metrics;
   }
 
   async run(req: RunRequest, signal: AbortSignal, onText?: (delta: string) => void): Promise<RunResult> {
@@ -32,19 +61,26 @@ export class RunService {
     const release = await this.#gate.acquire(req.userId, signal);
     const queueMs = performance.now() - t0;
     try {
-      const outcome = await this.#engine.run({
+      const timeoutMs = req.timeoutMs ?? this.#config.runTimeoutMs;
+      const models = runModels(this.#models, req, timeoutMs, signal);
+      const request: AgentRequest = {
+        protocol: AGENT_PROTOCOL_VERSION,
         runId,
         userId: req.userId,
         conversationId: req.conversationId,
         message: req.message,
         history: req.history,
-        timeoutMs: req.timeoutMs ?? this.#config.runTimeoutMs,
-        model: req.model ?? null,
-        tokenBudget: req.tokenBudget,
+        model: models.model,
         agent: req.agent ?? null,
+      };
+      const outcome = await this.#engine.run({
+        request,
+        timeoutMs,
         signal,
         onText,
+        onModelRequest: models.onModelRequest,
       });
+      const usage = models.usage();
       const durationMs = Math.round(performance.now() - t0);
       this.#log.runFinished({
         runId,
@@ -54,14 +90,16 @@ export class RunService {
         durationMs,
         exitCode: outcome.exitCode,
         warm: outcome.warm,
-        ...(outcome.usage.calls > 0 ? { usage: outcome.usage } : {}),
+        ...(usage.calls > 0 ? { usage } : {}),
       });
       this.#metrics?.runFinished(outcome.status, durationMs, outcome.warm);
       const r = (ms: number) => Math.round(ms * 10) / 10;
       return {
         runId,
         status: outcome.status,
-        text: outcome.text,
+        text: outcome.saveLost
+          ? (outcome.text + WORKSPACE_CONFLICT_NOTE).slice(0, REPLY_MAX_CHARS)
+          : outcome.text,
         component: outcome.component,
         agent: outcome.agent,
         exitCode: outcome.exitCode,
@@ -73,7 +111,7 @@ export class RunService {
           agentMs: r(outcome.timings.agentMs),
           saveMs: r(outcome.timings.saveMs),
         },
-        usage: outcome.usage,
+        usage,
         runnerId: this.#config.runnerId,
       };
     } catch (err) {
@@ -85,37 +123,49 @@ export class RunService {
   }
 
   /** Starts the user's sandbox ahead of their first message (no-op if one is warm or busy). */
-  async prewarm(userId: string, signal: AbortSignal): Promise<WarmResponse> {
-    const release = await this.#gate.acquire(userId, signal);
-    try {
-      return await this.#engine.prewarm(userId, randomUUID());
-    } finally {
-      release();
-    }
+  prewarm(userId: string, signal: AbortSignal): Promise<WarmResponse> {
+    return this.#inTurn(userId, signal, () => this.#engine.prewarm(userId, randomUUID(), signal));
   }
 
   /**
    * A files API operation on the user's workspace, in their turn (after their running run, so it
-   * sees that run's files), in their sandbox; `changed` saves the workspace afterwards.
+   * sees that run's files), in their sandbox; `changed` saves the workspace afterwards. Bounded
+   * like a run: FILE_OP_TIMEOUT_MS and the client's signal.
    */
-  async files<T>(
+  files<T>(
     userId: string,
     signal: AbortSignal,
     op: (s: SandboxHandle, signal: AbortSignal) => Promise<{ value: T; changed: boolean }>,
   ): Promise<T> {
-    const release = await this.#gate.acquire(userId, signal);
-    try {
-      return await this.#engine.withSandbox(userId, randomUUID(), FILE_OP_TIMEOUT_MS, signal, op);
-    } finally {
-      release();
-    }
+    return this.#inTurn(userId, signal, async () => {
+      const runId = randomUUID();
+      const lease = await this.#engine.lease({ userId, runId, signal, timeoutMs: FILE_OP_TIMEOUT_MS });
+      try {
+        const { value, changed } = await op(lease.sandbox, lease.signal);
+        // A fleet's rebalance: another runner saved this workspace meanwhile (503, retry).
+        if (changed && (await lease.sandbox.save(runId, lease.signal)) === 'conflict') {
+          throw new WorkspaceBusyError();
+        }
+        await lease.release();
+        return value;
+      } catch (err) {
+        const unfinished = lease.signal.aborted || err instanceof DeadlineError;
+        await lease.release(unfinished ? 'a file operation did not finish' : undefined);
+        throw err;
+      }
+    });
   }
 
   /** Deletes a user's workspace (and their warm sandbox) once any run of theirs has finished. */
-  async deleteWorkspace(userId: string, signal: AbortSignal): Promise<boolean> {
+  deleteWorkspace(userId: string, signal: AbortSignal): Promise<boolean> {
+    return this.#inTurn(userId, signal, () => this.#engine.deleteWorkspace(userId));
+  }
+
+  /** Runs `fn` in the user's turn (the gate: after their earlier operations, within a slot). */
+  async #inTurn<T>(userId: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
     const release = await this.#gate.acquire(userId, signal);
     try {
-      return await this.#engine.deleteWorkspace(userId);
+      return await fn();
     } finally {
       release();
     }

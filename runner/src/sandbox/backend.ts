@@ -6,29 +6,45 @@ import type {
 } from '@agent-platform/contract';
 
 /**
- * The sandbox engine, in two layers.
+ * The sandbox engine, in layers.
  *
- *   RunService ──(gate)──> SandboxEngine ──> SandboxBackend ──> SandboxHandle
- *                          engine.ts          docker-backend.ts   docker-sandbox.ts
+ *   RunService ──(gate)──> SandboxEngine ──lease──> SandboxPool      SandboxBackend ──> SandboxHandle
+ *   runs/                  engine.ts                sandbox-pool.ts  docker-backend.ts  docker-sandbox.ts
  *
- * SandboxEngine (engine.ts) owns a user's sandbox from acquire (warm from its pool, or new)
- * through the exchange of one request, the save of /workspace, and release (kept warm) or
- * retirement (removed); plus prewarm, workspace deletion, readiness, reaping and drain. It holds
- * the warm pool (idle TTL, LRU eviction), the OOM bookkeeping between runs and the classification
- * of what happened into a RunStatus. It does not know Docker.
+ * RunService (runs/run-service.ts) admits an operation (the RunGate: the user's turn, a slot),
+ * builds what crosses into the sandbox (the agent's request line, the run's use of the model
+ * gateway: runs/run-models.ts) and turns the engine's outcome into the answer (usage, the note
+ * of a save that lost to another runner). The files API uses a lease directly.
+ *
+ * SandboxEngine (engine.ts) hands out leases (sandbox-lease.ts): a user's sandbox, warm and
+ * thawed or created, held by one operation and given back (kept warm or removed). Getting it,
+ * the wait with a deadline and the give-back when the client goes away first are written once,
+ * there. A run (sandbox-run.ts) is one exchange in a leased sandbox, the save of /workspace and
+ * the classification of what happened (classify.ts) into a RunStatus. The engine also owns
+ * prewarm, workspace deletion, readiness, drain, the reaper (reaper.ts: a pure choice of victims)
+ * and memory relief (memory-relief.ts). It knows neither Docker nor the model gateway.
+ *
+ * SandboxPool (sandbox-pool.ts) owns the state of every live sandbox as one state machine:
+ * busy (leased) -> idle -> freezing -> frozen, any of them -> retiring -> gone; resting ones
+ * expire, are evicted (LRU, memory pressure), discarded or drained. The OOM kills a sandbox had
+ * when it came to rest are kept there; one that grew by its next take is replaced. The metrics
+ * read the states.
  *
  * SandboxBackend (this file) is what the engine needs from a container platform: create a
- * started sandbox for a user (its workspace volume ensured), readiness, list and remove this
- * runner's sandboxes (the reaper), remove a user's workspace. DockerBackend implements it with
- * dockerode; tests use an in-memory backend with scripted outcomes
- * (runner/test/helpers/in-memory-backend.ts).
+ * started sandbox for a user (its workspace ready), readiness, list and remove this runner's
+ * sandboxes (the reaper), remove a user's workspace. DockerBackend implements it with dockerode;
+ * tests use an in-memory backend with scripted outcomes (runner/test/helpers/in-memory-backend.ts).
  *
  * SandboxHandle is one live sandbox. Its health is its own state: it turns unhealthy when its
  * stream closes, when it writes outside a request, when an exchange ends without a result, or
- * when the engine says so (markUnhealthy); nobody sets flags from outside. Both backends speak
- * the agent protocol through the same AgentSession (agent-session.ts).
+ * when its holder or the pool says so (markUnhealthy, the first reason kept); nobody sets flags
+ * from outside. Both backends speak the agent protocol through the same AgentSession
+ * (agent-session.ts). A Docker sandbox keeps its workspace through a WorkspaceStore
+ * (workspace-store.ts): the user's Docker volume (volume-store.ts) or a fleet's Cloud Storage
+ * bucket (gcs-store.ts); it knows only the interface.
  *
- * Every call to the container platform has a deadline (deadline.ts, from the timeout budget).
+ * Every call to the container platform and the store has a deadline (deadline.ts, from the
+ * timeout budget).
  */
 
 /** How one request in a sandbox ended, before classification. */
@@ -79,7 +95,7 @@ export interface SandboxHandle {
   /** Sends one request line and reads events until the result, a limit, the timeout or an abort. */
   exchange(request: AgentRequest, opts: ExchangeOptions): Promise<Exchange>;
   /**
-   * Saves /workspace into the user's volume (or the fleet's store) if it changed; returns the
+   * Saves /workspace into its workspace store if it changed; returns the
    * bytes saved (0: none or failed), or `conflict` when the store holds a newer snapshot saved
    * by another runner (this one is not written). Bounded in time and ended by `signal`; a save
    * that fails or conflicts leaves the sandbox unhealthy.

@@ -5,10 +5,12 @@ import type { Logger } from '../logs.ts';
 import type { ListedSandbox, Readiness, SandboxBackend, SandboxHandle } from './backend.ts';
 import { deadlineCaller, type CallObserver, type DeadlineCall } from './deadline.ts';
 import { DockerSandbox } from './docker-sandbox.ts';
+import { statusCode } from './docker-status.ts';
+import { GcsWorkspaceStore } from './gcs-store.ts';
 import { LABEL_RUN_ID, sandboxFilter } from './labels.ts';
 import { OomWatch } from './oom-watch.ts';
-import { GcsWorkspaceStore } from './gcs-store.ts';
-import { Workspaces, statusCode } from './workspaces.ts';
+import { VolumeWorkspaceStore } from './volume-store.ts';
+import type { WorkspaceStore } from './workspace-store.ts';
 
 /**
  * How long a readiness check's answer is reused, ready or not. Runs ask before each request and
@@ -27,9 +29,8 @@ export class DockerBackend implements SandboxBackend {
   readonly #docker: Docker;
   readonly #config: RunnerConfig;
   readonly #log: Logger;
-  readonly #workspaces: Workspaces;
-  /** WORKSPACE_STORE=gcs (null: Docker volumes). */
-  readonly #store: GcsWorkspaceStore | null;
+  /** Users' workspaces between sandboxes: Docker volumes, or WORKSPACE_STORE=gcs. */
+  readonly #store: WorkspaceStore;
   readonly #oom: OomWatch;
   /** Every Docker call goes through it: a deadline, and the metrics see its outcome. */
   readonly #call: DeadlineCall;
@@ -50,14 +51,14 @@ export class DockerBackend implements SandboxBackend {
     this.#config = config;
     this.#log = log;
     this.#call = deadlineCaller(observer);
-    this.#workspaces = new Workspaces(docker, config.runnerId, config.maxWorkspaces);
     this.#store = config.workspaceStore
       ? new GcsWorkspaceStore(
           config.workspaceStore.bucket,
           config.snapshotMaxBytes,
+          this.#call,
           config.workspaceStore.endpoint,
         )
-      : null;
+      : new VolumeWorkspaceStore(docker, config.runnerId, config.maxWorkspaces, this.#call);
     this.#oom = new OomWatch(docker, config.runnerId, log, this.#call);
   }
 
@@ -72,9 +73,7 @@ export class DockerBackend implements SandboxBackend {
   async create(opts: { runId: string; userId: string }): Promise<SandboxHandle> {
     const [{ agentArgv, runtime }, volumeName] = await Promise.all([
       this.#argv(),
-      this.#store
-        ? null // the sandbox's own anonymous volume, filled from the store
-        : this.#call(this.#workspaces.ensure(opts.userId), 'creating a workspace volume'),
+      this.#store.volumeFor(opts.userId),
     ]);
     return DockerSandbox.create(
       {
@@ -193,8 +192,7 @@ export class DockerBackend implements SandboxBackend {
   }
 
   removeWorkspace(userId: string): Promise<boolean> {
-    if (this.#store) return this.#call(this.#store.remove(userId), 'removing a workspace from the store');
-    return this.#call(this.#workspaces.remove(userId), 'removing a workspace volume');
+    return this.#store.delete(userId);
   }
 }
 

@@ -7,14 +7,14 @@ import { snapshotCapBytes, type RunnerConfig } from '../config.ts';
 import type { Logger } from '../logs.ts';
 import { AgentSession } from './agent-session.ts';
 import type { Exchange, ExchangeOptions, ExecOptions, ExecResult, SandboxHandle } from './backend.ts';
-import { DeadlineError, WorkspaceStoreError } from '../errors.ts';
-import { DockerDemuxer } from './docker-demux.ts';
 import type { DeadlineCall } from './deadline.ts';
+import { DockerDemuxer } from './docker-demux.ts';
+import { statusCode } from './docker-status.ts';
 import type { OomWatch } from './oom-watch.ts';
-import { SANDBOX_UID, STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
-import { WorkspaceConflictError, type GcsWorkspaceStore } from './gcs-store.ts';
+import { execInSandbox } from './sandbox-exec.ts';
+import { STORE_DIR, STORE_FILE, WORKSPACE_DIR } from './sandbox-layout.ts';
 import { sandboxSpec, type SandboxSpecInput } from './sandbox-spec.ts';
-import { statusCode } from './workspaces.ts';
+import type { Snapshot, WorkspaceStore } from './workspace-store.ts';
 
 const STDERR_TAIL_BYTES = 4096;
 /**
@@ -35,15 +35,12 @@ export interface SandboxDeps {
   oom: OomWatch;
   /** Docker calls with deadlines (and metrics). */
   call: DeadlineCall;
-  /** WORKSPACE_STORE=gcs: the fleet's workspace store (null: the user's Docker volume). */
-  store: GcsWorkspaceStore | null;
+  /** Where the user's workspace persists between sandboxes. */
+  store: WorkspaceStore;
 }
 
-/** One Cloud Storage call (a snapshot of up to WORKSPACE_BYTES), at most. */
-const STORE_CALL_MS = 15_000;
-
 /** A tar holding one file, the snapshot, as the daemon unpacks it into the store directory. */
-function storeArchive(chunks: Buffer[], size: number): NodeJS.ReadableStream {
+function storeArchive({ chunks, size }: Snapshot): NodeJS.ReadableStream {
   const outer = tarPack();
   const entry = outer.entry({ name: STORE_FILE, size, mode: 0o644, uid: 0, gid: 0 });
   for (const chunk of chunks) entry.write(chunk);
@@ -65,7 +62,7 @@ export class DockerSandbox implements SandboxHandle {
   readonly #call: DeadlineCall;
   readonly #stream: Duplex;
   readonly #session: AgentSession;
-  readonly #store: GcsWorkspaceStore | null;
+  readonly #store: WorkspaceStore;
   /** The store's generation of the snapshot this sandbox restored or last saved (0: none). */
   #generation = 0;
   #stderrTail = '';
@@ -110,27 +107,22 @@ export class DockerSandbox implements SandboxHandle {
 
   /** create -> attach -> start. The container is removed again if any step fails. */
   static async create(deps: SandboxDeps, opts: SandboxSpecInput): Promise<DockerSandbox> {
-    // WORKSPACE_STORE=gcs: the snapshot is read while the container is created, and put into the
-    // sandbox's own store volume before start (the entry script restores it from there).
-    const loading = deps.store
-      ? deps
-          .call(deps.store.load(opts.userId), 'reading the workspace from the store', STORE_CALL_MS)
-          .catch((err: unknown) => {
-            // Unreachable, or a snapshot that fails its checksum: nothing runs on a wrong
-            // workspace, the stored one stays as it is, and the caller may retry (503).
-            throw new WorkspaceStoreError(err instanceof Error ? err.message : String(err));
-          })
-      : null;
-    loading?.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+    // A store that keeps snapshots elsewhere (WORKSPACE_STORE=gcs) is read while the container is
+    // created, and the snapshot put into the sandbox's own store volume before start (the entry
+    // script restores it from there).
+    const loading = deps.store.load(opts.userId);
+    loading.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     const container = await deps.call(
       deps.docker.createContainer(sandboxSpec(deps.config, opts)),
       'creating a sandbox',
     );
     try {
-      const stored = loading ? await loading : null;
-      if (stored?.data) {
+      const stored = await loading;
+      if (stored.data) {
         await deps.call(
-          container.putArchive(storeArchive([stored.data], stored.data.length), { path: STORE_DIR }),
+          container.putArchive(storeArchive({ chunks: [stored.data], size: stored.data.length }), {
+            path: STORE_DIR,
+          }),
           'restoring the workspace from the store',
         );
       }
@@ -139,7 +131,7 @@ export class DockerSandbox implements SandboxHandle {
         'attaching to a sandbox',
       )) as Duplex;
       const sandbox = new DockerSandbox(deps, opts.userId, container, stream);
-      sandbox.#generation = stored?.generation ?? 0;
+      sandbox.#generation = stored.generation;
       await deps.call(container.start(), 'starting a sandbox');
       // The tmpfs is mounted by now and a restore keeps the archived mtimes: only what changes
       // from here on is unsaved.
@@ -186,11 +178,12 @@ export class DockerSandbox implements SandboxHandle {
   }
 
   /**
-   * Saves /workspace (a tmpfs that dies with the sandbox) into the user's volume as one tar file
-   * if anything in it changed since the last save. tar runs inside the sandbox as the sandbox
-   * user and writes to stdout only; the Docker daemon writes the file into the volume. The runner
-   * copies bounded bytes and never touches a path on the host. Returns the bytes saved (0:
-   * nothing had changed, or the save failed and was logged).
+   * Saves /workspace (a tmpfs that dies with the sandbox) into the workspace store as one tar
+   * file if anything in it changed since the last save. tar runs inside the sandbox as the
+   * sandbox user and writes to stdout only; the store keeps the bytes (the Docker daemon writes
+   * them into the user's volume, or they go to the fleet's bucket). The runner copies bounded
+   * bytes and never touches a path on the host. Returns the bytes saved (0: nothing had changed,
+   * or the save failed and was logged).
    *
    * Nothing the sandbox user can replace takes part: the time of the last save is the runner's
    * (`find -newermt`; a restore keeps the archived mtimes), not a marker file in the sandbox's
@@ -208,7 +201,12 @@ export class DockerSandbox implements SandboxHandle {
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(SAVE_TIMEOUT_MS)]);
     const startedAtMs = Date.now();
     try {
-      const snapshot = await this.#exec('save', ['sh', '-c', script], cap, deadline);
+      const snapshot = await execInSandbox(this.#container, this.#call, {
+        name: 'the save exec',
+        argv: ['sh', '-c', script],
+        capBytes: cap,
+        signal: deadline,
+      });
       if (snapshot === 'too big') {
         this.#log.workspaceSaveFailed(runId, this.id, `snapshot larger than ${cap} bytes`);
         return 0;
@@ -220,39 +218,26 @@ export class DockerSandbox implements SandboxHandle {
       }
       if (snapshot.size === 0) return 0;
       const left = Math.max(1, SAVE_TIMEOUT_MS - (Date.now() - startedAtMs));
-      if (this.#store) {
-        // The fleet's store: written only over the generation this sandbox holds.
-        this.#generation = await this.#call(
-          this.#store.save(this.userId, Buffer.concat(snapshot.chunks, snapshot.size), this.#generation),
-          'saving the workspace to the store',
-          Math.min(left, STORE_CALL_MS),
-          deadline,
-        );
-      } else {
-        // One copy of the snapshot in memory (its chunks), streamed into the outer tar that the
-        // daemon unpacks into the volume (before: the chunks, their concatenation and the packed
-        // archive, about three copies).
-        await this.#call(
-          this.#container.putArchive(storeArchive(snapshot.chunks, snapshot.size), {
-            path: STORE_DIR,
-            abortSignal: deadline,
-          }),
-          'writing the workspace snapshot',
-          left,
-          deadline,
-        );
+      const saved = await this.#store.save(
+        this.userId,
+        snapshot,
+        this.#generation,
+        (snap, timeoutMs, sig) => this.#putSnapshot(snap, timeoutMs, sig),
+        left,
+        deadline,
+      );
+      if (saved === 'conflict') {
+        // Another runner served this user meanwhile and saved a newer snapshot: this one must
+        // not replace it. The sandbox's files are stale now; the next run restores the newer.
+        this.#log.workspaceSaveFailed(runId, this.id, 'a newer snapshot of this workspace was saved');
+        this.markUnhealthy('its workspace is older than the stored one');
+        return 'conflict';
       }
+      this.#generation = saved;
       // Changes made while tar was reading are newer than this, so the next save takes them.
       this.#savedAtMs = startedAtMs;
       return snapshot.size;
     } catch (err) {
-      if (err instanceof WorkspaceConflictError) {
-        // Another runner served this user meanwhile and saved a newer snapshot: this one must
-        // not replace it. The sandbox's files are stale now; the next run restores the newer.
-        this.#log.workspaceSaveFailed(runId, this.id, err.message);
-        this.markUnhealthy('its workspace is older than the stored one');
-        return 'conflict';
-      }
       const why = signal.aborted
         ? 'the client went away'
         : deadline.aborted
@@ -267,92 +252,30 @@ export class DockerSandbox implements SandboxHandle {
     }
   }
 
-  async exec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
-    const out = await this.#exec('an', argv, opts.maxOutBytes, opts.signal, opts.stdin);
-    if (out === 'too big') return { exitCode: -1, stdout: Buffer.alloc(0), truncated: true };
-    return { exitCode: out.exitCode, stdout: Buffer.concat(out.chunks, out.size), truncated: false };
-  }
-
   /**
-   * One command in the sandbox as the sandbox user (the save's tar, a files API script): its
-   * stdout as chunks (the save streams them on without a copy), up to `cap` bytes, and its exit
-   * code. Every Docker call has `signal` as its deadline. `what` names the calls ("the save exec").
+   * One copy of the snapshot in memory (its chunks), streamed into the outer tar that the daemon
+   * unpacks into the store volume (before: the chunks, their concatenation and the packed
+   * archive, about three copies).
    */
-  async #exec(
-    what: 'save' | 'an',
-    argv: string[],
-    cap: number,
-    signal: AbortSignal,
-    stdin?: Buffer,
-  ): Promise<{ chunks: Buffer[]; size: number; exitCode: number } | 'too big'> {
-    const name = what === 'save' ? 'the save exec' : 'an exec';
-    const exec = await this.#call(
-      this.#container.exec({
-        Cmd: argv,
-        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
-        WorkingDir: WORKSPACE_DIR,
-        AttachStdin: stdin !== undefined,
-        AttachStdout: true,
-        AttachStderr: true,
-        Env: ['PATH=/usr/bin:/bin'],
-      }),
-      `creating ${name}`,
-      undefined,
+  async #putSnapshot(snapshot: Snapshot, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    await this.#call(
+      this.#container.putArchive(storeArchive(snapshot), { path: STORE_DIR, abortSignal: signal }),
+      'writing the workspace snapshot',
+      timeoutMs,
       signal,
     );
-    const stream = (await this.#call(
-      exec.start({ hijack: true, stdin: stdin !== undefined }),
-      `starting ${name}`,
-      undefined,
-      signal,
-    )) as Duplex;
-    if (stdin !== undefined) stream.end(stdin);
-    const out = await this.#readSnapshot(stream, cap, signal);
-    if (out === 'too big') return out;
-    const info = await this.#call(exec.inspect(), `inspecting ${name}`, undefined, signal);
-    return { ...out, exitCode: info.ExitCode ?? -1 };
   }
 
-  /** Reads an exec's stdout until it ends, the cap is passed, or the deadline fires. */
-  #readSnapshot(
-    stream: Duplex,
-    cap: number,
-    deadline: AbortSignal,
-  ): Promise<{ chunks: Buffer[]; size: number } | 'too big'> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let settled = false;
-      const finish = (value: { chunks: Buffer[]; size: number } | 'too big' | Error) => {
-        if (settled) return;
-        settled = true;
-        deadline.removeEventListener('abort', onAbort);
-        if (value instanceof Error) {
-          stream.destroy();
-          reject(value);
-          return;
-        }
-        if (value === 'too big') stream.destroy();
-        resolve(value);
-      };
-      const onAbort = () => finish(new DeadlineError('the command in the sandbox did not finish in time'));
-      if (deadline.aborted) return onAbort();
-      deadline.addEventListener('abort', onAbort, { once: true });
-      // stderr (tar's complaints) is dropped; stdout is the snapshot.
-      const demux = new DockerDemuxer(
-        (payload) => {
-          if (settled) return;
-          size += payload.length;
-          if (size > cap) return finish('too big');
-          chunks.push(Buffer.from(payload));
-        },
-        () => undefined,
-      );
-      stream.on('data', (chunk: Buffer) => demux.push(chunk));
-      stream.on('end', () => finish({ chunks, size }));
-      stream.on('close', () => finish({ chunks, size }));
-      stream.on('error', (e) => finish(e));
+  async exec(argv: string[], opts: ExecOptions): Promise<ExecResult> {
+    const out = await execInSandbox(this.#container, this.#call, {
+      name: 'an exec',
+      argv,
+      capBytes: opts.maxOutBytes,
+      signal: opts.signal,
+      stdin: opts.stdin,
     });
+    if (out === 'too big') return { exitCode: -1, stdout: Buffer.alloc(0), truncated: true };
+    return { exitCode: out.exitCode, stdout: Buffer.concat(out.chunks, out.size), truncated: false };
   }
 
   /** Whether the container recorded an OOM kill (Docker sets it once the container has exited). */

@@ -20,29 +20,62 @@ export interface PoolLimits {
   freezeAfterMs: number;
 }
 
-/** What the pool keeps about an idle sandbox. */
-interface Idle {
-  expiry: NodeJS.Timeout;
+/**
+ * Where a sandbox is in its life. `busy`: held by one operation (a run, a files operation, a
+ * prewarm, the shutdown's last save). `idle`, `freezing` and `frozen` are warm (resting): kept
+ * for their user's next operation. `retiring`: being removed. A sandbox being created is not in
+ * the pool yet (its run id is, for the reaper).
+ */
+export type SandboxState = 'busy' | 'idle' | 'freezing' | 'frozen' | 'retiring';
+
+/** The transitions there are; any other is a bug and throws. */
+const TRANSITIONS: Readonly<Record<SandboxState, readonly SandboxState[]>> = {
+  busy: ['idle', 'retiring'],
+  idle: ['freezing', 'busy', 'retiring'],
+  freezing: ['frozen', 'busy', 'retiring'],
+  frozen: ['busy', 'retiring'],
+  retiring: [],
+};
+
+const RESTING: ReadonlySet<SandboxState> = new Set(['idle', 'freezing', 'frozen']);
+
+/** What the pool keeps about one sandbox. */
+interface Entry {
+  readonly sandbox: Sandbox;
+  state: SandboxState;
+  readonly bornAtMs: number;
+  /**
+   * OOM events the sandbox had seen when it last came to rest (or was created): one that grows
+   * by its next take had a process OOM-killed between runs, and is replaced.
+   */
+  oomAtRest: number;
+  /** While resting: its idle expiry. */
+  expiry: NodeJS.Timeout | null;
+  /** While idle: when it is frozen. */
   freezeTimer: NodeJS.Timeout | null;
-  /** The freeze call in flight or done: true once frozen, false if it failed. */
+  /** The freeze call, from `freezing` on: true once frozen, false if it failed. */
   freezing: Promise<boolean> | null;
+  /** The removal, once retiring. */
+  retired: Promise<void> | null;
 }
 
 /**
- * Warm sandboxes (part of the engine, not used outside it): after a run, a user's sandbox stays
- * alive (its agent blocked on stdin) for `idleTtlMs`, so that the next run of the same user skips
- * container creation; after `freezeAfterMs` idle it is frozen, so nothing in it runs until that
- * next run. Each sandbox belongs to one user and is only ever handed to that user. Callers
- * serialize per user (RunGate), so a user has at most one sandbox, idle or busy.
+ * Every live sandbox of this runner and its state (the engine's, not used outside it). After an
+ * operation a healthy sandbox rests (its agent blocked on stdin) for `idleTtlMs`, so the next run
+ * of the same user skips container creation; after `freezeAfterMs` resting it is frozen, so
+ * nothing in it runs until that next run. Each sandbox belongs to one user and is only ever
+ * handed to that user. Callers serialize per user (RunGate), so a user has at most one busy
+ * sandbox; a create abandoned by its client may still bring a second one, and then the newer
+ * one stays warm.
  */
 export class SandboxPool {
   readonly #limits: PoolLimits;
   readonly #log: Logger;
-  readonly #idle = new Map<string, Sandbox>(); // insertion order = least recently used first
-  readonly #busy = new Map<string, Sandbox>();
-  readonly #state = new Map<Sandbox, Idle>();
-  /** When each sandbox was adopted (created). */
-  readonly #bornAtMs = new WeakMap<Sandbox, number>();
+  readonly #entries = new Map<Sandbox, Entry>();
+  /** The resting sandbox of each user; insertion order = least recently used first. */
+  readonly #resting = new Map<string, Entry>();
+  /** Run ids whose sandbox is being created (the reaper spares it). */
+  readonly #creating = new Set<string>();
 
   constructor(limits: PoolLimits, log: Logger) {
     this.#limits = limits;
@@ -54,176 +87,224 @@ export class SandboxPool {
     return this.#limits.idleTtlMs > 0 && this.#limits.maxWarm > 0;
   }
 
-  /**
-   * The user's warm sandbox, thawed, if it is healthy, else null (a broken one, or one that does
-   * not thaw, is removed).
-   */
-  async takeWarm(userId: string): Promise<Sandbox | null> {
-    const s = this.#idle.get(userId);
-    if (!s) return null;
-    this.#idle.delete(userId);
-    const freezing = this.#forget(s);
-    // Busy from here: the reaper leaves it alone while it thaws.
-    this.#busy.set(userId, s);
-    if (freezing && (await freezing)) {
-      try {
-        await s.thaw();
-      } catch {
-        s.markUnhealthy('did not thaw');
-      }
+  /** The state of a sandbox (null: not in the pool, e.g. removed). */
+  stateOf(s: Sandbox): SandboxState | null {
+    return this.#entries.get(s)?.state ?? null;
+  }
+
+  /** Creates a sandbox with `make`, known by `runId` meanwhile; it enters the pool busy. */
+  async create(runId: string, make: () => Promise<Sandbox>): Promise<Sandbox> {
+    // Until the pool has it, the reaper knows the sandbox only by its run id: under gVisor a
+    // start took over a second, and a periodic pass removed the sandbox of a run being created.
+    this.#creating.add(runId);
+    try {
+      const s = await make();
+      this.#entries.set(s, {
+        sandbox: s,
+        state: 'busy',
+        bornAtMs: performance.now(),
+        oomAtRest: s.oomEvents(),
+        expiry: null,
+        freezeTimer: null,
+        freezing: null,
+        retired: null,
+      });
+      return s;
+    } finally {
+      this.#creating.delete(runId);
     }
+  }
+
+  /**
+   * resting -> busy: the user's warm sandbox, thawed, or null when there is none or it is not fit
+   * for another run (broken, does not thaw, or had an OOM kill while resting: removed).
+   */
+  async take(userId: string): Promise<Sandbox | null> {
+    const entry = this.#resting.get(userId);
+    if (!entry) return null;
+    const was = entry.state;
+    // Busy from here: the reaper, expiry and eviction leave it alone while it thaws.
+    this.#move(entry, 'busy');
+    const s = entry.sandbox;
+    if (!(await this.#thaw(entry, was))) s.markUnhealthy('did not thaw');
+    if (s.oomEvents() > entry.oomAtRest) s.markUnhealthy('out of memory after its run');
     if (!s.isHealthy()) {
-      this.#busy.delete(userId);
-      await this.#retire(s, s.unhealthyReason() ?? 'unhealthy');
+      await this.#retire(entry, s.unhealthyReason() ?? 'unhealthy');
       return null;
     }
     return s;
   }
 
-  /** Registers a freshly created sandbox as in use. */
-  adopt(s: Sandbox): void {
-    this.#busy.set(s.userId, s);
-    this.#bornAtMs.set(s, performance.now());
-  }
-
-  hasSandbox(userId: string): boolean {
-    return this.#idle.has(userId) || this.#busy.has(userId);
-  }
-
-  /** After a run: keep the sandbox warm if it is healthy and warm reuse is on, else remove it. */
-  async giveBack(s: Sandbox): Promise<void> {
-    if (this.#busy.get(s.userId) === s) this.#busy.delete(s.userId);
-    if (!s.isHealthy() || !this.enabled) {
-      await this.#retire(s, s.isHealthy() ? 'warm reuse off' : 'unhealthy');
-      return;
-    }
-    const ageMs = performance.now() - (this.#bornAtMs.get(s) ?? performance.now());
-    if (ageMs >= this.#limits.maxLifetimeMs) {
-      await this.#retire(s, 'lifetime reached');
-      return;
-    }
-    this.#idle.delete(s.userId);
-    this.#idle.set(s.userId, s);
-    const idle: Idle = {
-      expiry: setTimeout(() => void this.#expire(s), this.#limits.idleTtlMs).unref(),
-      freezeTimer: null,
-      freezing: null,
-    };
-    this.#state.set(s, idle);
-    if (this.#limits.freezeAfterMs === 0) this.#freeze(s, idle);
-    else idle.freezeTimer = setTimeout(() => this.#freeze(s, idle), this.#limits.freezeAfterMs).unref();
+  /**
+   * busy -> idle when it is healthy, warm reuse is on and it is young enough; else busy ->
+   * retiring (resolves once removed). An OOM kill while it was busy makes it unhealthy. Never
+   * rejects.
+   */
+  async release(s: Sandbox): Promise<void> {
+    const entry = this.#entries.get(s);
+    if (entry?.state !== 'busy') return;
+    if (s.oomEvents() > entry.oomAtRest) s.markUnhealthy('out of memory');
+    const reason = !s.isHealthy()
+      ? 'unhealthy'
+      : !this.enabled
+        ? 'warm reuse off'
+        : performance.now() - entry.bornAtMs >= this.#limits.maxLifetimeMs
+          ? 'lifetime reached'
+          : null;
+    if (reason) return this.#retire(entry, reason);
+    const older = this.#resting.get(s.userId);
+    if (older) void this.#retire(older, 'replaced by a newer sandbox of its user');
+    entry.oomAtRest = s.oomEvents();
+    this.#move(entry, 'idle');
+    entry.expiry = setTimeout(() => void this.#retireResting(entry, 'idle expiry'), this.#limits.idleTtlMs);
+    entry.expiry.unref();
+    if (this.#limits.freezeAfterMs === 0) this.#freeze(entry);
+    else entry.freezeTimer = setTimeout(() => this.#freeze(entry), this.#limits.freezeAfterMs).unref();
     // Evict the least recently used beyond the cap, without making this run wait for it.
-    while (this.#idle.size > this.#limits.maxWarm) void this.#evictOldest('evicted');
+    while (this.#resting.size > this.#limits.maxWarm) void this.#evictOldest('evicted');
   }
 
-  #freeze(s: Sandbox, idle: Idle): void {
-    idle.freezeTimer = null;
-    if (this.#state.get(s) !== idle) return;
-    idle.freezing = s.freeze().then(
-      () => true,
+  /** idle -> freezing -> frozen; a freeze that fails retires it (its state is unknown). */
+  #freeze(entry: Entry): void {
+    entry.freezeTimer = null;
+    if (entry.state !== 'idle') return;
+    this.#move(entry, 'freezing');
+    const s = entry.sandbox;
+    entry.freezing = s.freeze().then(
       () => {
-        // Not frozen, state unknown: it is not kept.
+        if (entry.state === 'freezing') this.#move(entry, 'frozen');
+        return true;
+      },
+      () => {
         s.markUnhealthy('did not freeze');
-        if (this.#idle.get(s.userId) === s) {
-          this.#idle.delete(s.userId);
-          this.#forget(s);
-          void this.#retire(s, 'did not freeze');
-        }
+        if (entry.state === 'freezing') void this.#retire(entry, 'did not freeze');
         return false;
       },
     );
   }
 
-  /** Removes the least recently used idle sandbox; false when there is none. */
+  /**
+   * Undoes what resting did to a sandbox that was `was`: waits for a freeze in flight, thaws a
+   * frozen one. False when it did not thaw.
+   */
+  async #thaw(entry: Entry, was: SandboxState): Promise<boolean> {
+    const frozen = was === 'frozen' || (was === 'freezing' && (await entry.freezing));
+    if (!frozen) return true;
+    try {
+      await entry.sandbox.thaw();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** resting -> retiring for the least recently used; false when none rests. */
   #evictOldest(reason: string): Promise<boolean> {
-    const first = this.#idle.entries().next();
+    const first = this.#resting.values().next();
     if (first.done) return Promise.resolve(false);
-    const [user, oldest] = first.value;
-    this.#idle.delete(user);
-    this.#forget(oldest);
-    return this.#retire(oldest, reason).then(() => true);
+    return this.#retire(first.value, reason).then(() => true);
   }
 
   /**
-   * Removes up to `count` idle sandboxes, least recently used first (memory pressure on the
+   * Removes up to `count` resting sandboxes, least recently used first (memory pressure on the
    * host); resolves with how many once they are gone.
    */
   async evict(count: number, reason: string): Promise<number> {
     const removals: Promise<boolean>[] = [];
-    for (let i = 0; i < count && this.#idle.size > 0; i++) removals.push(this.#evictOldest(reason));
+    for (let i = 0; i < count && this.#resting.size > 0; i++) removals.push(this.#evictOldest(reason));
     return (await Promise.all(removals)).filter(Boolean).length;
   }
 
-  async #expire(s: Sandbox): Promise<void> {
-    if (this.#idle.get(s.userId) !== s) return;
-    this.#idle.delete(s.userId);
-    this.#forget(s);
-    await this.#retire(s, 'idle expiry');
-  }
-
-  /** Removes the user's idle sandbox (e.g. before deleting the workspace it mounts). */
+  /** Removes the user's resting sandbox (e.g. before deleting the workspace it mounts). */
   async discard(userId: string, reason: string): Promise<void> {
-    const s = this.#idle.get(userId);
-    if (!s) return;
-    this.#idle.delete(userId);
-    this.#forget(s);
-    await this.#retire(s, reason);
+    const entry = this.#resting.get(userId);
+    if (entry) await this.#retireResting(entry, reason);
   }
 
-  /** Container ids the reaper must leave alone. */
-  containerIds(): Set<string> {
-    const ids = new Set<string>();
-    for (const s of this.#idle.values()) ids.add(s.id);
-    for (const s of this.#busy.values()) ids.add(s.id);
-    return ids;
+  #retireResting(entry: Entry, reason: string): Promise<void> {
+    return RESTING.has(entry.state) ? this.#retire(entry, reason) : Promise.resolve();
   }
 
-  /** Sandboxes kept warm now (idle, not serving a run). */
-  get idleCount(): number {
-    return this.#idle.size;
-  }
-
-  /** Idle sandboxes frozen now (or being frozen). */
-  get frozenCount(): number {
-    let n = 0;
-    for (const idle of this.#state.values()) if (idle.freezing) n++;
-    return n;
-  }
-
-  /** Sandboxes serving a run now. */
-  get busyCount(): number {
-    return this.#busy.size;
-  }
-
-  /** Removes every idle sandbox (shutdown). */
-  /** Removes every idle sandbox, after `before` (e.g. a last save) has settled for it. */
-  async drain(before?: (s: Sandbox) => Promise<void>): Promise<void> {
-    const all = [...this.#idle.values()];
-    this.#idle.clear();
-    const freezes = all.map((s) => this.#forget(s));
+  /**
+   * Shutdown: every resting sandbox is taken (thawed), handed to `before` (e.g. a last save) if it
+   * thawed, then removed.
+   */
+  async drain(before: (s: Sandbox) => Promise<void>): Promise<void> {
+    const all = [...this.#resting.values()];
     await Promise.all(
-      all.map(async (s, i) => {
-        if (before) {
-          await freezes[i]?.catch(() => undefined);
-          await before(s);
-        }
-        await this.#retire(s, 'shutdown');
+      all.map(async (entry) => {
+        const was = entry.state;
+        this.#move(entry, 'busy');
+        if (await this.#thaw(entry, was)) await before(entry.sandbox).catch(() => undefined);
+        await this.#retire(entry, 'shutdown');
       }),
     );
   }
 
-  /** Stops the idle timers of `s`; returns its freeze in flight or done, if any. */
-  #forget(s: Sandbox): Promise<boolean> | null {
-    const idle = this.#state.get(s);
-    if (!idle) return null;
-    clearTimeout(idle.expiry);
-    if (idle.freezeTimer) clearTimeout(idle.freezeTimer);
-    this.#state.delete(s);
-    return idle.freezing;
+  /** Whether the user has a sandbox, resting or busy. */
+  hasSandbox(userId: string): boolean {
+    if (this.#resting.has(userId)) return true;
+    for (const e of this.#entries.values())
+      if (e.state === 'busy' && e.sandbox.userId === userId) return true;
+    return false;
   }
 
-  async #retire(s: Sandbox, reason: string): Promise<void> {
-    await s.destroy();
-    this.#log.sandboxRetired(s.id, s.userId, reason);
+  /** Whether the reaper must leave a listed container alone: the pool has it or is creating it. */
+  spares(c: { id: string; runId: string | null }): boolean {
+    if (c.runId !== null && this.#creating.has(c.runId)) return true;
+    for (const s of this.#entries.keys()) if (s.id === c.id) return true;
+    return false;
+  }
+
+  /** Live sandboxes by state (retiring ones are not counted); `idle` counts every resting one. */
+  counts(): { busy: number; idle: number; frozen: number } {
+    const n = { busy: 0, idle: 0, frozen: 0 };
+    for (const { state } of this.#entries.values()) {
+      if (state === 'busy') n.busy++;
+      if (RESTING.has(state)) n.idle++;
+      if (state === 'freezing' || state === 'frozen') n.frozen++;
+    }
+    return n;
+  }
+
+  /** Sandboxes kept warm now (resting, frozen or not). */
+  get idleCount(): number {
+    return this.#resting.size;
+  }
+
+  /** Moves an entry to `to`, keeping the index of resting sandboxes and the timers in step. */
+  #move(entry: Entry, to: SandboxState): void {
+    if (!TRANSITIONS[entry.state].includes(to)) {
+      throw new Error(`a sandbox cannot go from ${entry.state} to ${to}`);
+    }
+    const wasResting = RESTING.has(entry.state);
+    entry.state = to;
+    if (RESTING.has(to)) {
+      // Insertion order is recency: a sandbox that comes to rest is the most recently used.
+      if (!wasResting) this.#resting.set(entry.sandbox.userId, entry);
+      return;
+    }
+    if (wasResting && this.#resting.get(entry.sandbox.userId) === entry) {
+      this.#resting.delete(entry.sandbox.userId);
+    }
+    if (entry.expiry) clearTimeout(entry.expiry);
+    if (entry.freezeTimer) clearTimeout(entry.freezeTimer);
+    entry.expiry = null;
+    entry.freezeTimer = null;
+  }
+
+  /** * -> retiring -> gone: removes the sandbox (once; a second call waits for the first). */
+  #retire(entry: Entry, reason: string): Promise<void> {
+    if (entry.retired) return entry.retired;
+    this.#move(entry, 'retiring');
+    const s = entry.sandbox;
+    entry.retired = s
+      .destroy()
+      .catch((err: unknown) => this.#log.unexpected('removing a sandbox', err))
+      .then(() => {
+        this.#entries.delete(s);
+        this.#log.sandboxRetired(s.id, s.userId, reason);
+      });
+    return entry.retired;
   }
 }

@@ -16,6 +16,7 @@ import type {
  *
  *   ok | anything else   answers `echo: <message>` (workspace unchanged)
  *   write                answers ok and says the workspace changed (save returns 100 bytes)
+ *   write-conflict       as write, but the store holds a newer snapshot (save returns conflict)
  *   error-result         answers with status error
  *   silent               never answers (the run times out)
  *   oom                  an OOM kill: the agent dies, exit 137, OOMKilled
@@ -110,6 +111,8 @@ export class InMemorySandbox implements SandboxHandle {
   #exitCode: number | null = null;
   #exited: Promise<number | null>;
   #exit!: (code: number | null) => void;
+  /** The store holds a newer snapshot: the next save that has something to save is a conflict. */
+  saveConflict = false;
   #changed = false;
 
   constructor(id: string, userId: string, runId: string, outputLimitBytes: number) {
@@ -141,8 +144,9 @@ export class InMemorySandbox implements SandboxHandle {
     const result = (extra: Record<string, unknown> = {}) =>
       JSON.stringify({ type: 'result', text: `echo: ${m}`, workspaceChanged: false, ...extra });
     if (m === 'silent') return;
-    if (m === 'write') {
+    if (m === 'write' || m === 'write-conflict') {
       this.#changed = true;
+      if (m === 'write-conflict') this.saveConflict = true;
       return this.#out(result({ workspaceChanged: true }));
     }
     if (m === 'error-result') return this.#out(result({ status: 'error' }));
@@ -185,17 +189,28 @@ export class InMemorySandbox implements SandboxHandle {
     this.frozen = true;
     this.freezes++;
   }
+  /** Like `docker unpause`, it fails on a sandbox that is not frozen. */
   async thaw(): Promise<void> {
     await new Promise((r) => setImmediate(r));
     if (this.thawError) throw this.thawError;
+    if (!this.frozen) throw new Error('not frozen');
     this.frozen = false;
   }
   exec(): Promise<never> {
     return Promise.reject(new Error('exec is not simulated in memory'));
   }
 
-  async save(): Promise<number> {
+  async save(): Promise<number | 'conflict'> {
+    if (this.frozen) {
+      // As in Docker: no exec in a paused container; the save fails and the sandbox is not reused.
+      this.#session.markUnhealthy('workspace save failed: frozen');
+      return 0;
+    }
     this.saves++;
+    if (this.saveConflict) {
+      this.#session.markUnhealthy('its workspace is older than the stored one');
+      return 'conflict';
+    }
     const bytes = this.#changed ? 100 : 0;
     this.#changed = false;
     return bytes;
@@ -208,6 +223,10 @@ export class InMemorySandbox implements SandboxHandle {
   }
   oomEvents(): number {
     return this.#oomEvents;
+  }
+  /** The kernel OOM-killed a process of the sandbox; the sandbox goes on (an `oom` event). */
+  oomKillChild(): void {
+    this.#oomEvents++;
   }
   stderrTail(): string {
     return '';

@@ -1,18 +1,24 @@
 /**
- * The sandbox engine and the gate against the in-memory backend: no Docker, fast and
- * deterministic (small TTLs; waits are polls bounded well under a second; behaviour, not timing).
+ * The sandbox engine, the run service and the gate against the in-memory backend: no Docker,
+ * fast and deterministic (small TTLs; waits are polls bounded well under a second; behaviour, not
+ * timing).
  */
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
+import { AGENT_PROTOCOL_VERSION, NO_MODEL_USAGE } from '@agent-platform/contract';
 import { RunGate, type GateLimits } from '../src/concurrency/run-gate.ts';
-import { ClientGoneError, DeadlineError, OverloadedError } from '../src/errors.ts';
+import { loadConfig } from '../src/config.ts';
+import { ClientGoneError, DeadlineError, OverloadedError, WorkspaceBusyError } from '../src/errors.ts';
 import { Logger } from '../src/logs.ts';
-import { SandboxEngine, type EngineOptions, type SandboxRunInput } from '../src/sandbox/engine.ts';
+import { ModelGateway } from '../src/models/model-gateway.ts';
+import { RunService, WORKSPACE_CONFLICT_NOTE } from '../src/runs/run-service.ts';
+import { SandboxEngine, type EngineOptions } from '../src/sandbox/engine.ts';
+import type { SandboxRunInput } from '../src/sandbox/sandbox-run.ts';
 import { OomWatch } from '../src/sandbox/oom-watch.ts';
-import { InMemoryBackend } from './helpers/in-memory-backend.ts';
+import { InMemoryBackend, type InMemorySandbox } from './helpers/in-memory-backend.ts';
 
 const OUTPUT_LIMIT = 4096;
 const MEMORY = 256 * 1024 * 1024;
@@ -39,11 +45,16 @@ function setup(options: Partial<EngineOptions> = {}) {
   let n = 0;
   const run = (userId: string, message: string, extra: Partial<SandboxRunInput> = {}) =>
     engine.run({
-      runId: `r${++n}`,
-      userId,
-      conversationId: 'c',
-      message,
-      history: [],
+      request: {
+        protocol: AGENT_PROTOCOL_VERSION,
+        runId: `r${++n}`,
+        userId,
+        conversationId: 'c',
+        message,
+        history: [],
+        model: null,
+        agent: null,
+      },
       timeoutMs: 5_000,
       signal: new AbortController().signal,
       ...extra,
@@ -243,13 +254,54 @@ describe('engine: pool', () => {
     assert.equal(engine.warmCount, 0);
   });
 
+  test('drain saves every warm sandbox once more, frozen or not, then removes it', async () => {
+    // Before, only a frozen one was saved: the thaw of one not frozen failed (`docker unpause` of
+    // a running container) and its save was skipped.
+    const { run, backend, engine } = setup({ freezeAfterMs: 60_000 });
+    await run('a', 'ok');
+    const frozen = setup({ freezeAfterMs: 0 });
+    await frozen.run('b', 'ok');
+    await eventually('frozen', () => frozen.backend.live().every((s) => s.frozen));
+    await Promise.all([engine.drain(), frozen.engine.drain()]);
+    for (const s of [...backend.sandboxes, ...frozen.backend.sandboxes]) {
+      assert.equal(s.saves, 1, `${s.userId} saved at the drain`);
+      assert.equal(s.destroyed, true);
+    }
+  });
+
+  test('a sandbox whose create its client abandoned, arriving after the next run took a new one, is removed, not leaked', async () => {
+    const { run, backend, engine } = setup();
+    backend.createDelayMs = 100;
+    const client = new AbortController();
+    const abandoned = run('u', 'ok', { signal: client.signal });
+    await sleep(10);
+    client.abort();
+    await assert.rejects(abandoned, ClientGoneError);
+    const r = await run('u', 'ok'); // its own create; the abandoned one arrives meanwhile
+    assert.equal(r.status, 'ok');
+    await eventually('one sandbox left', () => backend.live().length === 1);
+    assert.equal(backend.live()[0]?.id, r.containerId, 'the newer one stays warm');
+    assert.equal(engine.warmCount, 1);
+  });
+
+  test('a save that lost to another runner is reported (saveLost), and the stale sandbox is not reused', async () => {
+    const { run, backend } = setup();
+    const r = await run('u', 'write-conflict');
+    assert.equal(r.status, 'ok');
+    assert.equal(r.saveLost, true);
+    assert.equal(r.text, 'echo: write-conflict', 'the engine adds no text of its own');
+    assert.equal(backend.live().length, 0);
+    assert.equal((await run('u', 'write')).saveLost, false);
+  });
+
   test('prewarm creates once; the next run is warm', async () => {
     const { run, engine } = setup();
-    assert.deepEqual(await engine.prewarm('u', 'p1'), { warm: true, created: true });
-    assert.deepEqual(await engine.prewarm('u', 'p2'), { warm: true, created: false });
+    const signal = new AbortController().signal;
+    assert.deepEqual(await engine.prewarm('u', 'p1', signal), { warm: true, created: true });
+    assert.deepEqual(await engine.prewarm('u', 'p2', signal), { warm: true, created: false });
     assert.equal((await run('u', 'hi')).warm, true);
     const off = setup({ idleTtlMs: 0 });
-    assert.deepEqual(await off.engine.prewarm('u', 'p'), { warm: false, created: false });
+    assert.deepEqual(await off.engine.prewarm('u', 'p', signal), { warm: false, created: false });
   });
 
   test('a failing create leaves nothing in the pool; a slow one still serves the run', async () => {
@@ -387,6 +439,137 @@ describe('engine: a run is bounded however slow the platform, and ends at once w
     client.abort();
     await assert.rejects(running, ClientGoneError);
     await eventually('removed', () => backend.live().length === 0);
+  });
+});
+
+describe('run service: the request line, the models, the answer, the files lease', () => {
+  const TOKEN = 'a-long-enough-development-secret';
+  const LIMITS: GateLimits = {
+    maxConcurrent: 4,
+    maxQueued: 8,
+    maxQueuedPerUser: 4,
+    retryAfterSeconds: 2,
+    queueTimeoutMs: 10_000,
+  };
+
+  function service(models: ModelGateway | null = null) {
+    const { backend, engine, logs } = setup();
+    const config = loadConfig({ RUNNER_TOKEN: TOKEN });
+    const log = new Logger({ write: (line) => logs.push(line) });
+    const runs = new RunService({ config, gate: new RunGate(LIMITS), engine, models, log });
+    const signal = new AbortController().signal;
+    const request = (message: string) => ({ userId: 'u', conversationId: 'c', message, history: [] });
+    return { backend, engine, runs, signal, request };
+  }
+
+  test('a run speaks the agent protocol; without a gateway its model is null and it used nothing', async () => {
+    const { runs, backend, signal, request } = service();
+    const r = await runs.run(request('hi'), signal);
+    assert.equal(r.status, 'ok');
+    assert.deepEqual(r.usage, NO_MODEL_USAGE);
+    const sent = backend.sandboxes[0]!.requests[0]!;
+    assert.equal(sent.protocol, AGENT_PROTOCOL_VERSION);
+    assert.equal(sent.runId, r.runId);
+    assert.equal(sent.model, null);
+    assert.equal(sent.agent, null);
+  });
+
+  test("with a gateway the run's model (or the default) goes to the agent", async () => {
+    const gateway = new ModelGateway(
+      {
+        ...loadConfig({ RUNNER_TOKEN: TOKEN }).models,
+        baseUrl: 'http://127.0.0.1:9/v1',
+        defaultModel: 'default-model',
+      },
+      async () => null,
+      new Logger({ write: () => undefined }),
+    );
+    const { runs, backend, signal, request } = service(gateway);
+    await runs.run(request('hi'), signal);
+    await runs.run({ ...request('hi'), model: 'chosen' }, signal);
+    assert.deepEqual(
+      backend.sandboxes[0]!.requests.map((q) => q.model),
+      ['default-model', 'chosen'],
+    );
+  });
+
+  test('a run whose save lost to another runner says so at the end of its answer', async () => {
+    const { runs, signal, request } = service();
+    const r = await runs.run(request('write-conflict'), signal);
+    assert.equal(r.status, 'ok');
+    assert.equal(r.text, `echo: write-conflict${WORKSPACE_CONFLICT_NOTE}`);
+  });
+
+  test('files: the operation runs in the warm sandbox, a change is saved, the sandbox stays warm', async () => {
+    const { runs, backend, engine, signal, request } = service();
+    await runs.run(request('hi'), signal);
+    const [s] = backend.live();
+    assert.ok(s);
+    const value = await runs.files('u', signal, async (sandbox) => {
+      assert.equal(sandbox, s);
+      return { value: 42, changed: true };
+    });
+    assert.equal(value, 42);
+    assert.equal(s.saves, 1);
+    assert.equal(engine.warmCount, 1);
+    await runs.files('u', signal, async () => ({ value: null, changed: false }));
+    assert.equal(s.saves, 1, 'nothing changed: no save');
+  });
+
+  test('files: a save that lost is WorkspaceBusyError (503), and the stale sandbox is removed', async () => {
+    const { runs, backend, engine, signal } = service();
+    await assert.rejects(
+      runs.files('u', signal, async (sandbox) => {
+        (sandbox as InMemorySandbox).saveConflict = true;
+        return { value: null, changed: true };
+      }),
+      WorkspaceBusyError,
+    );
+    assert.equal(backend.live().length, 0);
+    assert.equal(engine.hasSandbox('u'), false);
+  });
+
+  test('files: an operation its client abandons ends at once; the sandbox is not reused', async () => {
+    const { runs, backend, signal, request } = service();
+    await runs.run(request('hi'), signal);
+    const client = new AbortController();
+    const op = runs.files('u', client.signal, async (_s, opSignal) => {
+      client.abort();
+      assert.equal(opSignal.aborted, true, "the operation's signal follows its client");
+      throw new DeadlineError('the command in the sandbox did not finish in time');
+    });
+    await assert.rejects(op, DeadlineError);
+    await eventually('removed', () => backend.live().length === 0);
+  });
+
+  test('files: a failure of the operation itself keeps the sandbox warm', async () => {
+    const { runs, backend, engine, signal, request } = service();
+    await runs.run(request('hi'), signal);
+    await assert.rejects(
+      runs.files('u', signal, async () => {
+        throw new Error('no such file');
+      }),
+      /no such file/,
+    );
+    assert.equal(backend.live().length, 1);
+    assert.equal(engine.warmCount, 1);
+  });
+
+  test('files: an OOM kill during the operation means the sandbox is not reused', async () => {
+    const { runs, backend, signal, request } = service();
+    await runs.run(request('hi'), signal);
+    await runs.files('u', signal, async (sandbox) => {
+      (sandbox as InMemorySandbox).oomKillChild();
+      return { value: null, changed: false };
+    });
+    assert.equal(backend.live().length, 0);
+    assert.equal((await runs.run(request('hi'), signal)).warm, false);
+  });
+
+  test('prewarm through the service: created once, in the user turn', async () => {
+    const { runs, signal } = service();
+    assert.deepEqual(await runs.prewarm('u', signal), { warm: true, created: true });
+    assert.deepEqual(await runs.prewarm('u', signal), { warm: true, created: false });
   });
 });
 
