@@ -12,13 +12,11 @@ import { cpus, totalmem } from 'node:os';
 import {
   AGENT_IMAGE,
   docker,
-  leftovers,
   postRun,
-  removeLeftovers,
-  startRunner,
   uniqueId,
   type RunnerProcess,
 } from '../test/helpers/runner-process.ts';
+import { withRunner } from '../test/helpers/with-runner.ts';
 import { fleetBench, storeBench } from './fleet-bench.ts';
 import { gatewayBench, runnerTtftBench, ttftBench } from './model-bench.ts';
 import { renderMarkdown, renderSvg, summarize, type LatencyRow, type ThroughputRow } from './stats.ts';
@@ -46,6 +44,31 @@ async function mustRun(
   if (res.status !== 200 || res.body.status !== 'ok')
     throw new Error(`run failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
+}
+
+/** `n` runs of new users (each a cold start): latencies and the sandboxes' create times. */
+async function coldRuns(r: RunnerProcess, n: number): Promise<{ ms: number[]; createMs: number[] }> {
+  const ms: number[] = [];
+  const createMs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const [t, body] = await timed(() => mustRun(r, uniqueId('cold')));
+    ms.push(t);
+    createMs.push(body.timings.createMs ?? 0);
+  }
+  return { ms, createMs };
+}
+
+/** One user's first run, then `n` more in its warm sandbox: their latencies, and the user. */
+async function warmRuns(r: RunnerProcess, n: number): Promise<{ ms: number[]; userId: string }> {
+  const userId = uniqueId('warm');
+  await mustRun(r, userId);
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const [t, body] = await timed(() => mustRun(r, userId));
+    if (!body.warm) throw new Error('expected a warm run');
+    ms.push(t);
+  }
+  return { ms, userId };
 }
 
 /** The old system: one `docker run --rm` per request, request on stdin, reply on stdout. */
@@ -147,32 +170,19 @@ async function stackBench(): Promise<LatencyRow[]> {
 
 /** Cold and warm latency and idle memory under another runtime (its own runner). */
 async function runtimeBench(runtime: string): Promise<{ latency: LatencyRow[]; idleMiB: number }> {
-  const r = await startRunner({ SANDBOX_RUNTIME: runtime, WARM_IDLE_TTL_MS: '600000' });
-  try {
+  return withRunner({ SANDBOX_RUNTIME: runtime, WARM_IDLE_TTL_MS: '600000' }, async (r) => {
     await mustRun(r, uniqueId('warmup'));
-    const cold: number[] = [];
-    for (let i = 0; i < Math.ceil(N / 2); i++)
-      cold.push((await timed(() => mustRun(r, uniqueId('cold'))))[0]);
-    const user = uniqueId('warm');
-    await mustRun(r, user);
-    const warm: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const [ms, body] = await timed(() => mustRun(r, user));
-      if (!body.warm) throw new Error('expected a warm run');
-      warm.push(ms);
-    }
-    const idleMiB = await idleMemoryMiB(r, user);
+    const cold = await coldRuns(r, Math.ceil(N / 2));
+    const warm = await warmRuns(r, N);
+    const idleMiB = await idleMemoryMiB(r, warm.userId);
     return {
       latency: [
-        { name: `runner API, warm, same user, ${runtime}`, summary: summarize(warm) },
-        { name: `runner API, cold, new user, ${runtime}`, summary: summarize(cold) },
+        { name: `runner API, warm, same user, ${runtime}`, summary: summarize(warm.ms) },
+        { name: `runner API, cold, new user, ${runtime}`, summary: summarize(cold.ms) },
       ],
       idleMiB,
     };
-  } finally {
-    await r.stop();
-    await removeLeftovers(r.runnerId);
-  }
+  });
 }
 
 /**
@@ -180,17 +190,13 @@ async function runtimeBench(runtime: string): Promise<{ latency: LatencyRow[]; i
  * concurrency and warm cap; SANDBOX_RUNTIME=auto, so runsc where the engine has it).
  */
 async function defaultsRow(runtime: string): Promise<ThroughputRow> {
-  const r = await startRunner({ SANDBOX_RUNTIME: runtime });
-  try {
+  return withRunner({ SANDBOX_RUNTIME: runtime }, async (r) => {
     const users = Array.from({ length: USERS }, () => uniqueId('dflt'));
     for (let i = 0; i < users.length; i += 4)
       await Promise.all(users.slice(i, i + 4).map((u) => mustRun(r, u)));
     const row = await sweep(r, users, 16, SWEEP_REQUESTS);
     return { ...row, setup: `defaults, SANDBOX_RUNTIME=${runtime}` };
-  } finally {
-    await r.stop();
-    await removeLeftovers(r.runnerId);
-  }
+  });
 }
 
 async function main(): Promise<void> {
@@ -210,7 +216,7 @@ async function main(): Promise<void> {
   );
   const storeRows = await storeBench(N);
   const fleetRows = await fleetBench(SWEEP_REQUESTS);
-  const runner = await startRunner({
+  const env = {
     ...(process.env.RUNNER_BENCH_PORT
       ? { PORT: process.env.RUNNER_BENCH_PORT, RUNNER_TOKEN: process.env.RUNNER_BENCH_TOKEN ?? '' }
       : {}),
@@ -219,26 +225,13 @@ async function main(): Promise<void> {
     MAX_QUEUED_PER_USER: '8',
     WARM_MAX_SANDBOXES: '64',
     WARM_IDLE_TTL_MS: '600000',
-  });
-  try {
+  };
+  await withRunner(env, async (runner) => {
     console.log(`[bench] mode ${MODE}: ${N} samples per scenario, ${SWEEP_REQUESTS} requests per sweep step`);
     // Warm-up (image cache, first volume).
     await mustRun(runner, uniqueId('warmup'));
-    const cold: number[] = [];
-    const coldCreate: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const [ms, body] = await timed(() => mustRun(runner, uniqueId('cold')));
-      cold.push(ms);
-      coldCreate.push(body.timings.createMs ?? 0);
-    }
-    const warmUser = uniqueId('warm');
-    await mustRun(runner, warmUser);
-    const warm: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const [ms, body] = await timed(() => mustRun(runner, warmUser));
-      if (!body.warm) throw new Error('expected a warm run');
-      warm.push(ms);
-    }
+    const { ms: cold, createMs: coldCreate } = await coldRuns(runner, N);
+    const { ms: warm, userId: warmUser } = await warmRuns(runner, N);
     const memoryMiB = await idleMemoryMiB(runner, warmUser);
     console.log('[bench] old approach: docker run --rm per request');
     await dockerRunOnce();
@@ -306,15 +299,9 @@ async function main(): Promise<void> {
     console.log(
       `old p50 / warm p50 = ${result.ratios.oldP50OverWarmP50}x; old p50 / cold p50 = ${result.ratios.oldP50OverColdP50}x`,
     );
-  } finally {
-    await runner.stop();
-    const left = await leftovers(runner.runnerId);
-    await removeLeftovers(runner.runnerId);
-    console.log(
-      `[bench] cleaned up: ${left.containers.length} containers left after stop (expected 0), ${left.volumes.length} workspaces removed`,
-    );
-    if (left.containers.length > 0) process.exitCode = 1;
-  }
+  });
+  // withRunner failed the bench had the runner left a sandbox behind.
+  console.log('[bench] cleaned up: no container left after the runner stopped, workspaces removed');
 }
 
 await main();

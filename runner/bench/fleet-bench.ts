@@ -7,31 +7,23 @@
 import { RUNNER_USER_HEADER } from '@agent-platform/contract';
 import { startFakeGcs } from '../test/helpers/fake-gcs.ts';
 import { startFleet } from '../test/helpers/fleet.ts';
-import {
-  fence,
-  postRun,
-  removeLeftovers,
-  startRunner,
-  uniqueId,
-  type RunnerProcess,
-} from '../test/helpers/runner-process.ts';
+import { fence, postRun, uniqueId, type RunnerProcess } from '../test/helpers/runner-process.ts';
+import { withRunner } from '../test/helpers/with-runner.ts';
 import { summarize, type LatencyRow, type ThroughputRow } from './stats.ts';
 
 const MiB = 1024 * 1024;
 
 async function withStore<T>(store: 'volume' | 'gcs', fn: (r: RunnerProcess) => Promise<T>): Promise<T> {
   const gcs = store === 'gcs' ? await startFakeGcs() : null;
-  const r = await startRunner({
-    WARM_IDLE_TTL_MS: '0', // every run a cold start, so every run restores
-    ...(gcs
-      ? { WORKSPACE_STORE: 'gcs', WORKSPACE_BUCKET: 'bench', WORKSPACE_STORE_ENDPOINT: gcs.endpoint }
-      : {}),
-  });
   try {
-    return await fn(r);
+    const env = {
+      WARM_IDLE_TTL_MS: '0', // every run a cold start, so every run restores
+      ...(gcs
+        ? { WORKSPACE_STORE: 'gcs', WORKSPACE_BUCKET: 'bench', WORKSPACE_STORE_ENDPOINT: gcs.endpoint }
+        : {}),
+    };
+    return await withRunner(env, fn);
   } finally {
-    await r.stop();
-    await removeLeftovers(r.runnerId);
     await gcs?.close();
   }
 }

@@ -10,17 +10,29 @@
  *   next to the provider's own time to its first byte from here.
  */
 import { startFakeModel, type FakeModel } from '../test/helpers/fake-model.ts';
-import {
-  outputBlocks,
-  postRun,
-  removeLeftovers,
-  startRunner,
-  uniqueId,
-  type RunnerProcess,
-} from '../test/helpers/runner-process.ts';
+import { outputBlocks, postRun, uniqueId, type RunnerProcess } from '../test/helpers/runner-process.ts';
+import { withRunner, type RunnerEnv, type TestRunner } from '../test/helpers/with-runner.ts';
 import { summarize, type LatencyRow } from './stats.ts';
 
 const BODY = JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: 'hi' }] });
+
+/** The stand-in provider and a runner whose gateway calls it (warm sandboxes kept), both closed after `fn`. */
+async function withModelRunner<T>(
+  env: RunnerEnv,
+  fn: (r: TestRunner, fake: FakeModel) => Promise<T>,
+): Promise<T> {
+  const fake = await startFakeModel();
+  try {
+    const modelEnv = {
+      MODEL_BASE_URL: fake.baseUrl,
+      MODEL_API_KEY: 'sk-bench',
+      MODEL_DEFAULT: 'bench-model',
+    };
+    return await withRunner({ ...modelEnv, WARM_IDLE_TTL_MS: '600000', ...env }, (r) => fn(r, fake));
+  } finally {
+    await fake.close();
+  }
+}
 
 async function direct(fake: FakeModel, n: number): Promise<number[]> {
   const samples: number[] = [];
@@ -67,16 +79,8 @@ console.log(ms.map((x) => x.toFixed(3)).join(','));
 
 /** Gateway overhead per call under one runtime. */
 export async function gatewayBench(runtime: string, n: number): Promise<LatencyRow[]> {
-  const fake = await startFakeModel();
-  const r = await startRunner({
-    SANDBOX_RUNTIME: runtime,
-    MODEL_BASE_URL: fake.baseUrl,
-    MODEL_API_KEY: 'sk-bench',
-    MODEL_DEFAULT: 'bench-model',
-    MODEL_CALLS_PER_RUN: String(n + 20),
-    WARM_IDLE_TTL_MS: '600000',
-  });
-  try {
+  const env = { SANDBOX_RUNTIME: runtime, MODEL_CALLS_PER_RUN: String(n + 20) };
+  return withModelRunner(env, async (r, fake) => {
     const d = summarize(await direct(fake, n));
     const g = summarize(await inSandbox(r, fake, n));
     const overhead = { ...g, p50: Math.round((g.p50 - d.p50) * 100) / 100 };
@@ -88,24 +92,13 @@ export async function gatewayBench(runtime: string, n: number): Promise<LatencyR
         summary: { ...overhead, p95: overhead.p50, p99: overhead.p50, min: overhead.p50, max: overhead.p50 },
       },
     ];
-  } finally {
-    await r.stop();
-    await removeLeftovers(r.runnerId);
-    await fake.close();
-  }
+  });
 }
 
 /** Time to the first text line of the runner's NDJSON stream (warm sandbox, LLM agent). */
 export async function runnerTtftBench(n: number): Promise<LatencyRow[]> {
-  const fake = await startFakeModel();
-  fake.answer = 'first token then the rest of the answer';
-  const r = await startRunner({
-    MODEL_BASE_URL: fake.baseUrl,
-    MODEL_API_KEY: 'sk-bench',
-    MODEL_DEFAULT: 'bench-model',
-    WARM_IDLE_TTL_MS: '600000',
-  });
-  try {
+  return withModelRunner({}, async (r, fake) => {
+    fake.answer = 'first token then the rest of the answer';
     const userId = uniqueId('ttft');
     await postRun(r, { userId, message: 'warm up' });
     const ttft: number[] = [];
@@ -133,11 +126,7 @@ export async function runnerTtftBench(n: number): Promise<LatencyRow[]> {
       ttft.push(first);
     }
     return [{ name: 'first token, runner NDJSON stream (LLM agent, warm)', summary: summarize(ttft) }];
-  } finally {
-    await r.stop();
-    await removeLeftovers(r.runnerId);
-    await fake.close();
-  }
+  });
 }
 
 /**
@@ -146,66 +135,57 @@ export async function runnerTtftBench(n: number): Promise<LatencyRow[]> {
  */
 export async function ttftBench(n: number): Promise<LatencyRow[]> {
   if (!process.env.BENCH_STACK || !process.env.RUNNER_BENCH_PORT) return [];
-  const fake = await startFakeModel();
-  fake.answer = 'first token then the rest of the answer';
-  const r = await startRunner({
-    PORT: process.env.RUNNER_BENCH_PORT,
-    RUNNER_TOKEN: process.env.RUNNER_BENCH_TOKEN ?? '',
-    MODEL_BASE_URL: fake.baseUrl,
-    MODEL_API_KEY: 'sk-bench',
-    MODEL_DEFAULT: 'bench-model',
-    WARM_IDLE_TTL_MS: '600000',
-  });
-  const { newUser } = await import('../../functions/test/helpers/stack.ts');
-  const u = await newUser();
-  try {
-    const send = u.call<Record<string, unknown>, { conversationId: string; status: string }>('sendMessage');
-    await u.call('warmSandbox')({});
-    const first = await send({ message: 'hello' });
-    const conversationId = first.data.conversationId;
-    const ttft: number[] = [];
-    const total: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = performance.now();
-      const { stream, data } = await send.stream({ conversationId, message: `message ${i}` });
-      let firstAt = 0;
-      for await (const chunk of stream) {
-        if (!firstAt && (chunk as { type?: string }).type === 'text') firstAt = performance.now();
+  const env = { PORT: process.env.RUNNER_BENCH_PORT, RUNNER_TOKEN: process.env.RUNNER_BENCH_TOKEN ?? '' };
+  return withModelRunner(env, async (_runner, fake) => {
+    fake.answer = 'first token then the rest of the answer';
+    const { newUser } = await import('../../functions/test/helpers/stack.ts');
+    const u = await newUser();
+    try {
+      const send = u.call<Record<string, unknown>, { conversationId: string; status: string }>('sendMessage');
+      await u.call('warmSandbox')({});
+      const first = await send({ message: 'hello' });
+      const conversationId = first.data.conversationId;
+      const ttft: number[] = [];
+      const total: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        const { stream, data } = await send.stream({ conversationId, message: `message ${i}` });
+        let firstAt = 0;
+        for await (const chunk of stream) {
+          if (!firstAt && (chunk as { type?: string }).type === 'text') firstAt = performance.now();
+        }
+        const result = await data;
+        if (result.status !== 'ok' || !firstAt) throw new Error('the streamed send failed');
+        ttft.push(firstAt - t0);
+        total.push(performance.now() - t0);
       }
-      const result = await data;
-      if (result.status !== 'ok' || !firstAt) throw new Error('the streamed send failed');
-      ttft.push(firstAt - t0);
-      total.push(performance.now() - t0);
+      // The provider's own time to its first byte, from here (streaming).
+      const own: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        const res = await fetch(`${fake.baseUrl}/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'bench-model', stream: true, messages: [] }),
+        });
+        const reader = res.body!.getReader();
+        await reader.read();
+        own.push(performance.now() - t0);
+        await reader.cancel();
+      }
+      return [
+        {
+          name: 'first token, streaming sendMessage via emulators (LLM agent, warm)',
+          summary: summarize(ttft),
+        },
+        {
+          name: 'whole reply, streaming sendMessage via emulators (LLM agent, warm)',
+          summary: summarize(total),
+        },
+        { name: "first token, the stand-in provider's own (from the host)", summary: summarize(own) },
+      ];
+    } finally {
+      await u.close();
     }
-    // The provider's own time to its first byte, from here (streaming).
-    const own: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = performance.now();
-      const res = await fetch(`${fake.baseUrl}/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'bench-model', stream: true, messages: [] }),
-      });
-      const reader = res.body!.getReader();
-      await reader.read();
-      own.push(performance.now() - t0);
-      await reader.cancel();
-    }
-    return [
-      {
-        name: 'first token, streaming sendMessage via emulators (LLM agent, warm)',
-        summary: summarize(ttft),
-      },
-      {
-        name: 'whole reply, streaming sendMessage via emulators (LLM agent, warm)',
-        summary: summarize(total),
-      },
-      { name: "first token, the stand-in provider's own (from the host)", summary: summarize(own) },
-    ];
-  } finally {
-    await u.close();
-    await r.stop();
-    await removeLeftovers(r.runnerId);
-    await fake.close();
-  }
+  });
 }

@@ -2,29 +2,19 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { startFakeGoogle, type FakeGoogle } from './helpers/fake-google.ts';
-import {
-  AGENT_IMAGE,
-  MAIN,
-  docker,
-  leftovers,
-  postRun,
-  sandboxIds,
-  removeLeftovers,
-  startRunner,
-  uniqueId,
-  type RunnerProcess,
-} from './helpers/runner-process.ts';
+import { AGENT_IMAGE, MAIN, docker, postRun, sandboxIds, uniqueId } from './helpers/runner-process.ts';
+import { TestRunner, withRunner } from './helpers/with-runner.ts';
 
 const AUDIENCE = 'https://runner.example.test';
 const INVOKER = 'functions-invoker@demo-agent-platform.iam.gserviceaccount.com';
 const UNAUTH_BODY = { error: { code: 'unauthenticated', message: 'authentication required' } };
 
 let google: FakeGoogle;
-let runner: RunnerProcess;
+const runner = new TestRunner();
 
 before(async () => {
   google = await startFakeGoogle({ audience: AUDIENCE, email: INVOKER });
-  runner = await startRunner({
+  await runner.start({
     RUNNER_AUDIENCE: AUDIENCE,
     RUNNER_ALLOWED_INVOKERS: `someone-else@example.com, ${INVOKER}`,
     RUNNER_OIDC_CERTS_URL: google.certsUrl,
@@ -34,11 +24,11 @@ before(async () => {
 });
 
 after(async () => {
-  await runner.stop();
-  const left = await leftovers(runner.runnerId);
-  await removeLeftovers(runner.runnerId);
-  await google.close();
-  assert.deepEqual(left.containers, [], 'no sandbox container may outlive its run');
+  try {
+    await runner.close(); // no sandbox container may outlive its run
+  } finally {
+    await google.close();
+  }
 });
 
 const validBody = () => ({ userId: uniqueId('u'), conversationId: 'c1', message: 'hello' });
@@ -95,8 +85,7 @@ describe('open endpoints', () => {
   test('SANDBOX_RUNTIME=auto runs sandboxes under runsc when the engine has it, else runc, and logs the choice', async () => {
     const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
     const expected = 'runsc' in (info.Runtimes ?? {}) ? 'runsc' : 'runc';
-    const other = await startRunner({ SANDBOX_RUNTIME: 'auto', WARM_IDLE_TTL_MS: '60000' });
-    try {
+    await withRunner({ SANDBOX_RUNTIME: 'auto', WARM_IDLE_TTL_MS: '60000' }, async (other) => {
       const chosen = other.logs
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as { message?: string; runtime?: string; requested?: string })
@@ -118,15 +107,11 @@ describe('open endpoints', () => {
       assert.ok(id, 'the warm sandbox is there');
       const inspected = await docker.getContainer(id).inspect();
       assert.equal(inspected.HostConfig.Runtime, expected);
-    } finally {
-      await other.stop();
-      await removeLeftovers(other.runnerId);
-    }
+    });
   });
 
   test('GET /readyz is 503 with a reason when the agent image is missing', async () => {
-    const other = await startRunner({ AGENT_IMAGE: 'agent-platform/does-not-exist:never' });
-    try {
+    await withRunner({ AGENT_IMAGE: 'agent-platform/does-not-exist:never' }, async (other) => {
       const res = await fetch(`${other.url}/readyz`);
       assert.equal(res.status, 503);
       assert.deepEqual(await res.json(), { status: 'unavailable' });
@@ -143,10 +128,7 @@ describe('open endpoints', () => {
       });
       assert.equal(r.status, 503);
       assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'not_ready');
-    } finally {
-      await other.stop();
-      await removeLeftovers(other.runnerId);
-    }
+    });
   });
 });
 

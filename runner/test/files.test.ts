@@ -5,31 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { FILE_MAX_BYTES, type FilesList } from '@agent-platform/contract';
-import {
-  fence,
-  leftovers,
-  outputBlocks,
-  postRun,
-  removeLeftovers,
-  startRunner,
-  uniqueId,
-  type RunnerProcess,
-} from './helpers/runner-process.ts';
+import { fence, outputBlocks, postRun, uniqueId } from './helpers/runner-process.ts';
+import { suiteRunner } from './helpers/with-runner.ts';
 
-let runner: RunnerProcess;
-
-before(async () => {
-  runner = await startRunner();
-});
-
-after(async () => {
-  await runner.stop();
-  const left = await leftovers(runner.runnerId);
-  await removeLeftovers(runner.runnerId);
-  assert.deepEqual(left.containers, []);
-});
+const runner = suiteRunner();
 
 const files = (userId: string, path = '', init: RequestInit = {}) =>
   fetch(
@@ -60,9 +41,7 @@ describe('the files API', () => {
     assert.equal(outputBlocks(run.body.text)[0]?.output, String(data.length));
     // Saved into the workspace: after a restart of the runner (its warm sandbox is gone), a new
     // sandbox restores it.
-    const id = runner.runnerId;
-    await runner.stop();
-    runner = await startRunner({ RUNNER_ID: id });
+    await runner.restart();
     const again = await files(userId, 'data/blob.bin');
     assert.equal(again.status, 200);
     assert.ok(Buffer.from(await again.arrayBuffer()).equals(data), 'restored from the workspace');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RUNNER_USER_HEADER, type RunResult } from '@agent-platform/contract';
 import { servedBy, startFleet, type Fleet } from './helpers/fleet.ts';
-import { fence, leftovers, outputBlocks, uniqueId, waitFor } from './helpers/runner-process.ts';
+import { fence, outputBlocks, uniqueId, waitFor } from './helpers/runner-process.ts';
 
 let fleet: Fleet;
 
@@ -31,16 +31,8 @@ before(async () => {
   fleet = await startFleet(3);
 });
 
-after(async () => {
-  const ids = fleet.runners.map((r) => r.runnerId);
-  await fleet.stop();
-  const left = await Promise.all(ids.map((id) => leftovers(id)));
-  assert.deepEqual(
-    left.flatMap((l) => [...l.containers, ...l.volumes]),
-    [],
-    'nothing left behind',
-  );
-});
+// Nothing left behind: each runner is closed as a TestRunner (helpers/with-runner.ts).
+after(() => fleet?.stop());
 
 describe('a fleet of runners behind a consistent-hash balancer', () => {
   test('each user sticks to one runner; 200 users spread over all three', async (t) => {

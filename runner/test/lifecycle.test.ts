@@ -1,38 +1,26 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AGENT_IMAGE,
   docker,
   fence,
-  leftovers,
   outputBlocks,
   postRun,
-  removeLeftovers,
   sandboxIds,
-  startRunner,
   uniqueId,
   waitFor,
-  type RunnerProcess,
 } from './helpers/runner-process.ts';
+import { suiteRunner, withRunner } from './helpers/with-runner.ts';
 
 const sandboxes = (runnerId: string) => sandboxIds(runnerId);
 
 describe('concurrency limits', () => {
-  let runner: RunnerProcess;
-  before(async () => {
-    runner = await startRunner({
-      MAX_CONCURRENT_RUNS: '2',
-      MAX_QUEUED_RUNS: '2',
-      MAX_QUEUED_PER_USER: '1',
-      WARM_IDLE_TTL_MS: '0', // count only running sandboxes
-    });
-  });
-  after(async () => {
-    await runner.stop();
-    const left = await leftovers(runner.runnerId);
-    await removeLeftovers(runner.runnerId);
-    assert.deepEqual(left.containers, []);
+  const runner = suiteRunner({
+    MAX_CONCURRENT_RUNS: '2',
+    MAX_QUEUED_RUNS: '2',
+    MAX_QUEUED_PER_USER: '1',
+    WARM_IDLE_TTL_MS: '0', // count only running sandboxes
   });
 
   test("one user's runs execute one at a time, in order", async () => {
@@ -99,17 +87,10 @@ describe('concurrency limits', () => {
 });
 
 describe('cleanup', () => {
-  let runner: RunnerProcess;
-  before(async () => {
-    runner = await startRunner({
-      REAPER_INTERVAL_MS: '1000',
-      REAPER_MIN_AGE_MS: '1000',
-      WARM_IDLE_TTL_MS: '0',
-    });
-  });
-  after(async () => {
-    await runner.stop();
-    await removeLeftovers(runner.runnerId);
+  const runner = suiteRunner({
+    REAPER_INTERVAL_MS: '1000',
+    REAPER_MIN_AGE_MS: '1000',
+    WARM_IDLE_TTL_MS: '0',
   });
 
   test('a client that disconnects mid-run ends the run and frees the sandbox', async () => {
@@ -185,13 +166,13 @@ describe('cleanup', () => {
 describe('the workspaces disk budget', () => {
   test('a new user is refused with 507 once the runner holds its budget of workspaces, and fits again after a deletion', async () => {
     // Snapshots of at most 1 MiB + 64 inodes x 1 KiB + 1 MiB: a 5 MiB budget holds two.
-    const runner = await startRunner({
+    const env = {
       WORKSPACE_BYTES: String(1024 * 1024),
       WORKSPACE_INODES: '64',
       WORKSPACES_DISK_BYTES: String(5 * 1024 * 1024),
       WARM_IDLE_TTL_MS: '0',
-    });
-    try {
+    };
+    await withRunner(env, async (runner) => {
       const [a, b, c] = [uniqueId('a'), uniqueId('b'), uniqueId('c')];
       assert.equal((await postRun(runner, { userId: a, message: 'one' })).body.status, 'ok');
       assert.equal((await postRun(runner, { userId: b, message: 'two' })).body.status, 'ok');
@@ -207,18 +188,14 @@ describe('the workspaces disk budget', () => {
       });
       assert.deepEqual(await del.json(), { deleted: true });
       assert.equal((await postRun(runner, { userId: c, message: 'now there is room' })).body.status, 'ok');
-    } finally {
-      await runner.stop();
-      await removeLeftovers(runner.runnerId);
-    }
+    });
   });
 });
 
 describe('crash recovery', () => {
   test('a runner killed mid-run leaves nothing behind once restarted', async () => {
     const runnerId = uniqueId('crash');
-    const first = await startRunner({ RUNNER_ID: runnerId });
-    try {
+    await withRunner({ RUNNER_ID: runnerId }, async (first) => {
       void postRun(first, { userId: uniqueId('u'), message: fence('sh', 'sleep 60') }).catch(() => undefined);
       const [orphan] = await waitFor('sandbox', async () => {
         const ids = await sandboxes(runnerId);
@@ -226,24 +203,17 @@ describe('crash recovery', () => {
       });
       await first.stop('SIGKILL');
       assert.deepEqual(await sandboxes(runnerId), [orphan], 'the killed runner left its sandbox');
-      const second = await startRunner({ RUNNER_ID: runnerId });
-      try {
+      await withRunner({ RUNNER_ID: runnerId }, async (second) => {
         assert.deepEqual(await sandboxes(runnerId), [], 'the start-up reaper removed it');
         const res = await postRun(second, { userId: uniqueId('u'), message: 'hello again' });
         assert.equal(res.body.status, 'ok');
-      } finally {
-        await second.stop();
-      }
+      });
       assert.deepEqual(await sandboxes(runnerId), []);
-    } finally {
-      await first.stop('SIGKILL');
-      await removeLeftovers(runnerId);
-    }
+    });
   });
 
   test('SIGTERM drains: /readyz and new runs 503 at once, the run in flight finishes, then no sandbox is left', async () => {
-    const runner = await startRunner();
-    try {
+    await withRunner({}, async (runner) => {
       const running = postRun(runner, {
         userId: uniqueId('u'),
         message: fence('sh', 'sleep 2; echo finished'),
@@ -258,14 +228,11 @@ describe('crash recovery', () => {
       assert.equal(outputBlocks(done.body.text)[0]?.output, 'finished', 'the run in flight completed');
       await exited;
       assert.deepEqual(await sandboxes(runner.runnerId), []);
-    } finally {
-      await removeLeftovers(runner.runnerId);
-    }
+    });
   });
 
   test('a second SIGTERM stops at once: the run in flight is cut off and its sandbox removed', async () => {
-    const runner = await startRunner();
-    try {
+    await withRunner({}, async (runner) => {
       void postRun(runner, { userId: uniqueId('u'), message: fence('sh', 'sleep 60') }).catch(
         () => undefined,
       );
@@ -274,16 +241,13 @@ describe('crash recovery', () => {
       await waitFor('draining', async () => (await fetch(`${runner.url}/readyz`)).status === 503);
       await runner.stop('SIGTERM');
       assert.deepEqual(await sandboxes(runner.runnerId), []);
-    } finally {
-      await removeLeftovers(runner.runnerId);
-    }
+    });
   });
 });
 
 describe('timings', () => {
   test('each result says where the time went', async () => {
-    const runner = await startRunner();
-    try {
+    await withRunner({}, async (runner) => {
       const res = await postRun(runner, { userId: uniqueId('u'), message: 'hello' });
       const t = res.body.timings;
       for (const key of ['queueMs', 'createMs', 'agentMs', 'saveMs'] as const) {
@@ -291,9 +255,6 @@ describe('timings', () => {
         assert.ok(t[key]! >= 0, key);
       }
       assert.ok(res.body.durationMs >= t.createMs! + t.agentMs!);
-    } finally {
-      await runner.stop();
-      await removeLeftovers(runner.runnerId);
-    }
+    });
   });
 });

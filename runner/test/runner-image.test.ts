@@ -4,7 +4,8 @@ import { statSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { AGENT_IMAGE, docker, leftovers, removeLeftovers, uniqueId } from './helpers/runner-process.ts';
+import { AGENT_IMAGE, docker, leftovers, uniqueId } from './helpers/runner-process.ts';
+import { assertLeftNothing, removeAllOf } from './helpers/with-runner.ts';
 
 /**
  * The deployment shape: the runner's own image, started with the host's Docker socket mounted
@@ -57,8 +58,15 @@ before(async () => {
 });
 
 after(async () => {
-  await container?.remove({ force: true }).catch(() => undefined);
-  await removeLeftovers(runnerId);
+  // Stopped as Docker stops it in production (SIGTERM: a drain), then checked as a TestRunner is.
+  const failures: unknown[] = [];
+  if (container) {
+    await container.stop({ t: 30 }).catch((err: unknown) => failures.push(err));
+    await container.remove({ force: true }).catch((err: unknown) => failures.push(err));
+    await assertLeftNothing(runnerId).catch((err: unknown) => failures.push(err));
+  }
+  await removeAllOf(runnerId).catch((err: unknown) => failures.push(err));
+  if (failures.length > 0) throw failures[0];
 });
 
 test('the runner image runs as a non-root user', async () => {

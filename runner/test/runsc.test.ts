@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  docker,
-  fence,
-  leftovers,
-  postRun,
-  removeLeftovers,
-  sandboxIds,
-  startRunner,
-  uniqueId,
-  type RunnerProcess,
-} from './helpers/runner-process.ts';
+import { describe, test } from 'node:test';
+import { docker, fence, postRun, sandboxIds, uniqueId } from './helpers/runner-process.ts';
+import { suiteRunner } from './helpers/with-runner.ts';
 import { hostPidsLimit } from '../src/sandbox/sandbox-spec.ts';
 
 /**
@@ -23,19 +14,10 @@ const hasRunsc = 'runsc' in (info.Runtimes ?? {});
 describe(
   hasRunsc ? 'gVisor sandboxes (runsc registered on this engine)' : 'runsc not registered on this engine',
   () => {
-    let runner: RunnerProcess;
-    before(async () => {
-      runner = await startRunner({
-        SANDBOX_RUNTIME: 'runsc',
-        SANDBOX_MEMORY_BYTES: String(256 * 1024 * 1024),
-        WARM_IDLE_TTL_MS: '60000',
-      });
-    });
-    after(async () => {
-      await runner.stop();
-      const left = await leftovers(runner.runnerId);
-      await removeLeftovers(runner.runnerId);
-      assert.deepEqual(left.containers, []);
+    const runner = suiteRunner({
+      SANDBOX_RUNTIME: 'runsc',
+      SANDBOX_MEMORY_BYTES: String(256 * 1024 * 1024),
+      WARM_IDLE_TTL_MS: '60000',
     });
 
     if (!hasRunsc) {

@@ -10,27 +10,19 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TIMEOUT_MARGINS } from '@agent-platform/contract';
 import { FreezableDockerProxy } from './helpers/docker-proxy.ts';
-import {
-  fence,
-  leftovers,
-  removeLeftovers,
-  sandboxIds,
-  startRunner,
-  uniqueId,
-  waitFor,
-  type RunnerProcess,
-} from './helpers/runner-process.ts';
+import { fence, sandboxIds, uniqueId, waitFor } from './helpers/runner-process.ts';
+import { TestRunner } from './helpers/with-runner.ts';
 
 const GRACE = TIMEOUT_MARGINS.sandboxGraceMs;
 /** Scheduling and HTTP slack on a busy 2-core machine, on top of a stated bound. */
 const SLACK_MS = 2_000;
 
 let proxy: FreezableDockerProxy;
-let runner: RunnerProcess;
+const runner = new TestRunner();
 
 before(async () => {
   proxy = await FreezableDockerProxy.start();
-  runner = await startRunner({
+  await runner.start({
     DOCKER_HOST: proxy.dockerHost,
     WARM_IDLE_TTL_MS: '60000',
     REAPER_INTERVAL_MS: '1000',
@@ -39,12 +31,12 @@ before(async () => {
 });
 
 after(async () => {
-  proxy.thaw();
-  await runner.stop();
-  const left = await leftovers(runner.runnerId);
-  await removeLeftovers(runner.runnerId);
-  await proxy.close();
-  assert.deepEqual(left.containers, [], 'nothing outlives the runner once the engine answers again');
+  proxy?.thaw();
+  try {
+    await runner.close(); // nothing outlives the runner once the engine answers again
+  } finally {
+    await proxy?.close();
+  }
 });
 
 /** POST /v1/runs; resolves with the status, the body and how long the answer took. */

@@ -1,33 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import {
-  fence,
-  leftovers,
-  removeLeftovers,
-  sandboxIds,
-  startRunner,
-  uniqueId,
-  waitFor,
-  type RunResultBody,
-  type RunnerProcess,
-} from './helpers/runner-process.ts';
+import { test } from 'node:test';
+import { fence, sandboxIds, uniqueId, waitFor, type RunResultBody } from './helpers/runner-process.ts';
+import { suiteRunner } from './helpers/with-runner.ts';
 
-/** POST /v1/runs with Accept: application/x-ndjson (the runner's streaming mode). */
-let runner: RunnerProcess;
-
-before(async () => {
-  runner = await startRunner({ OUTPUT_LIMIT_BYTES: String(256 * 1024) });
-});
-
-after(async () => {
-  await runner.stop();
-  const left = await leftovers(runner.runnerId);
-  await removeLeftovers(runner.runnerId);
-  assert.deepEqual(left.containers, []);
-});
+const runner = suiteRunner({ OUTPUT_LIMIT_BYTES: String(256 * 1024) });
 
 type Line = { type: 'text'; delta: string } | { type: 'result'; result: RunResultBody } | { type: 'error' };
 
+/** POST /v1/runs with Accept: application/x-ndjson (the runner's streaming mode). */
 function stream(body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
   return fetch(`${runner.url}/v1/runs`, {
     method: 'POST',

@@ -16,17 +16,18 @@ import {
   outputBlocks,
   postRun,
   removeLeftovers,
-  startRunner,
   uniqueId,
   type RunnerProcess,
 } from './helpers/runner-process.ts';
+import { TestRunner } from './helpers/with-runner.ts';
 
 const BUCKET = 'agent-workspaces-test';
 let gcs: FakeGcs;
-const started: RunnerProcess[] = [];
+const started: TestRunner[] = [];
 
-async function runner(extra: Record<string, string> = {}): Promise<RunnerProcess> {
-  const r = await startRunner({
+/** A runner on the store; every one is closed (nothing left behind) after the file's tests. */
+async function runner(extra: Record<string, string> = {}): Promise<TestRunner> {
+  const r = await TestRunner.start({
     WORKSPACE_STORE: 'gcs',
     WORKSPACE_BUCKET: BUCKET,
     WORKSPACE_STORE_ENDPOINT: gcs.endpoint,
@@ -49,15 +50,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const r of started) await r.stop().catch(() => undefined);
-  const left = await Promise.all(started.map((r) => leftovers(r.runnerId)));
-  for (const r of started) await removeLeftovers(r.runnerId);
-  await gcs.close();
-  assert.deepEqual(
-    left.flatMap((l) => [...l.containers, ...l.volumes]),
-    [],
-    'no container or volume (workspace or store) is left',
-  );
+  // No container or volume (workspace or store) is left by any of them.
+  const failures: unknown[] = [];
+  for (const r of started) await r.close().catch((err: unknown) => failures.push(err));
+  await gcs?.close();
+  if (failures.length > 0) throw failures[0];
 });
 
 describe('workspaces in Cloud Storage', () => {

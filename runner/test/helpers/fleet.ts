@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUNNER_USER_HEADER } from '@agent-platform/contract';
 import { startFakeGcs, type FakeGcs } from './fake-gcs.ts';
-import { removeLeftovers, startRunner, uniqueId, type RunnerProcess } from './runner-process.ts';
+import { uniqueId } from './runner-process.ts';
+import { TestRunner } from './with-runner.ts';
 
 /**
  * A fleet of runners on one machine, with real parts: N runner processes (each its own RUNNER_ID
@@ -21,10 +22,13 @@ export interface Fleet {
   url: string;
   token: string;
   gcs: FakeGcs;
-  runners: RunnerProcess[];
+  runners: TestRunner[];
   /** Starts one more runner and reloads HAProxy with it. */
-  addRunner(): Promise<RunnerProcess>;
-  /** Stops everything and removes what the runners created. */
+  addRunner(): Promise<TestRunner>;
+  /**
+   * Stops everything; each runner is closed as TestRunner.close does (nothing left behind, what
+   * a runner the test killed left is removed), and the first failure is thrown at the end.
+   */
   stop(): Promise<void>;
 }
 
@@ -83,9 +87,9 @@ export async function startFleet(
   const gcs = await startFakeGcs();
   const token = env.RUNNER_TOKEN ?? uniqueId('fleet-token-0123456789');
   const dir = mkdtempSync(join(tmpdir(), 'agent-fleet-'));
-  const runners: RunnerProcess[] = [];
+  const runners: TestRunner[] = [];
   const start = () =>
-    startRunner({
+    TestRunner.start({
       RUNNER_TOKEN: token,
       WORKSPACE_STORE: 'gcs',
       WORKSPACE_BUCKET: BUCKET,
@@ -93,7 +97,6 @@ export async function startFleet(
       ...env,
       RUNNER_ID: uniqueId('fleet'),
     });
-  for (let i = 0; i < count; i++) runners.push(await start());
   const port = await freePort();
   let haproxy: ChildProcess | null = null;
   let generation = 0;
@@ -126,8 +129,7 @@ export async function startFleet(
     if (old && old.exitCode === null)
       await Promise.race([once(old, 'exit'), new Promise((r) => setTimeout(r, 3_000))]);
   };
-  await launch();
-  return {
+  const fleet: Fleet = {
     url: `http://127.0.0.1:${port}`,
     token,
     gcs,
@@ -145,10 +147,20 @@ export async function startFleet(
         h.kill('SIGTERM');
         await exited;
       }
-      for (const r of runners) await r.stop().catch(() => undefined);
-      for (const r of runners) await removeLeftovers(r.runnerId);
+      const failures: unknown[] = [];
+      for (const r of runners) await r.close().catch((err: unknown) => failures.push(err));
       await gcs.close();
       rmSync(dir, { recursive: true, force: true });
+      if (failures.length > 0) throw failures[0];
     },
   };
+  try {
+    for (let i = 0; i < count; i++) runners.push(await start());
+    await launch();
+  } catch (err) {
+    // What did start is stopped and removed; the start's failure is the one to report.
+    await fleet.stop().catch(() => undefined);
+    throw err;
+  }
+  return fleet;
 }

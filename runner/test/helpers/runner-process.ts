@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type { RunRequestInput, RunResult } from '@agent-platform/contract';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +14,8 @@ export const docker = new Docker();
  * runc and once with runsc (gVisor). Tests read it; none sets it.
  */
 export const SANDBOX_TEST_RUNTIME = process.env.SANDBOX_TEST_RUNTIME ?? 'runc';
+/** Under gVisor (runsc) some things are seen or contained differently; each test says how. */
+export const GVISOR = SANDBOX_TEST_RUNTIME.startsWith('runsc');
 
 export interface RunnerProcess {
   url: string;
@@ -20,9 +23,19 @@ export interface RunnerProcess {
   runnerId: string;
   child: ChildProcess;
   logs: string[];
-  /** SIGTERM (or the given signal), then wait for exit. */
+  /**
+   * SIGTERM (or the given signal), then waits for the exit; a process that has not exited
+   * within STOP_TIMEOUT_MS is killed and the stop throws.
+   */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
+
+/**
+ * How long a stopped runner may take to exit. Its drain with no run in flight saves and removes
+ * its warm sandboxes (a few seconds under gVisor on a busy machine); a run in flight ends within
+ * its own timeout, which no test sets above 30 s.
+ */
+export const STOP_TIMEOUT_MS = 60_000;
 
 export function uniqueId(prefix: string): string {
   return `${prefix}-${randomBytes(6).toString('hex')}`;
@@ -50,7 +63,10 @@ export async function startRunner(env: Record<string, string> = {}): Promise<Run
   const logs: string[] = [];
   let buffered = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`runner did not start:\n${logs.join('\n')}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // not left running behind a failed start
+      reject(new Error(`runner did not start:\n${logs.join('\n')}`));
+    }, 20_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       let nl;
@@ -85,25 +101,40 @@ export async function startRunner(env: Record<string, string> = {}): Promise<Run
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
       child.kill(signal);
+      const late = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await exited;
+      clearTimeout(late);
+      if (signal !== 'SIGKILL' && child.signalCode === 'SIGKILL') {
+        throw new Error(`the runner did not exit within ${STOP_TIMEOUT_MS} ms of ${signal} and was killed`);
+      }
     },
   };
 }
 
-/** Containers and volumes carrying this runner id (what a test must leave at zero). */
-export async function leftovers(runnerId: string): Promise<{ containers: string[]; volumes: string[] }> {
-  const label = `dev.agent-platform.runner-id=${runnerId}`;
-  const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
-  const volumes = await docker.listVolumes({ filters: { label: [label] } });
+/**
+ * Containers and volumes on `engine` carrying this runner id (what a test must leave at zero),
+ * optionally only those that also carry every label in `labels` ("key=value").
+ */
+export async function leftovers(
+  runnerId: string,
+  engine: Docker = docker,
+  labels: string[] = [],
+): Promise<{ containers: string[]; volumes: string[] }> {
+  const label = [`dev.agent-platform.runner-id=${runnerId}`, ...labels];
+  const containers = await engine.listContainers({ all: true, filters: { label } });
+  const volumes = await engine.listVolumes({ filters: { label } });
   return { containers: containers.map((c) => c.Id), volumes: (volumes.Volumes ?? []).map((v) => v.Name) };
 }
 
-/** Removes everything a test runner created (containers first, then volumes). */
-export async function removeLeftovers(runnerId: string): Promise<void> {
-  const left = await leftovers(runnerId);
+/**
+ * Removes everything a test runner created on `engine` (containers first, then volumes). Errors
+ * are ignored: TestRunner.close lists again afterwards and fails on what is left.
+ */
+export async function removeLeftovers(runnerId: string, engine: Docker = docker): Promise<void> {
+  const left = await leftovers(runnerId, engine);
   await Promise.all(
     left.containers.map((id) =>
-      docker
+      engine
         .getContainer(id)
         .remove({ force: true })
         .catch(() => undefined),
@@ -111,7 +142,7 @@ export async function removeLeftovers(runnerId: string): Promise<void> {
   );
   await Promise.all(
     left.volumes.map((name) =>
-      docker
+      engine
         .getVolume(name)
         .remove()
         .catch(() => undefined),
@@ -136,6 +167,34 @@ export async function postRun(
     body: JSON.stringify({ conversationId: 'conv-1', ...body }),
   });
   return { status: res.status, body: (await res.json()) as RunResultBody, headers: res.headers };
+}
+
+/** A run that must be answered with 200 (whatever its status); its result. */
+export async function mustAnswer(
+  r: RunnerProcess,
+  userId: string,
+  message: string,
+  timeoutMs = 15_000,
+): Promise<RunResultBody> {
+  const res = await postRun(r, { userId, message, timeoutMs });
+  assert.equal(res.status, 200, `POST /v1/runs answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/**
+ * Runs one sh block that must complete (status ok), stderr merged into stdout so that the order
+ * is kept; the result and the block.
+ */
+export async function sh(
+  r: RunnerProcess,
+  userId: string,
+  script: string,
+): Promise<{ body: RunResultBody; block: OutputBlock }> {
+  const body = await mustAnswer(r, userId, fence('sh', `exec 2>&1\n${script}`));
+  assert.equal(body.status, 'ok', body.text);
+  const blocks = outputBlocks(body.text);
+  assert.equal(blocks.length, 1, body.text);
+  return { body, block: blocks[0]! };
 }
 
 /** Fenced code block helper for messages. */
