@@ -47,6 +47,10 @@ export class Logger {
   }): void {
     this.#emit('INFO', 'run finished', fields);
   }
+  /** A result named what its agent's tools forbid (a forged line, or an agent that ignores them). */
+  forbiddenByTools(runId: string, dropped: string[]): void {
+    this.#emit('WARNING', "run result beyond its agent's tools; dropped", { runId, dropped });
+  }
   runFailed(runId: string, containerId: string | null, err: unknown): void {
     this.#emit('ERROR', 'run failed in the runner', { runId, containerId, error: describe(err) });
   }

@@ -62,6 +62,8 @@ async function main(): Promise<void> {
     maxQueuedPerUser: config.maxQueuedPerUser,
     retryAfterSeconds: RETRY_AFTER_S,
     queueTimeoutMs: TIMEOUT_MARGINS.queueMs,
+    maxRunningPerAddress: config.maxRunsPerAddress,
+    maxRunningAnonymous: config.maxAnonymousRuns,
   });
   const runs = new RunService({ config, gate, engine, models, log, metrics });
   metrics.watch({

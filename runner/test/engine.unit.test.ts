@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { AGENT_PROTOCOL_VERSION, NO_MODEL_USAGE } from '@agent-platform/contract';
+import { AGENT_PROTOCOL_VERSION, NO_MODEL_USAGE, type AgentTool } from '@agent-platform/contract';
 import { RunGate, type GateLimits } from '../src/concurrency/run-gate.ts';
 import { loadConfig } from '../src/config.ts';
 import { ClientGoneError, DeadlineError, OverloadedError, WorkspaceBusyError } from '../src/errors.ts';
@@ -491,6 +491,55 @@ describe('run service: the request line, the models, the answer, the files lease
       backend.sandboxes[0]!.requests.map((q) => q.model),
       ['default-model', 'chosen'],
     );
+  });
+
+  test("what a result may carry is decided by its agent's tool list, outside the sandbox", async () => {
+    const { runs, signal, request } = service();
+    const tools = async (list: AgentTool[] | null) =>
+      runs.run(
+        { ...request('extras'), ...(list ? { agent: { name: 'A', instructions: '', tools: list } } : {}) },
+        signal,
+      );
+    const all = await tools(null); // the platform's default agent: every tool
+    assert.equal(all.agent?.name, 'Made');
+    assert.equal(all.component?.type, 'card');
+    const none = await tools(['run_code']);
+    assert.equal(none.agent, null);
+    assert.equal(none.component, null);
+    assert.equal(none.text, 'echo: extras', 'the rest of the answer stays');
+    const some = await tools(['create_agent']);
+    assert.equal(some.agent?.name, 'Made');
+    assert.equal(some.component, null);
+  });
+
+  test('a run waits for the share of its client: a second run of one address waits for the first', async () => {
+    const { engine, logs } = setup();
+    const gate = new RunGate({ ...LIMITS, maxRunningPerAddress: 1 });
+    const runs = new RunService({
+      config: loadConfig({ RUNNER_TOKEN: TOKEN }),
+      gate,
+      engine,
+      models: null,
+      log: new Logger({ write: (line) => logs.push(line) }),
+    });
+    const signal = new AbortController().signal;
+    const client = { addressKey: 'abcdef0123456789', anonymous: false };
+    const order: string[] = [];
+    // The first holds its slot until its run times out (its agent never answers).
+    const first = runs
+      .run(
+        { userId: 'a', conversationId: 'c', message: 'silent', history: [], client, timeoutMs: 300 },
+        signal,
+      )
+      .then(() => order.push('a'));
+    const second = runs
+      .run({ userId: 'b', conversationId: 'c', message: 'hi', history: [], client }, signal)
+      .then(() => order.push('b'));
+    await sleep(100);
+    assert.equal(gate.running, 1, 'one slot for the address, though three are free');
+    assert.equal(gate.waiting, 1);
+    await Promise.all([first, second]);
+    assert.deepEqual(order, ['a', 'b']);
   });
 
   test('a run whose save lost to another runner says so at the end of its answer', async () => {

@@ -8,8 +8,13 @@ export interface RunModels {
   model: string | null;
   /** Serves the model requests of code in the sandbox (absent: no gateway, they are answered 503). */
   onModelRequest: ExchangeOptions['onModelRequest'];
-  /** What the run used so far (a copy). */
-  usage(): ModelUsage;
+  /**
+   * Ends the run's model use (its result, timeout, abort, protocol error, a dead sandbox: every
+   * ending): refuses new calls, aborts those in flight at the provider, charges them, and gives
+   * the final usage. Until it resolves the usage is not final (issue 18: calls still in flight
+   * when a run ended were never counted).
+   */
+  finish(): Promise<ModelUsage>;
 }
 
 /**
@@ -19,17 +24,20 @@ export interface RunModels {
 export function runModels(
   models: ModelGateway | null,
   req: { model?: string | null | undefined; tokenBudget?: number | undefined },
+  runId: string,
   timeoutMs: number,
   signal: AbortSignal,
 ): RunModels {
-  if (!models) return { model: null, onModelRequest: undefined, usage: () => ({ ...NO_MODEL_USAGE }) };
-  const run = newModelRun(models.settings, req.model ?? null, req.tokenBudget);
+  if (!models) {
+    return { model: null, onModelRequest: undefined, finish: () => Promise.resolve({ ...NO_MODEL_USAGE }) };
+  }
+  const run = newModelRun(models.settings, req.model ?? null, req.tokenBudget, runId);
   // Made on the first model request: most runs make none, and the warm path stays as it was.
   let deadline: AbortSignal | null = null;
   const modelDeadline = () => (deadline ??= AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
   return {
     model: models.modelFor(run),
     onModelRequest: (request, reply) => void models.serve(request, reply, run, modelDeadline()),
-    usage: () => ({ ...run.usage }),
+    finish: () => run.finish(),
   };
 }

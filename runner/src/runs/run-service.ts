@@ -3,18 +3,20 @@ import {
   AGENT_PROTOCOL_VERSION,
   REPLY_MAX_CHARS,
   type AgentRequest,
+  type AgentTool,
   type RunRequest,
   type RunResult,
   type WarmResponse,
 } from '@agent-platform/contract';
 import type { RunnerConfig } from '../config.ts';
-import type { RunGate } from '../concurrency/run-gate.ts';
+import type { RunGate, RunShare } from '../concurrency/run-gate.ts';
 import { DeadlineError, WorkspaceBusyError } from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ModelGateway } from '../models/model-gateway.ts';
 import type { SandboxHandle } from '../sandbox/backend.ts';
 import type { SandboxEngine } from '../sandbox/engine.ts';
+import type { SandboxOutcome } from '../sandbox/sandbox-run.ts';
 import { runModels } from './run-models.ts';
 
 /** One files API operation, sandbox creation and save included, at most. */
@@ -23,6 +25,31 @@ const FILE_OP_TIMEOUT_MS = 20_000;
 /** Added to the reply of a run whose workspace save lost to a newer one (WORKSPACE_STORE=gcs). */
 export const WORKSPACE_CONFLICT_NOTE =
   '\n\n[workspace not saved: another runner saved a newer version of this workspace meanwhile]';
+
+/** A run request that names nobody (a direct caller of the runner API): no share applies. */
+const NO_CLIENT: RunShare = { addressKey: null, anonymous: false };
+
+/**
+ * What of an agent's result its tool list allows: a created agent needs `create_agent`, a
+ * component `show_component`. Decided here, outside the sandbox, from the run request: code in
+ * the sandbox can write protocol lines of its own (docs/security.md), and the agent's own
+ * honesty is no bound.
+ */
+export function allowedByTools(
+  req: Pick<RunRequest, 'agent'>,
+  outcome: Pick<SandboxOutcome, 'agent' | 'component'>,
+): { agent: SandboxOutcome['agent']; component: SandboxOutcome['component']; dropped: string[] } {
+  const tools: readonly AgentTool[] | null = req.agent ? req.agent.tools : null; // null: every tool
+  const may = (tool: AgentTool) => tools === null || tools.includes(tool);
+  const dropped: string[] = [];
+  if (outcome.agent && !may('create_agent')) dropped.push('agent');
+  if (outcome.component && !may('show_component')) dropped.push('component');
+  return {
+    agent: dropped.includes('agent') ? null : outcome.agent,
+    component: dropped.includes('component') ? null : outcome.component,
+    dropped,
+  };
+}
 
 export interface RunServiceDeps {
   config: RunnerConfig;
@@ -58,11 +85,11 @@ export class RunService {
   async run(req: RunRequest, signal: AbortSignal, onText?: (delta: string) => void): Promise<RunResult> {
     const runId = randomUUID();
     const t0 = performance.now();
-    const release = await this.#gate.acquire(req.userId, signal);
+    const release = await this.#gate.acquire(req.userId, signal, req.client ?? NO_CLIENT);
     const queueMs = performance.now() - t0;
+    const timeoutMs = req.timeoutMs ?? this.#config.runTimeoutMs;
+    const models = runModels(this.#models, req, runId, timeoutMs, signal);
     try {
-      const timeoutMs = req.timeoutMs ?? this.#config.runTimeoutMs;
-      const models = runModels(this.#models, req, timeoutMs, signal);
       const request: AgentRequest = {
         protocol: AGENT_PROTOCOL_VERSION,
         runId,
@@ -80,7 +107,9 @@ export class RunService {
         onText,
         onModelRequest: models.onModelRequest,
       });
-      const usage = models.usage();
+      const usage = await models.finish();
+      const allowed = allowedByTools(req, outcome);
+      if (allowed.dropped.length > 0) this.#log.forbiddenByTools(runId, allowed.dropped);
       const durationMs = Math.round(performance.now() - t0);
       this.#log.runFinished({
         runId,
@@ -100,8 +129,8 @@ export class RunService {
         text: outcome.saveLost
           ? (outcome.text + WORKSPACE_CONFLICT_NOTE).slice(0, REPLY_MAX_CHARS)
           : outcome.text,
-        component: outcome.component,
-        agent: outcome.agent,
+        component: allowed.component,
+        agent: allowed.agent,
         exitCode: outcome.exitCode,
         durationMs,
         warm: outcome.warm,
@@ -118,6 +147,9 @@ export class RunService {
       this.#log.runFailed(runId, null, err);
       throw err;
     } finally {
+      // Every ending aborts and charges the calls still in flight (at once when the result
+      // came first: finish() is idempotent); the slot is held until they have settled.
+      await models.finish();
       release();
     }
   }

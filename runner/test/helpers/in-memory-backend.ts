@@ -18,6 +18,7 @@ import type {
  *   write                answers ok and says the workspace changed (save returns 100 bytes)
  *   write-conflict       as write, but the store holds a newer snapshot (save returns conflict)
  *   error-result         answers with status error
+ *   extras               answers with a created agent and a card component
  *   silent               never answers (the run times out)
  *   oom                  an OOM kill: the agent dies, exit 137, OOMKilled
  *   oom-after            answers ok, then an OOM event arrives after the run
@@ -150,6 +151,14 @@ export class InMemorySandbox implements SandboxHandle {
       return this.#out(result({ workspaceChanged: true }));
     }
     if (m === 'error-result') return this.#out(result({ status: 'error' }));
+    if (m === 'extras') {
+      return this.#out(
+        result({
+          agent: { name: 'Made', description: 'made by the run', instructions: 'none' },
+          component: { type: 'card', title: 'a card', body: 'its body' },
+        }),
+      );
+    }
     if (m === 'oom') {
       this.#oomEvents++;
       this.#oomKilled = true;
