@@ -22,4 +22,4 @@ stack_tests() {
 }
 
 # The suites that run a second time under gVisor (runsc): the ones whose subject is the sandbox.
-SANDBOX_SUITES="runner/test/hardening.test.ts runner/test/hostile.test.ts runner/test/lifecycle.test.ts runner/test/warm.test.ts runner/test/streaming.test.ts runner/test/stalled-engine.test.ts runner/test/engine-restart.test.ts runner/test/model-gateway.test.ts runner/test/workspace-store.test.ts runner/test/files.test.ts"
+SANDBOX_SUITES="runner/test/hardening.test.ts runner/test/hostile.test.ts runner/test/lifecycle.test.ts runner/test/warm.test.ts runner/test/streaming.test.ts runner/test/stalled-engine.test.ts runner/test/engine-restart.test.ts runner/test/model-gateway.test.ts runner/test/workspace-store.test.ts runner/test/files.test.ts runner/test/forged-protocol.test.ts"
