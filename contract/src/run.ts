@@ -135,6 +135,8 @@ export const RUNNER_ERROR_CODES = [
   'unauthenticated',
   'not_found',
   'overloaded',
+  /** 429: the run waited while its client's share of the runner's slots was full (`field`: which share). */
+  'share_full',
   'workspaces_full',
   'not_ready',
   'internal',

@@ -46,6 +46,8 @@ async function startTestRunner(): Promise<RunnerProcess> {
     RUNNER_ID,
     MAX_QUEUED_PER_USER: '4',
     WARM_IDLE_TTL_MS: '0',
+    // Fixed rather than host-derived: the fair-share test counts on 4 slots, 2 per address.
+    MAX_CONCURRENT_RUNS: '4',
   });
 }
 
@@ -890,6 +892,49 @@ describe('fairness and workspace expiry', () => {
     assert.equal(after.status, 'ok', 'answered messages free their slot');
     const userDoc = await adminDb().doc(`users/${u.uid}`).get();
     assert.deepEqual(userDoc.get('activeRuns'), {}, 'nothing left counted as in flight');
+  });
+
+  test('four accounts of one address holding long runs do not block a user of another address', async () => {
+    // Issue 18: four anonymous accounts each hold a run far longer than the runner's queue wait
+    // (10 s); the runner has 4 slots. Before, they held all four and everyone else was told
+    // "busy" after 10 s. Now their address holds its share (2), and the others find room.
+    const service = localServices().send;
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`; // TEST-NET-3: only a label here
+    const holders = await Promise.all([user(), user(), user(), user()]);
+    const ended: string[] = [];
+    const holds = holders.map((u, i) =>
+      service
+        .sendMessage(u.uid, { message: `hold ${i}\n\`\`\`sh\nsleep 14\n\`\`\`` }, undefined, {
+          ip,
+          anonymous: true,
+        })
+        .then(
+          (r) => (ended.push('holder'), { status: r.status }),
+          (err: unknown) => (ended.push('holder'), { error: err }),
+        ),
+    );
+    for (const deadline = Date.now() + 20_000; (await sandboxCount()) < 2; await sleep(100)) {
+      assert.ok(Date.now() < deadline, 'the address got its two slots');
+    }
+    const other = await user();
+    const answered = await service.sendMessage(other.uid, { message: 'hello from elsewhere' }, undefined, {
+      ip: '198.51.100.23',
+      anonymous: false,
+    });
+    ended.push('other');
+    assert.equal(answered.status, 'ok');
+    assert.equal(answered.text, 'Test response: hello from elsewhere');
+    const outcomes = await Promise.all(holds);
+    assert.equal(ended[0], 'other', 'answered while the four still held their runs');
+    // Two ran; two waited for their share past the queue's 10 s and were told so, retryably.
+    assert.equal(outcomes.filter((o) => 'status' in o && o.status === 'ok').length, 2);
+    const refused = outcomes.flatMap((o) => ('error' in o ? [o.error] : []));
+    assert.equal(refused.length, 2);
+    for (const err of refused) {
+      assert.ok(err instanceof RateLimitedError, String(err));
+      assert.match(err.message, /messages from your network are using their share of the agent runner/);
+      assert.ok(err.retryAfterSeconds > 0);
+    }
   });
 
   test('a call that outlives its lease stores nothing once a retry took its message over', async () => {

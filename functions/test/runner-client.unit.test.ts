@@ -192,6 +192,22 @@ describe('RunnerClient against a local HTTP server', () => {
     assert.equal(s.seen.length, 1, 'a 429 is not retried');
   });
 
+  test("429 share_full is RateLimitedError (resource-exhausted): this client's share, not the runner, is full", async (t) => {
+    for (const [field, text] of [
+      ['address', /messages from your network are using their share/],
+      ['anonymous', /anonymous accounts are using their share/],
+    ] as const) {
+      const s = await servedFor(t, (_req, res) => {
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
+        res.end(JSON.stringify({ error: { code: 'share_full', message: 'waited', field } }));
+      });
+      const err = await rejectsDomain(client(s.url).run(RUN_REQUEST), RateLimitedError);
+      assert.equal(err.code, 'resource-exhausted');
+      assert.equal(err.retryAfterSeconds, 7);
+      assert.match(err.message, text);
+    }
+  });
+
   test('503, 502 and 504 are RunnerUnavailableError', async (t) => {
     for (const status of [503, 502, 504]) {
       const s = await servedFor(t, json(status, { status: 'unavailable', reason: 'no docker' }));

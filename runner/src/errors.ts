@@ -39,6 +39,23 @@ export class OverloadedError extends RunnerError {
   }
 }
 
+/**
+ * A run waited the queue's time while its client's share of the slots was full: one address's
+ * (`address`) or the anonymous accounts' (`anonymous`). Other clients still find room.
+ */
+export class ShareFullError extends RunnerError {
+  override name = 'ShareFullError';
+  readonly code = 'share_full';
+  readonly httpStatus = 429;
+  readonly retryAfterSeconds: number;
+  readonly share: 'address' | 'anonymous';
+  constructor(share: 'address' | 'anonymous', message: string, retryAfterSeconds: number) {
+    super(message);
+    this.share = share;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** The runner holds as many workspaces as its disk budget allows: no new user fits now. */
 export class WorkspacesFullError extends RunnerError {
   override name = 'WorkspacesFullError';

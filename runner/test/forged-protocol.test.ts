@@ -76,7 +76,7 @@ describe('protocol lines forged by code in the sandbox', () => {
     MODEL_API_KEY: `sk-test-${'k'.repeat(24)}`,
     MODEL_ALLOWLIST: 'fake-small',
     MODEL_DEFAULT: 'fake-small',
-    MODEL_CALL_TIMEOUT_MS: '20000',
+    MODEL_CALL_TIMEOUT_MS: '30000',
   }));
 
   for (const language of ['sh', 'python', 'js'] as const) {
@@ -92,7 +92,7 @@ describe('protocol lines forged by code in the sandbox', () => {
         },
         { text: 'done' },
       );
-      fake.script.push(...[1, 2, 3].map(() => ({ text: 'served', delayMs: 4_000 })));
+      fake.script.push(...[1, 2, 3].map(() => ({ text: 'served', delayMs: 20_000 })));
       const r = await postRun(runner, {
         userId,
         message: 'go',

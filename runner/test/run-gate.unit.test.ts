@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RunGate, type RunShare } from '../src/concurrency/run-gate.ts';
-import { OverloadedError } from '../src/errors.ts';
+import { OverloadedError, ShareFullError } from '../src/errors.ts';
 
 /** The gate's fair shares (issue 18): one address, and anonymous accounts, hold part of the slots. */
 const limits = {
@@ -90,17 +90,27 @@ describe('run gate: fair shares', () => {
       gate.acquire('a2', undefined, from('aaaa0001')),
     ]);
     await assert.rejects(gate.acquire('a3', undefined, from('aaaa0001')), (err: unknown) => {
-      assert.ok(err instanceof OverloadedError);
+      assert.ok(err instanceof ShareFullError);
+      assert.equal(err.code, 'share_full');
+      assert.equal(err.share, 'address');
       assert.equal(err.retryAfterSeconds, 5);
-      assert.match(err.message, /runs from your network held their share of this runner \(2 at once\)/);
+      assert.match(err.message, /runs from its address held their share of this runner \(2 at once\)/);
       return true;
     });
     const anon = new RunGate({ ...limits, queueTimeoutMs: 30, maxRunningAnonymous: 1 });
     const n1 = await anon.acquire('n1', undefined, from(null, true));
     await assert.rejects(
       anon.acquire('n2', undefined, from(null, true)),
-      /anonymous accounts held their share of this runner \(1 at once\)/,
+      (err: unknown) =>
+        err instanceof ShareFullError &&
+        err.share === 'anonymous' &&
+        /anonymous accounts held their share of this runner \(1 at once\)/.test(err.message),
     );
+    // Waiting for a slot that none frees (not for a share) is the plain overload.
+    const full = new RunGate({ ...limits, maxConcurrent: 1, queueTimeoutMs: 30 });
+    const f1 = await full.acquire('f1');
+    await assert.rejects(full.acquire('f2', undefined, from('eeee0001')), OverloadedError);
+    f1();
     n1();
     held.forEach((r) => r());
     assert.equal(gate.running, 0);

@@ -207,7 +207,17 @@ export class RunnerClient {
     if (!res) throw new RunnerUnavailableError(undefined, 'connection refused twice');
     // Capacity and gateway answers (often HTML from a proxy) are mapped before reading a body.
     if (res.status === 429) {
-      await res.body?.cancel();
+      const share = await shareFull(res);
+      if (share) {
+        // The runner is not full: this client's share of it is (run-gate.ts). Others go on.
+        const retry = Number(res.headers.get('retry-after')) || 5;
+        throw new RateLimitedError(
+          share === 'address'
+            ? 'messages from your network are using their share of the agent runner; try again when one has been answered'
+            : 'anonymous accounts are using their share of the agent runner; try again shortly, or sign in',
+          retry,
+        );
+      }
       throw new RunnerUnavailableError(
         'the agent runner is busy; try again in a few seconds',
         'runner answered 429',
@@ -287,4 +297,11 @@ function isTimeout(err: unknown): boolean {
 function isConnectionRefused(err: unknown): boolean {
   const cause = err instanceof Error ? (err.cause as { code?: string } | undefined) : undefined;
   return cause?.code === 'ECONNREFUSED';
+}
+
+/** Which share of the runner a 429 names (`share_full`), or null for plain overload; reads the body. */
+async function shareFull(res: Response): Promise<'address' | 'anonymous' | null> {
+  const parsed = runnerErrorBodySchema.safeParse(await res.json().catch(() => null));
+  if (!parsed.success || parsed.data.error.code !== 'share_full') return null;
+  return parsed.data.error.field === 'anonymous' ? 'anonymous' : 'address';
 }

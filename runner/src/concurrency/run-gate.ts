@@ -1,4 +1,4 @@
-import { ClientGoneError, OverloadedError } from '../errors.ts';
+import { ClientGoneError, OverloadedError, ShareFullError, type RunnerError } from '../errors.ts';
 
 export interface GateLimits {
   /** Runs executing at once, all users. */
@@ -168,13 +168,28 @@ export class RunGate {
     }
   }
 
-  /** Why a run for `share` that is not given a slot waited: for its 429's message. */
-  #why(share: RunShare | undefined): string {
-    if (!share || this.#running >= this.#limits.maxConcurrent) return 'for a turn';
-    return share.addressKey !== null &&
+  /** The 429 of a run for `share` whose wait ended without a slot: which share held it, if one did. */
+  #refusal(share: RunShare | undefined): RunnerError {
+    const waited = `waited longer than ${this.#limits.queueTimeoutMs} ms`;
+    const retry = this.#limits.retryAfterSeconds;
+    if (!share || this.#running >= this.#limits.maxConcurrent) {
+      return new OverloadedError(`${waited} for a turn`, retry);
+    }
+    if (
+      share.addressKey !== null &&
       (this.#runningByAddress.get(share.addressKey) ?? 0) >= this.#perAddress
-      ? `while runs from your network held their share of this runner (${this.#perAddress} at once)`
-      : `while anonymous accounts held their share of this runner (${this.#anonymous} at once)`;
+    ) {
+      return new ShareFullError(
+        'address',
+        `${waited} while runs from its address held their share of this runner (${this.#perAddress} at once)`,
+        retry,
+      );
+    }
+    return new ShareFullError(
+      'anonymous',
+      `${waited} while anonymous accounts held their share of this runner (${this.#anonymous} at once)`,
+      retry,
+    );
   }
 
   /** Waits in `queue` until resolved, the client leaves, or the deadline passes. */
@@ -197,13 +212,7 @@ export class RunGate {
       };
       const onAbort = () => leave(new ClientGoneError('client disconnected while queued'));
       const timer = setTimeout(
-        () =>
-          leave(
-            new OverloadedError(
-              `waited longer than ${this.#limits.queueTimeoutMs} ms ${this.#why(share)}`,
-              this.#limits.retryAfterSeconds,
-            ),
-          ),
+        () => leave(this.#refusal(share)),
         Math.max(0, deadlineMs - performance.now()),
       );
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -16,7 +16,13 @@ import {
 } from '@agent-platform/contract';
 import express, { type ErrorRequestHandler, type Response } from 'express';
 import type { RunnerConfig } from '../config.ts';
-import { ClientGoneError, InvalidRequestError, NotReadyError, RunnerError } from '../errors.ts';
+import {
+  ClientGoneError,
+  InvalidRequestError,
+  NotReadyError,
+  RunnerError,
+  ShareFullError,
+} from '../errors.ts';
 import type { Logger } from '../logs.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ModelGateway } from '../models/model-gateway.ts';
@@ -274,7 +280,12 @@ export function createApp(deps: AppDeps): express.Express {
       if ('retryAfterSeconds' in err && typeof err.retryAfterSeconds === 'number') {
         res.set('Retry-After', String(err.retryAfterSeconds));
       }
-      const field = err instanceof InvalidRequestError ? err.field : undefined;
+      const field =
+        err instanceof InvalidRequestError
+          ? err.field
+          : err instanceof ShareFullError
+            ? err.share
+            : undefined;
       res.status(err.httpStatus).json(errorBody(err.code, err.message, field));
       return;
     }
