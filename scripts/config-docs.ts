@@ -10,6 +10,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { SettingDoc } from '@agent-platform/contract';
 import { z } from 'zod';
 import { envDocs as functionsEnvDocs, envSchema as functionsEnvSchema } from '../functions/src/config.ts';
 import * as functionsParams from '../functions/src/params.ts';
@@ -28,12 +29,6 @@ export interface SettingRow {
   /** Where the value comes from (functions only): a param, a param read at deploy, or the environment. */
   source?: string;
 }
-
-/**
- * What a config module says of one setting (its envDocs entry): a description, and the default in
- * words where it is not a constant (sized from the host, or derived from other settings).
- */
-export type SettingDoc = string | { description: string; defaultText: string };
 
 /** A firebase-functions param as params.ts exports it (StringParam, IntParam, BooleanParam). */
 export interface ParamLike {

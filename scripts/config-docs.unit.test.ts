@@ -12,8 +12,8 @@ import {
   replaceSection,
   runnerTable,
   settingRows,
-  type SettingDoc,
 } from './config-docs.ts';
+import type { SettingDoc } from '@agent-platform/contract';
 
 const table = z.object({
   PORT: envInt(0, 65535).default(8081),

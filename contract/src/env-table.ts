@@ -27,6 +27,12 @@ export function parseEnvTable<S extends z.ZodObject>(
   };
 }
 
+/**
+ * What docs/configuration.md says of a setting (scripts/config-docs.ts): a one-line description,
+ * or that and its default in words when the default is not a constant.
+ */
+export type SettingDoc = string | { description: string; defaultText: string };
+
 /** An integer setting from its env string, within [min, max]. */
 export const envInt = (min: number, max: number) =>
   z.coerce

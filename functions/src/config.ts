@@ -11,6 +11,7 @@ import {
   envInt,
   parseEnvTable,
   timeoutBudget,
+  type SettingDoc,
   type TimeoutBudget,
 } from '@agent-platform/contract';
 import { z } from 'zod';
@@ -75,8 +76,6 @@ export const envSchema = z.object({
   RUNNER_TOKEN: z.string().default(''),
   FUNCTIONS_EMULATOR: z.string().default(''),
 });
-
-type SettingDoc = string | { description: string; defaultText: string };
 
 /** What docs/configuration.md says of each setting (`npm run docs` generates it from these lines). */
 export const envDocs: Record<keyof typeof envSchema.shape, SettingDoc> = {
