@@ -11,14 +11,11 @@ if [ "${BENCH_STACK:-1}" != "0" ]; then
   source scripts/emulator-env.sh
   source scripts/lib/emulators.sh
   export RUNNER_BENCH_PORT="${RUNNER_BENCH_PORT:-18082}"
-  export RUNNER_BENCH_TOKEN="$(openssl rand -hex 24)"
   export BENCH_STACK=1
-  trap stop_emulators EXIT
-  start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_BENCH_PORT
-RUNNER_TOKEN=$RUNNER_BENCH_TOKEN
-MESSAGES_PER_MINUTE=10000
+  start_emulators_for_runner "$RUNNER_BENCH_PORT" "MESSAGES_PER_MINUTE=10000
 IP_MESSAGES_PER_MINUTE=100000
 RUN_TIMEOUT_MS=30000"
+  export RUNNER_BENCH_TOKEN="$STACK_RUNNER_TOKEN"
 else
   unset BENCH_STACK
 fi

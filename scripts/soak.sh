@@ -11,11 +11,8 @@ bash scripts/images.sh agent
 source scripts/emulator-env.sh
 source scripts/lib/emulators.sh
 export RUNNER_SOAK_PORT="${RUNNER_SOAK_PORT:-18084}"
-export RUNNER_SOAK_TOKEN="$(openssl rand -hex 24)"
-trap stop_emulators EXIT
-start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_SOAK_PORT
-RUNNER_TOKEN=$RUNNER_SOAK_TOKEN
-MESSAGES_PER_MINUTE=10000
+start_emulators_for_runner "$RUNNER_SOAK_PORT" "MESSAGES_PER_MINUTE=10000
 IP_MESSAGES_PER_MINUTE=100000
 RUN_TIMEOUT_MS=5000"
+export RUNNER_SOAK_TOKEN="$STACK_RUNNER_TOKEN"
 node scripts/soak.ts "$@"

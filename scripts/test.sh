@@ -49,16 +49,13 @@ fi
 # The functions' integration tests own a runner on this port; the emulated functions find it
 # through functions/.env.local.
 export RUNNER_TEST_PORT="${RUNNER_TEST_PORT:-18081}"
-export RUNNER_TEST_TOKEN="$(openssl rand -hex 24)"
 export RUNNER_TEST_ID="functions-test-$$"
 export MESSAGES_PER_MINUTE_TEST=5
-trap stop_emulators EXIT
-start_emulators "RUNNER_URL=http://127.0.0.1:$RUNNER_TEST_PORT
-RUNNER_TOKEN=$RUNNER_TEST_TOKEN
-MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
+start_emulators_for_runner "$RUNNER_TEST_PORT" "MESSAGES_PER_MINUTE=$MESSAGES_PER_MINUTE_TEST
 IP_MESSAGES_PER_MINUTE=100000
 ENFORCE_APP_CHECK=true
 RUN_TIMEOUT_MS=30000"
+export RUNNER_TEST_TOKEN="$STACK_RUNNER_TOKEN"
 
 # The sandbox suites run a second time under gVisor (runsc) when the engine has it (.ci/run
 # registers it). With TEST_FILES set, only those files run, under runc.

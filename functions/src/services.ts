@@ -6,6 +6,7 @@ import { ConversationService } from './conversations/conversation-service.ts';
 import { FilesService } from './files/files-service.ts';
 import { DbSteps } from './firestore/db-steps.ts';
 import { userRef } from './firestore/refs.ts';
+import type { Store } from './firestore/store.ts';
 import type { Logger } from './logs.ts';
 import type { RunnerClient } from './runner/runner-client.ts';
 import { recentMessages } from './send/history.ts';
@@ -49,9 +50,10 @@ export function createServices(
   log: Logger,
 ): Services {
   const steps = new DbSteps(log);
+  const store: Store = { db, steps, log };
   return {
     send: new MessageSender({
-      ledger: new MessageLedger(db, steps, log, limits),
+      ledger: new MessageLedger(store, limits),
       runTurn: runnerTurn(runner, limits.runTimeoutMs),
       recentMessages: (uid, conversationId) =>
         steps.step(
@@ -66,8 +68,8 @@ export function createServices(
     }),
     conversations: new ConversationService(db, steps),
     agents: new AgentService(db, runner, steps, limits),
-    files: new FilesService(db, runner, steps),
-    workspaces: new WorkspaceService(db, runner, steps, log),
-    sweep: new LeaseSweep(db, steps, log),
+    files: new FilesService(store, runner),
+    workspaces: new WorkspaceService(store, runner),
+    sweep: new LeaseSweep(store),
   };
 }

@@ -1,6 +1,6 @@
 import { parseEnvTable } from '@agent-platform/contract';
 import { availableParallelism, totalmem } from 'node:os';
-import { envSchema, MiB, type RunnerEnv } from './config-env.ts';
+import { envSchema, MiB } from './config-env.ts';
 import type { ModelSettings } from './models/model-gateway.ts';
 import { vertexBaseUrl } from './models/provider-auth.ts';
 import { IDLE_SANDBOX_ESTIMATE_BYTES } from './sandbox/memory-relief.ts';

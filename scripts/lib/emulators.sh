@@ -25,6 +25,18 @@ start_emulators() {
   export GCLOUD_PROJECT=demo-agent-platform
 }
 
+# start_emulators_for_runner PORT "<more .env.local lines>": the emulators, with the emulated
+# functions calling a runner that the caller starts on 127.0.0.1:PORT with the token this makes
+# (exported as STACK_RUNNER_TOKEN); they are stopped on exit.
+start_emulators_for_runner() {
+  STACK_RUNNER_TOKEN="$(openssl rand -hex 24)"
+  export STACK_RUNNER_TOKEN
+  trap stop_emulators EXIT
+  start_emulators "RUNNER_URL=http://127.0.0.1:$1
+RUNNER_TOKEN=$STACK_RUNNER_TOKEN
+$2"
+}
+
 stop_emulators() {
   if [ -n "$EMU_PID" ] && kill -0 "$EMU_PID" 2>/dev/null; then
     kill -INT -- "-$EMU_PID" 2>/dev/null || true

@@ -1,4 +1,3 @@
-import type { Firestore } from 'firebase-admin/firestore';
 import {
   FILE_MAX_BYTES,
   FILE_OPS_PER_MINUTE,
@@ -7,7 +6,7 @@ import {
   type UploadFileOutput,
 } from '@agent-platform/contract';
 import { takeUserWindow } from '../admission/user-window.ts';
-import type { DbSteps } from '../firestore/db-steps.ts';
+import type { Store } from '../firestore/store.ts';
 import { InvalidInputError } from '../errors.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';
 
@@ -18,19 +17,17 @@ import type { RunnerClient } from '../runner/runner-client.ts';
  * expiry counts from the last activity).
  */
 export class FilesService {
-  readonly #db: Firestore;
+  readonly #store: Store;
   readonly #runner: RunnerClient;
-  readonly #steps: DbSteps;
 
-  constructor(db: Firestore, runner: RunnerClient, steps: DbSteps) {
-    this.#db = db;
+  constructor(store: Store, runner: RunnerClient) {
+    this.#store = store;
     this.#runner = runner;
-    this.#steps = steps;
   }
 
   async #take(uid: string): Promise<void> {
-    await this.#steps.step(
-      takeUserWindow(this.#db, uid, 'fileOpsRate', FILE_OPS_PER_MINUTE, 'file operations'),
+    await this.#store.steps.step(
+      takeUserWindow(this.#store.db, uid, 'fileOpsRate', FILE_OPS_PER_MINUTE, 'file operations'),
       'counting a file operation',
     );
   }

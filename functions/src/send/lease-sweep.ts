@@ -1,8 +1,8 @@
-import { Timestamp, type Firestore } from 'firebase-admin/firestore';
+import { Timestamp, type QueryDocumentSnapshot } from 'firebase-admin/firestore';
 import { COLLECTIONS, leaseExpired, messageDocSchema } from '@agent-platform/contract';
-import type { DbSteps } from '../firestore/db-steps.ts';
+import { claimEach } from '../firestore/claim-each.ts';
 import { userRef } from '../firestore/refs.ts';
-import type { Logger } from '../logs.ts';
+import type { Store } from '../firestore/store.ts';
 
 /**
  * Marks failed the pending messages whose function died between storing them and storing their
@@ -10,14 +10,10 @@ import type { Logger } from '../logs.ts';
  * its requestId runs it again; the sweep makes the stored state say so too.
  */
 export class LeaseSweep {
-  readonly #db: Firestore;
-  readonly #steps: DbSteps;
-  readonly #log: Logger;
+  readonly #store: Store;
 
-  constructor(db: Firestore, steps: DbSteps, log: Logger) {
-    this.#db = db;
-    this.#steps = steps;
-    this.#log = log;
+  constructor(store: Store) {
+    this.#store = store;
   }
 
   /**
@@ -25,28 +21,28 @@ export class LeaseSweep {
    * at most `limit` a call, each in a transaction that checks it again (a retry may have taken it
    * over since the query). Returns how many.
    */
-  async sweepExpiredLeases(nowMs: number, limit = 200): Promise<number> {
-    const snap = await this.#steps.step(
-      this.#db
+  sweepExpiredLeases(nowMs: number, limit = 200): Promise<number> {
+    const { db, steps, log } = this.#store;
+    const uidOf = (d: QueryDocumentSnapshot) => d.ref.parent.parent?.parent.parent?.id; // users/{uid}/conversations/{cid}/messages/{mid}
+    return claimEach(
+      db,
+      steps,
+      db
         .collectionGroup(COLLECTIONS.messages)
         .where('status', '==', 'pending')
         .where('leaseExpiresAt', '<=', Timestamp.fromMillis(nowMs))
-        .limit(limit)
-        .get(),
-      'querying expired leases',
-    );
-    let swept = 0;
-    for (const d of snap.docs) {
-      // users/{uid}/conversations/{cid}/messages/{mid}
-      const uid = d.ref.parent.parent?.parent.parent?.id;
-      if (!uid) continue;
-      const marked = await this.#steps.step(
-        this.#db.runTransaction(async (tx) => {
+        .limit(limit),
+      {
+        query: 'querying expired leases',
+        claim: 'marking an expired message failed',
+        take: async (tx, d) => {
+          const uid = uidOf(d);
+          if (!uid) return false;
           const fresh = await tx.get(d.ref);
-          const m = fresh.exists ? this.#steps.read(uid, messageDocSchema, fresh) : null;
+          const m = fresh.exists ? steps.read(uid, messageDocSchema, fresh) : null;
           if (!m || !leaseExpired(m.status, m.leaseExpiresAt?.toMillis(), nowMs)) return false;
           const requestRef = m.requestId
-            ? userRef(this.#db, uid).collection(COLLECTIONS.requests).doc(m.requestId)
+            ? userRef(db, uid).collection(COLLECTIONS.requests).doc(m.requestId)
             : null;
           const r = requestRef ? await tx.get(requestRef) : null; // reads before writes
           tx.update(d.ref, { status: 'failed', error: 'deadline-exceeded' });
@@ -55,14 +51,9 @@ export class LeaseSweep {
             tx.update(requestRef, { state: 'failed', errorCode: 'deadline-exceeded' });
           }
           return true;
-        }),
-        'marking an expired message failed',
-      );
-      if (marked) {
-        swept++;
-        this.#log.leaseExpired(uid, d.ref.parent.parent!.id, d.id);
-      }
-    }
-    return swept;
+        },
+        then: (d) => log.leaseExpired(uidOf(d)!, d.ref.parent.parent!.id, d.id),
+      },
+    );
   }
 }

@@ -1,9 +1,4 @@
-import {
-  FieldValue,
-  type DocumentReference,
-  type Firestore,
-  type Transaction,
-} from 'firebase-admin/firestore';
+import { FieldValue, type DocumentReference, type Transaction } from 'firebase-admin/firestore';
 import {
   AGENTS_LIST_MAX,
   AGENT_TOOLS,
@@ -14,9 +9,8 @@ import {
 } from '@agent-platform/contract';
 import { roomForAgent } from '../agents/agent-cap.ts';
 import { DatabaseUnavailableError, DomainError, InternalError } from '../errors.ts';
-import type { DbSteps } from '../firestore/db-steps.ts';
+import type { Store } from '../firestore/store.ts';
 import { isNotFound, userRef } from '../firestore/refs.ts';
-import type { Logger } from '../logs.ts';
 import type { RunResult } from '../runner/runner-client.ts';
 import { owns } from './lease.ts';
 import {
@@ -44,20 +38,16 @@ type Owned = 'settled' | 'gone' | 'taken';
  * owns the message.
  */
 export class MessageLedger {
-  readonly #db: Firestore;
-  readonly #steps: DbSteps;
-  readonly #log: Logger;
+  readonly #store: Store;
   readonly #limits: ReserveLimits;
 
-  constructor(db: Firestore, steps: DbSteps, log: Logger, limits: ReserveLimits) {
-    this.#db = db;
-    this.#steps = steps;
-    this.#log = log;
+  constructor(store: Store, limits: ReserveLimits) {
+    this.#store = store;
     this.#limits = limits;
   }
 
   reserve(request: ReserveRequest): Promise<Reserved> {
-    return reserve(this.#db, this.#steps, this.#limits, request);
+    return reserve(this.#store.db, this.#store.steps, this.#limits, request);
   }
 
   /** Stores the outcome of a reserved message; a reply is given back as its sender sees it. */
@@ -81,7 +71,7 @@ export class MessageLedger {
         if (r.requestRef) tx.update(r.requestRef, { state: 'failed', errorCode: code });
       });
     } catch (commitErr) {
-      this.#log.markFailedFailed(r.uid, r.conversationRef.id, r.messageRef.id, commitErr);
+      this.#store.log.markFailedFailed(r.uid, r.conversationRef.id, r.messageRef.id, commitErr);
     }
   }
 
@@ -95,7 +85,7 @@ export class MessageLedger {
     const agentRef = await this.#agentRoom(r, result);
     const replyRef = r.conversationRef.collection(COLLECTIONS.messages).doc();
     const reply = storableReply(result.text + agentRef.note, result.component);
-    if (reply.dropped) this.#log.componentDropped(r.uid, convId, result.runId, reply.dropped);
+    if (reply.dropped) this.#store.log.componentDropped(r.uid, convId, result.runId, reply.dropped);
     const usage = result.usage;
     const usageIncrement = {
       calls: FieldValue.increment(usage.calls),
@@ -140,19 +130,19 @@ export class MessageLedger {
       // (it reads as failed once that expires, unless the reply landed); the sender is told.
       if (err instanceof DatabaseUnavailableError) throw err;
       // Firestore refused the reply: the message and its request end as failed, never pending.
-      this.#log.replyNotStored(r.uid, convId, r.messageRef.id, err);
+      this.#store.log.replyNotStored(r.uid, convId, r.messageRef.id, err);
       const failure = new InternalError('the reply could not be stored');
       await this.#settleFailed(r, failure);
       throw failure;
     }
     if (owned === 'taken') {
       // A retry owns the message now: its outcome is the one stored, but these tokens were spent.
-      await this.#steps
+      await this.#store.steps
         .step(r.usageRef.set(usageIncrement, { merge: true }), 'counting the usage')
-        .catch((e: unknown) => this.#log.markFailedFailed(r.uid, convId, r.messageRef.id, e));
+        .catch((e: unknown) => this.#store.log.markFailedFailed(r.uid, convId, r.messageRef.id, e));
       return out;
     }
-    const outcome = this.#db.batch();
+    const outcome = this.#store.db.batch();
     if (agentRef.ref && result.agent) {
       outcome.set(agentRef.ref, {
         ...result.agent,
@@ -168,14 +158,14 @@ export class MessageLedger {
     // The conversation was deleted meanwhile: the request's outcome, the agent and the usage stay.
     if (owned === 'gone') outcome.set(r.usageRef, usageIncrement, { merge: true });
     try {
-      await this.#steps.step(outcome.commit(), 'storing the request outcome');
+      await this.#store.steps.step(outcome.commit(), 'storing the request outcome');
     } catch (err) {
       // The reply is stored; a retry of this request must not wait for ever on its record.
-      this.#log.replyNotStored(r.uid, convId, r.messageRef.id, err);
+      this.#store.log.replyNotStored(r.uid, convId, r.messageRef.id, err);
       if (r.requestRef) {
         await r.requestRef
           .update({ state: 'failed', errorCode: 'internal' })
-          .catch((e: unknown) => this.#log.markFailedFailed(r.uid, convId, r.messageRef.id, e));
+          .catch((e: unknown) => this.#store.log.markFailedFailed(r.uid, convId, r.messageRef.id, e));
       }
     }
     return out;
@@ -190,14 +180,14 @@ export class MessageLedger {
     result: RunResult,
   ): Promise<{ ref: DocumentReference | null; note: string }> {
     if (!result.agent) return { ref: null, note: '' };
-    const agents = userRef(this.#db, r.uid).collection(COLLECTIONS.agents);
-    const room = await roomForAgent(this.#steps, agents).catch(() => null);
+    const agents = userRef(this.#store.db, r.uid).collection(COLLECTIONS.agents);
+    const room = await roomForAgent(this.#store.steps, agents).catch(() => null);
     if (room) return { ref: agents.doc(), note: '' };
     const why =
       room === false
         ? `you have the most agents allowed (${AGENTS_LIST_MAX}); delete one first`
         : 'the agents could not be counted; try again';
-    this.#log.agentNotCreated(r.uid, r.conversationRef.id, result.runId, why);
+    this.#store.log.agentNotCreated(r.uid, r.conversationRef.id, result.runId, why);
     return { ref: null, note: `\n\n[agent not created: ${why}]` };
   }
 
@@ -210,13 +200,13 @@ export class MessageLedger {
   async #whileOwned(r: Reservation, what: string, write: (tx: Transaction) => void): Promise<Owned> {
     let owned: Owned;
     try {
-      owned = await this.#steps.step(
-        this.#db.runTransaction(async (tx): Promise<Owned> => {
+      owned = await this.#store.steps.step(
+        this.#store.db.runTransaction(async (tx): Promise<Owned> => {
           const snap = await tx.get(r.messageRef);
           if (!snap.exists) return 'gone';
-          if (!owns(this.#steps.read(r.uid, messageDocSchema, snap), r.leaseMs)) return 'taken';
+          if (!owns(this.#store.steps.read(r.uid, messageDocSchema, snap), r.leaseMs)) return 'taken';
           write(tx);
-          tx.update(userRef(this.#db, r.uid), {
+          tx.update(userRef(this.#store.db, r.uid), {
             [`activeRuns.${r.messageRef.id}`]: FieldValue.delete(),
             [`tokenReservations.${r.messageRef.id}`]: FieldValue.delete(),
           });
@@ -229,8 +219,9 @@ export class MessageLedger {
       if (!isNotFound(err)) throw err;
       owned = 'gone';
     }
-    if (owned === 'gone') this.#log.conversationGoneMidSend(r.uid, r.conversationRef.id, r.messageRef.id);
-    if (owned === 'taken') this.#log.outcomeDropped(r.uid, r.conversationRef.id, r.messageRef.id);
+    if (owned === 'gone')
+      this.#store.log.conversationGoneMidSend(r.uid, r.conversationRef.id, r.messageRef.id);
+    if (owned === 'taken') this.#store.log.outcomeDropped(r.uid, r.conversationRef.id, r.messageRef.id);
     return owned;
   }
 }

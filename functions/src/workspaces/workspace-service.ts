@@ -1,9 +1,9 @@
-import { FieldValue, Timestamp, type Firestore } from 'firebase-admin/firestore';
+import { FieldValue, Timestamp } from 'firebase-admin/firestore';
 import { COLLECTIONS, SANDBOX_OPS_PER_MINUTE, userDocSchema } from '@agent-platform/contract';
 import { takeUserWindow } from '../admission/user-window.ts';
-import type { DbSteps } from '../firestore/db-steps.ts';
+import { claimEach } from '../firestore/claim-each.ts';
 import { userRef } from '../firestore/refs.ts';
-import type { Logger } from '../logs.ts';
+import type { Store } from '../firestore/store.ts';
 import type { RunnerClient } from '../runner/runner-client.ts';
 
 /**
@@ -11,16 +11,12 @@ import type { RunnerClient } from '../runner/runner-client.ts';
  * message, deleted on request, after WORKSPACE_IDLE_DAYS without activity, and with the account.
  */
 export class WorkspaceService {
-  readonly #db: Firestore;
+  readonly #store: Store;
   readonly #runner: RunnerClient;
-  readonly #steps: DbSteps;
-  readonly #log: Logger;
 
-  constructor(db: Firestore, runner: RunnerClient, steps: DbSteps, log: Logger) {
-    this.#db = db;
+  constructor(store: Store, runner: RunnerClient) {
+    this.#store = store;
     this.#runner = runner;
-    this.#steps = steps;
-    this.#log = log;
   }
 
   /** Warms the caller's sandbox (e.g. when a client opens a conversation), so the reply is fast. */
@@ -42,10 +38,10 @@ export class WorkspaceService {
     const t0 = performance.now();
     try {
       const deletedWorkspace = await this.#runner.deleteWorkspace(uid);
-      await this.#db.recursiveDelete(userRef(this.#db, uid));
-      this.#log.userDataDeleted(uid, deletedWorkspace, Math.round(performance.now() - t0));
+      await this.#store.db.recursiveDelete(userRef(this.#store.db, uid));
+      this.#store.log.userDataDeleted(uid, deletedWorkspace, Math.round(performance.now() - t0));
     } catch (err) {
-      this.#log.userDataNotDeleted(uid, err);
+      this.#store.log.userDataNotDeleted(uid, err);
       throw err;
     }
   }
@@ -56,34 +52,31 @@ export class WorkspaceService {
    * activity again (a message arriving meanwhile keeps the workspace), then the runner deletes
    * the workspace. Returns how many were deleted.
    */
-  async expireIdleWorkspaces(cutoffMs: number, limit = 100): Promise<number> {
-    const snap = await this.#steps.step(
-      this.#db
+  expireIdleWorkspaces(cutoffMs: number, limit = 100): Promise<number> {
+    return claimEach(
+      this.#store.db,
+      this.#store.steps,
+      this.#store.db
         .collection(COLLECTIONS.users)
         .where('workspaceActive', '==', true)
         .where('lastActiveAt', '<', Timestamp.fromMillis(cutoffMs))
-        .limit(limit)
-        .get(),
-      'querying idle workspaces',
-    );
-    let expired = 0;
-    for (const d of snap.docs) {
-      const claimed = await this.#steps.step(
-        this.#db.runTransaction(async (tx) => {
-          const fresh = this.#steps.read(d.id, userDocSchema, await tx.get(d.ref));
+        .limit(limit),
+      {
+        query: 'querying idle workspaces',
+        claim: 'marking a workspace expired',
+        take: async (tx, d) => {
+          const fresh = this.#store.steps.read(d.id, userDocSchema, await tx.get(d.ref));
           const last = fresh?.lastActiveAt?.toMillis() ?? 0;
           if (!fresh?.workspaceActive || last >= cutoffMs) return false;
           tx.update(d.ref, { workspaceActive: false, workspaceExpiredAt: FieldValue.serverTimestamp() });
           return true;
-        }),
-        'marking a workspace expired',
-      );
-      if (!claimed) continue;
-      await this.#runner.deleteWorkspace(d.id);
-      this.#log.workspaceExpired(d.id);
-      expired++;
-    }
-    return expired;
+        },
+        then: async (d) => {
+          await this.#runner.deleteWorkspace(d.id);
+          this.#store.log.workspaceExpired(d.id);
+        },
+      },
+    );
   }
 
   /**
@@ -91,9 +84,9 @@ export class WorkspaceService {
    * per-user window of SANDBOX_OPS_PER_MINUTE (the web client warms about once a minute).
    */
   async #takeSandboxOp(uid: string): Promise<void> {
-    await this.#steps.step(
+    await this.#store.steps.step(
       takeUserWindow(
-        this.#db,
+        this.#store.db,
         uid,
         'sandboxOpsRate',
         SANDBOX_OPS_PER_MINUTE,
