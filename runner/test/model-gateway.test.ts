@@ -580,6 +580,76 @@ console.log(big.status, n(200), n(429));\n})();`,
   });
 });
 
+describe('budgets under attack (issue 18)', () => {
+  test('20 concurrent calls, streaming or not, spend at most the run budget', async () => {
+    const saved = fake.usage;
+    // A provider that writes up to each call's cap: every admitted call costs what it reserved.
+    // The token budget binds before the call cap (10): admitted without a reservation, nine calls
+    // of 215 tokens would spend 1935 of 1000.
+    fake.usage = { input: 15, output: 1_000 };
+    try {
+      for (const stream of [false, true]) {
+        const before = fake.requests.length;
+        fake.agentScript.push(
+          {
+            ...runCodeCall(
+              'js',
+              `(async () => {\n${CHAT}
+const calls = Array.from({ length: 20 }, () =>
+  chat({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 200, stream: ${stream} }).then(async (r) => (await r.text(), r.status)));
+const statuses = await Promise.all(calls);
+console.log(statuses.filter((s) => s === 200).length, statuses.filter((s) => s === 429).length);\n})();`,
+            ),
+            usage: { input: 20, output: 5 },
+          },
+          { text: 'done', usage: { input: 20, output: 5 } },
+        );
+        const r = await postRun(runner, { userId: uniqueId('u'), message: 'spend', tokenBudget: 1_000 });
+        assert.equal(r.status, 200);
+        const u: RunResult['usage'] = r.body.usage;
+        const served = fake.requests.slice(before).filter((q) => !(q.body as { tools?: unknown }).tools);
+        assert.ok(u.inputTokens + u.outputTokens <= 1_000, `stream ${stream}: ${JSON.stringify(u)}`);
+        assert.ok(served.length > 0 && served.length < 20, `stream ${stream}: ${served.length} served`);
+        assert.equal(
+          u.calls,
+          fake.requests.length - before,
+          'every call that reached the provider is counted',
+        );
+        fake.agentScript.length = 0;
+      }
+    } finally {
+      fake.usage = saved;
+    }
+  });
+
+  test('calls still in flight when the run ends are aborted at the provider and charged', async () => {
+    const before = fake.requests.length;
+    const closedBefore = fake.closedEarly;
+    fake.script.push(...[1, 2, 3].map(() => ({ text: 'late', delayMs: 20_000 })));
+    // The code starts three calls in a process of its own, waits until they have been on their
+    // way for 1.5 s, and returns: the run ends (the agent's result) while they wait at the provider.
+    fake.agentScript.push(
+      runCodeCall(
+        'sh',
+        `rm -f /tmp/sent
+node -e '${CHAT.replaceAll("'", `'"'"'`)} for (let i = 0; i < 3; i++) chat({ messages: [] }); setTimeout(() => require("fs").writeFileSync("/tmp/sent", "1"), 1500);' > /dev/null 2>&1 &
+for i in $(seq 1 100); do [ -f /tmp/sent ] && break; sleep 0.2; done; echo started`,
+      ),
+      { text: 'done' },
+    );
+    const r = await postRun(runner, { userId: uniqueId('u'), message: 'leave them' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.status, 'ok', r.body.text);
+    const seen = fake.requests.length - before;
+    assert.equal(seen, 5, "the agent's two calls and the three left in flight");
+    assert.equal(r.body.usage.calls, 5, 'all counted');
+    assert.equal(fake.closedEarly - closedBefore, 3, 'the three were aborted at the provider');
+    // Charged their reservations: each its prompt and a cap of MODEL_DEFAULT_MAX_TOKENS or what was left.
+    assert.ok(r.body.usage.inputTokens + r.body.usage.outputTokens > 3 * 1_000, JSON.stringify(r.body.usage));
+    fake.script.length = 0;
+  });
+});
+
 describe('Vertex AI with the VM service account', () => {
   test('no metadata server (no credentials): the model call gets a clear 502 and the run ends with why', async () => {
     const vertex = await startRunner({
