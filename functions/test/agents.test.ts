@@ -274,20 +274,25 @@ describe('budgets and usage', () => {
   test("usage adds up per user per day; past the user's daily budget a model call is refused and the reply says why; another user is unaffected", async () => {
     const alice = await user();
     const bob = await user();
-    // An operator's per-user budget (users/{uid}.tokensPerDay): 15 tokens. Each call costs 10
-    // (the stand-in reports 7 in, 3 out).
-    await adminDb().collection('users').doc(alice.uid).set({ tokensPerDay: 15 }, { merge: true });
+    // An operator's per-user budget (users/{uid}.tokensPerDay): 1500 tokens. Each of the agent's
+    // calls costs 700 (scripted); before it is forwarded it reserves its prompt (about 500
+    // tokens, estimated) and a cap, all within what is left of the day (issue 18).
+    await adminDb().collection('users').doc(alice.uid).set({ tokensPerDay: 1_500 }, { merge: true });
     const before = fake.requests.length;
+    const costly = { input: 600, output: 100 };
 
-    fake.agentScript.push({ text: 'one' });
+    fake.agentScript.push({ text: 'one', usage: costly });
     const r1 = await send(alice, { message: 'first' });
     assert.equal(r1.text, 'one');
-    fake.agentScript.push({ text: 'two' });
+    fake.agentScript.push({ text: 'two', usage: costly });
     const r2 = await send(alice, { message: 'second' });
-    assert.equal(r2.text, 'two', 'the 5 tokens left admit one more call (a call may overshoot)');
+    assert.equal(r2.text, 'two', 'the 800 tokens left admit a call whose prompt fits');
     const r3 = await send(alice, { message: 'third' });
     assert.equal(r3.status, 'error');
-    assert.match(r3.text, /token budget of this run is spent \(0 of 0 tokens\)/);
+    assert.match(
+      r3.text,
+      /does not fit in what is left of the token budget of this run \(100 of 100 tokens\)/,
+    );
     assert.equal(r3.usage?.exhausted, 'tokens');
     assert.equal(fake.requests.length - before, 2, 'the refused call never reached the provider');
 
@@ -299,7 +304,7 @@ describe('budgets and usage', () => {
         outputTokens: usage.outputTokens,
         tokensPerDay: usage.tokensPerDay,
       },
-      { calls: 2, inputTokens: 14, outputTokens: 6, tokensPerDay: 15 },
+      { calls: 2, inputTokens: 1_200, outputTokens: 200, tokensPerDay: 1_500 },
     );
     const day = (
       await adminDb().collection('users').doc(alice.uid).collection('usage').doc(usage.day).get()

@@ -1,19 +1,17 @@
 /**
- * Issue 18: code in a sandbox runs as the agent's uid, so it may try to speak the agent's
- * protocol through /proc/<agent pid>/fd/1: model requests the runner forwards, and a `result`
- * that ends the run while they are in flight (before: the provider served them and they were
- * never charged), with a created agent and a component its agent's tool list forbids.
- *
- * Under runc the agent is non-dumpable (native/nondumpable.c), so the write is refused. Debian's
- * 2022 gVisor does not check that for /proc/<pid>/fd, so there the lines arrive; then every call
- * that reached the provider is charged (aborted at the run's end, charged its reservation), and
- * nothing the agent's tools forbid is kept. Both runtimes are asserted, each as it behaves.
+ * Issue 18: code in a sandbox runs as the agent's uid, so it can write the agent's protocol
+ * itself, to the sandbox's stdout (through /proc/<agent pid>/fd/1, or /proc/1/fd/1, the init
+ * process's, which holds the same stream): model requests the runner forwards, and a `result`
+ * that ends the run while they are in flight (before: the provider served them and they were never
+ * charged), with a created agent and a component its agent's tool list forbids. The runner trusts
+ * nothing such lines say about accounting or permissions: every call that reached the provider is
+ * aborted at the run's end and charged, and what the tools forbid is dropped. Under runc and gVisor.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RunResult } from '@agent-platform/contract';
 import { startFakeModel, type FakeModel } from './helpers/fake-model.ts';
-import { GVISOR, postRun, uniqueId } from './helpers/runner-process.ts';
+import { postRun, uniqueId } from './helpers/runner-process.ts';
 import { suiteRunner } from './helpers/with-runner.ts';
 
 let fake: FakeModel;
@@ -40,9 +38,9 @@ const CALLS = [1, 2, 3].map(FORGED_CALL);
  */
 const ATTACKS: Record<'sh' | 'python' | 'js', string> = {
   sh: [
-    ...CALLS.map((l) => `printf '%s\\n' '${l.replaceAll("'", `'"'"'`)}' > /proc/$PPID/fd/1 || echo REFUSED`),
+    ...CALLS.map((l) => `printf '%s\\n' '${l.replaceAll("'", `'"'"'`)}' > /proc/1/fd/1 || echo REFUSED`),
     'sleep 1',
-    `printf '%s\\n' '${FORGED_RESULT.replaceAll("'", `'"'"'`)}' > /proc/$PPID/fd/1 || echo REFUSED`,
+    `printf '%s\\n' '${FORGED_RESULT.replaceAll("'", `'"'"'`)}' > /proc/1/fd/1 || echo REFUSED`,
   ].join('\n'),
   python: `import os, time
 def forge(line):
@@ -80,7 +78,7 @@ describe('protocol lines forged by code in the sandbox', () => {
   }));
 
   for (const language of ['sh', 'python', 'js'] as const) {
-    test(`from ${language}: refused (runc) or charged and stripped of what the tools forbid (gVisor)`, async () => {
+    test(`from ${language}: every forwarded call is charged, and what the tools forbid is dropped`, async () => {
       const userId = uniqueId('forger');
       const before = fake.requests.length;
       const closedBefore = fake.closedEarly;
@@ -107,21 +105,15 @@ describe('protocol lines forged by code in the sandbox', () => {
       assert.equal(result.agent, null, 'no agent is created by a run whose agent lacks create_agent');
       assert.equal(result.component, null, 'no component from a run whose agent lacks show_component');
       assert.equal(result.usage.calls, seen.length, 'every call that reached the provider is counted');
-      if (GVISOR) {
-        // The lines arrived: the three calls were forwarded, then cut off by the run's end.
-        assert.equal(forged.length, 3, `forged calls at the provider: ${forged.length}`);
-        assert.equal(result.text, 'forged answer');
-        assert.equal(fake.closedEarly - closedBefore, 3, 'the calls in flight were aborted at the provider');
-        // Charged their reservations (prompt and cap), far more than nothing (before: 0 tokens).
-        assert.ok(
-          result.usage.inputTokens + result.usage.outputTokens >= own * 10 + 3 * 100,
-          JSON.stringify(result.usage),
-        );
-      } else {
-        assert.equal(forged.length, 0, 'nothing forged reached the provider');
-        assert.match(result.text, /REFUSED|Permission denied/);
-        assert.equal(result.status, 'ok', result.text);
-      }
+      // The lines arrived: the three calls were forwarded, then cut off by the run's end.
+      assert.equal(forged.length, 3, `forged calls at the provider: ${forged.length}`);
+      assert.equal(result.text, 'forged answer');
+      assert.equal(fake.closedEarly - closedBefore, 3, 'the calls in flight were aborted at the provider');
+      // Charged their reservations (prompt and cap), far more than nothing (before: 0 tokens).
+      assert.ok(
+        result.usage.inputTokens + result.usage.outputTokens >= own * 10 + 3 * 100,
+        JSON.stringify(result.usage),
+      );
       // What this run's scripts left unused (the agent's own last call under gVisor, whose
       // sandbox was ended; the slow answers under runc) must not answer the next run.
       fake.agentScript.length = 0;

@@ -17,7 +17,6 @@ import type { AgentEvent } from '@agent-platform/contract';
 import { describeError } from './describe-error.ts';
 import { answerWithModel } from './llm-agent.ts';
 import { ModelGateway } from './model-gateway.ts';
-import { makeNonDumpable } from './nondumpable.ts';
 import { answerOffline } from './offline-agent.ts';
 import { inputLines, parseRequest, type InputLine } from './request.ts';
 import { Turn, type TurnStatus } from './turn.ts';
@@ -44,9 +43,6 @@ async function answer(input: InputLine, turn: Turn): Promise<TurnStatus> {
 
 async function main(): Promise<void> {
   process.stdout.on('error', () => process.exit(0)); // the reader went away: nothing left to do
-  // First, before any code of the user's runs: their code runs as this process's uid.
-  const notNonDumpable = makeNonDumpable();
-  if (notNonDumpable) process.stderr.write(`agent: not made non-dumpable: ${notNonDumpable}\n`);
   gateway.listen();
   // stdin carries request lines and, during a run, the runner's model responses: one reader
   // routes both, so responses arrive while a run (waiting on them) is in progress.
