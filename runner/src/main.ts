@@ -1,4 +1,4 @@
-import { TIMEOUT_MARGINS, timeoutBudget } from '@agent-platform/contract';
+import { TIMEOUT_MARGINS, settleBy, timeoutBudget } from '@agent-platform/contract';
 import Docker from 'dockerode';
 import { freemem } from 'node:os';
 import { createAuthenticator } from './auth/authenticate.ts';
@@ -117,15 +117,28 @@ async function main(): Promise<void> {
         .finally(() => process.exit(0));
     }, SHUTDOWN_SETTLE_MS).unref();
   };
+  /**
+   * Stops taking connections and waits, at most `ms`, for the answers in flight to be written: a
+   * run's sandbox work can end a few steps before its HTTP answer has gone out (its model calls
+   * are finished and charged first), and cutting the connections then lost the answer.
+   */
+  const answered = async (ms: number): Promise<void> => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await settleBy(closed, AbortSignal.timeout(ms));
+  };
   // SIGTERM (scale-in, preemption, a redeploy) drains: no new runs (/readyz 503), the runs in
-  // flight finish within their budget, warm sandboxes are saved and removed, then the process
-  // exits. SIGINT (Ctrl-C), or a second SIGTERM, stops at once.
+  // flight finish within their budget and their answers are written, warm sandboxes are saved and
+  // removed, then the process exits. SIGINT (Ctrl-C), or a second SIGTERM, stops at once.
   let draining = false;
   process.on('SIGTERM', () => {
     if (draining) return shutdown('SIGTERM (again)');
     draining = true;
     log.draining(budget.runnerAnswerMs);
-    void engine.startDraining(budget.runnerAnswerMs).then(() => shutdown('SIGTERM'));
+    void engine
+      .startDraining(budget.runnerAnswerMs)
+      .then(() => answered(TIMEOUT_MARGINS.networkMarginMs))
+      .then(() => shutdown('SIGTERM'));
   });
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
